@@ -1,0 +1,1 @@
+"""Optional backends: compute kernels (numba, jax) and LLM runtimes (anthropic, llama.cpp, openai, mlx)."""

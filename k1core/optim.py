@@ -1,0 +1,119 @@
+"""AdamW with decoupled weight decay, global-norm clipping and a warmup + cosine schedule.
+
+The update runs over the ParamStore's single flat buffer (a handful of whole-array ops),
+or over a flat index subset when only some parameters may change (K-1's top-K credit).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from k1core.params import ParamStore
+
+
+@dataclass(frozen=True)
+class AdamWConfig:
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    total_steps: int = 2000
+    beta1: float = 0.9
+    beta2: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # 0 disables clipping
+
+
+def lr_at(step: int, cfg: AdamWConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at cfg.total_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.total_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def decay_matrices(name: str, shape: tuple) -> bool:
+    """Default weight-decay rule (as nanoGPT): decay 2-D+ weights, not gains, biases or scalars."""
+    return len(shape) >= 2
+
+
+class AdamW:
+    """AdamW over a ParamStore; moments are flat arrays aligned with params.flat."""
+
+    def __init__(self, params: ParamStore, cfg: AdamWConfig, decay=decay_matrices):
+        self.params, self.cfg, self.decay = params, cfg, decay
+        self.m = np.zeros_like(params.flat)
+        self.v = np.zeros_like(params.flat)
+        self.decay_mask = params.mask(decay)
+        self.t = 0
+
+    def clip_grad(self, select: np.ndarray | None = None) -> float:
+        """Scale gradients (or the selected ones) to global norm <= grad_clip; returns the norm before."""
+        g = self.params.grad if select is None else self.params.grad[select]
+        norm = float(np.sqrt(np.dot(g, g)))
+        if self.cfg.grad_clip > 0 and norm > self.cfg.grad_clip:
+            scale = self.cfg.grad_clip / (norm + 1e-12)
+            if select is None:
+                self.params.grad *= scale
+            else:
+                self.params.grad[select] = g * scale
+        return norm
+
+    def step(self, lr: float, select: np.ndarray | None = None) -> None:
+        """One AdamW update with learning rate `lr`, of all parameters or the flat indices `select`.
+
+        Unselected parameters keep their values and moments; bias correction uses the global
+        step count, so a rarely selected parameter gets a slightly damped first update.
+        """
+        c = self.cfg
+        self.t += 1
+        bc1 = 1.0 - c.beta1**self.t
+        bc2 = 1.0 - c.beta2**self.t
+        if select is None:
+            p, g, m, v, dm = self.params.flat, self.params.grad, self.m, self.v, self.decay_mask
+        else:
+            p, g, m, v = self.params.flat[select], self.params.grad[select], self.m[select], self.v[select]
+            dm = self.decay_mask[select]
+        m *= c.beta1
+        m += (1.0 - c.beta1) * g
+        v *= c.beta2
+        v += (1.0 - c.beta2) * (g * g)
+        if c.weight_decay:
+            p *= 1.0 - (lr * c.weight_decay) * dm
+        denom = np.sqrt(v / bc2)
+        denom += c.eps
+        p -= (lr / bc1) * m / denom
+        if select is not None:
+            self.params.flat[select], self.m[select], self.v[select] = p, m, v
+
+    def state_dict(self) -> dict:
+        """Moments by parameter name (so they survive a structural change) and the step count."""
+        ps = self.params
+        return {
+            "t": self.t,
+            "m": {k: ps._view(self.m, k).copy() for k in ps.shapes},
+            "v": {k: ps._view(self.v, k).copy() for k in ps.shapes},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore moments by name; parameters absent from `state` start with zero moments."""
+        ps = self.params
+        self.t = int(state["t"])
+        self.m.fill(0.0)
+        self.v.fill(0.0)
+        for k in ps.shapes:
+            if k in state["m"] and tuple(np.shape(state["m"][k])) == ps.shapes[k]:
+                ps._view(self.m, k)[...] = state["m"][k]
+                ps._view(self.v, k)[...] = state["v"][k]
+
+    def rebind(self, params: ParamStore) -> None:
+        """Move to a new ParamStore (after a structural change), keeping moments by name."""
+        state = self.state_dict()
+        self.params = params
+        self.m = np.zeros_like(params.flat)
+        self.v = np.zeros_like(params.flat)
+        self.decay_mask = params.mask(self.decay)
+        self.load_state_dict(state)

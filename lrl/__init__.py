@@ -1,0 +1,1 @@
+"""Linguistic RL + LoRA knowledge transfer: domains, stages, curriculum, evaluation."""
