@@ -31,5 +31,35 @@ def lrl():
     """Linguistic RL + LoRA knowledge transfer: problems, scoring, stages, evaluation."""
 
 
+@lrl.command("problems")
+@click.option("--domain", "domain_name", required=True, help="scheduling, coding or arithmetic")
+@click.option("--variant", default=None, help="domain variant (scheduling: seed, balanced, min-rooms, large, minutes)")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
+@click.option("--n", "n", default=150, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=123, show_default=True, type=int)
+@click.option("--difficulty", default=None, help="only this difficulty (default: stratified)")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write")
+@click.option("--disjoint-from", "others", multiple=True, type=click.Path(dir_okay=False),
+              help="problem files the new set must not overlap (canonical duplicates are an error)")
+def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
+    """Generate a problem set as JSONL (one problem per line)."""
+    from lrl.problem_sets import generate_problem_file
+    click.echo(generate_problem_file(domain_name, variant, split, n, seed, difficulty, out, others))
+
+
+@lrl.command("score")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--against", default=None, type=click.Path(dir_okay=False),
+              help="a second results file on the same items: paired McNemar test and CI of the difference")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="also write the report as JSON")
+def lrl_score(results, against, json_out):
+    """Accuracy with Wilson CI, majority baseline, breakdowns; optional paired comparison."""
+    from lrl.evaluation import render_report, score_files, write_report
+    report = score_files(results, against)
+    click.echo(render_report(report))
+    if json_out:
+        write_report(json_out, report)
+
+
 if __name__ == "__main__":
     main()

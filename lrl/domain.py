@@ -88,8 +88,11 @@ class TransferDomain(Protocol):
     variants: tuple[str, ...]
 
     def generate(self, n: int, seed: int, split: str = "test", variant: str | None = None,
-                 difficulty: str | None = None) -> list[Problem]:
-        """`n` problems, deterministic in (seed, split, variant, difficulty); splits never overlap."""
+                 difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
+        """`n` problems, deterministic in (seed, split, variant, difficulty); splits never overlap.
+
+        `exclude` holds canonical keys (e.g. of a published test file) that must not be drawn.
+        """
 
     def from_json(self, obj: dict, where: str) -> Problem:
         """A problem from a JSON dict (ours, or a user's looser format); UserError naming `where`."""

@@ -12,6 +12,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
+
 from k1core.errors import UserError
 from lrl.domain import OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, read_jsonl
 from lrl.stats import mcnemar_exact_p, newcombe_paired_difference, wilson_interval
@@ -175,3 +177,8 @@ def render_report(report: dict) -> str:
 def records_from(domain: TransferDomain, problems: Iterable[Problem], responses: Iterable[str], **meta) -> list[dict]:
     """Result records for responses given in the same order as the problems."""
     return [result_record(domain, p, r, **meta) for p, r in zip(problems, responses, strict=True)]
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """The report as indented JSON."""
+    Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

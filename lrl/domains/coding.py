@@ -100,12 +100,12 @@ def make_problem(task: CodingTask, pid: str, split: str, difficulty: str, varian
     return Problem(pid, "coding", split, difficulty, variant, payload, None)
 
 
-def _bank_problems(split: str) -> list[Problem]:
+def _bank_problems(split: str, exclude: frozenset = frozenset()) -> list[Problem]:
     return [make_problem(t, f"bank-{t.entry}", split, "bank", "bank")
-            for t in BANK if owner_split(t.reference) == split]
+            for t in BANK if owner_split(t.reference) == split and t.reference not in exclude]
 
 
-def _family_problems(n: int, seed: int, split: str) -> list[Problem]:
+def _family_problems(n: int, seed: int, split: str, exclude: frozenset = frozenset()) -> list[Problem]:
     rng = random.Random(seed * 1000 + split_salt(split))
     names, problems, seen = sorted(FAMILIES), [], set()
     for _ in range(n * 1000):
@@ -113,7 +113,7 @@ def _family_problems(n: int, seed: int, split: str) -> list[Problem]:
             return problems
         name = rng.choice(names)
         task = FAMILIES[name](rng)
-        if task.reference in seen or owner_split(task.reference) != split:
+        if task.reference in seen or task.reference in exclude or owner_split(task.reference) != split:
             continue
         seen.add(task.reference)
         problems.append(make_problem(task, f"family-{split}-{len(problems)}-{name}", split, "family", "families"))
@@ -184,17 +184,17 @@ class CodingDomain:
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         self.limits = limits
 
-    def generate(self, n, seed, split="test", variant=None, difficulty=None):
+    def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "mixed"
         if variant not in VARIANTS:
             raise UserError(f"unknown coding variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         split_salt(split)
-        bank = _bank_problems(split) if variant != "families" else []
+        bank = _bank_problems(split, exclude) if variant != "families" else []
         random.Random(seed).shuffle(bank)
         if variant == "bank" and n > len(bank):
             raise UserError(f"the {split} split holds {len(bank)} hand-written problems, fewer than {n}")
         chosen = bank[:n]
-        return chosen + _family_problems(n - len(chosen), seed, split) if len(chosen) < n else chosen
+        return chosen + _family_problems(n - len(chosen), seed, split, exclude) if len(chosen) < n else chosen
 
     def from_json(self, obj, where):
         payload = obj.get("payload")

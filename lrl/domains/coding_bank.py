@@ -125,7 +125,7 @@ BANK = (
     _task("def digit_sum(n: int) -> int",
           "Sum of the decimal digits of abs(n).",
           "def digit_sum(n):\n    return sum(int(c) for c in str(abs(n)))",
-          (0,), (12345,), (-908,), (10 ** 20,)),
+          (0,), (12345,), (-908,), (10 ** 18 + 7,)),
     _task("def to_binary(n: int) -> str",
           "Binary representation of n >= 0 without prefix ('0' for zero).",
           "def to_binary(n):\n    return bin(n)[2:]",

@@ -115,7 +115,7 @@ def generate_seed(n: int, seed: int, split: str, difficulty: str | None = None) 
 
 
 def generate_disjoint(n: int, seed: int, split: str, variant: str,
-                      difficulty: str | None = None) -> list[Problem]:
+                      difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
     """Rejection-sampled problems owned by `split` (disjoint by construction), optionally balanced."""
     profile, kind, balanced = VARIANTS[variant]
     rng = random.Random(seed * 1000 + split_salt(split))
@@ -133,7 +133,7 @@ def generate_disjoint(n: int, seed: int, split: str, variant: str,
             else:
                 rooms = rng.choice(profile.rooms[diff]) if kind == "feasible" else None
             key = canonical_meetings_key(meetings, rooms)
-            if key in seen or owner_split(key) != split:
+            if key in seen or key in exclude or owner_split(key) != split:
                 continue
             seen.add(key)
             problems.append(_make(f"{variant}-{split}-{diff}_{index}", split, diff, variant,
@@ -287,7 +287,7 @@ class SchedulingDomain:
     name = "scheduling"
     variants = tuple(VARIANTS)
 
-    def generate(self, n, seed, split="test", variant=None, difficulty=None):
+    def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "seed"
         if variant not in VARIANTS:
             raise UserError(f"unknown scheduling variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -295,8 +295,11 @@ class SchedulingDomain:
             raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
         split_salt(split)  # validates the split name
         if variant == "seed":
+            if exclude:
+                raise UserError("the seed variant reproduces the published sets draw for draw and cannot "
+                                "exclude problems; use --variant balanced (or another) for a disjoint set")
             return generate_seed(n, seed, split, difficulty)
-        return generate_disjoint(n, seed, split, variant, difficulty)
+        return generate_disjoint(n, seed, split, variant, difficulty, exclude)
 
     def from_json(self, obj, where):
         payload = payload_from_json(obj, where)
