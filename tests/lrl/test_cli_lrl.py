@@ -1,0 +1,78 @@
+"""`k1 lrl problems` and `k1 lrl score` driven in-process with click's CliRunner."""
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from lrl.domain import get_domain, read_problems
+from lrl.evaluation import records_from
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["lrl", *args])
+
+
+def test_problems_writes_the_published_test_set(tmp_path):
+    out = tmp_path / "test.jsonl"
+    result = run("problems", "--domain", "scheduling", "--variant", "seed", "--split", "test",
+                 "--n", "150", "--seed", "123", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "YES 132, NO 18" in result.output
+    assert len(read_problems(out)) == 150
+
+
+def test_problems_avoids_files_given_with_disjoint_from(tmp_path):
+    test = tmp_path / "test.jsonl"
+    assert run("problems", "--domain", "scheduling", "--n", "150", "--seed", "123", "--out", str(test)).exit_code == 0
+    train = tmp_path / "train.jsonl"
+    result = run("problems", "--domain", "scheduling", "--variant", "balanced", "--split", "train", "--n", "300",
+                 "--seed", "42", "--out", str(train), "--disjoint-from", str(test))
+    assert result.exit_code == 0, result.output
+    domain = get_domain("scheduling")
+    keys = {domain.canonical_key(p) for p in read_problems(test)}
+    assert not keys & {domain.canonical_key(p) for p in read_problems(train)}
+    result = run("problems", "--domain", "scheduling", "--variant", "seed", "--split", "train", "--n", "100",
+                 "--seed", "42", "--out", str(tmp_path / "x.jsonl"), "--disjoint-from", str(test))
+    assert result.exit_code == 2 and "cannot exclude" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--domain", "chess"], "unknown domain 'chess'"),
+    (["--domain", "scheduling", "--variant", "huge"], "unknown scheduling variant 'huge'"),
+    (["--domain", "scheduling", "--difficulty", "extreme"], "unknown difficulty 'extreme'"),
+    (["--domain", "coding", "--variant", "bank", "--n", "500"], "fewer than 500"),
+])
+def test_problems_bad_arguments_give_one_line(tmp_path, args, message):
+    result = run("problems", *args, "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2 and message in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def write_results(path, responses, model):
+    domain = get_domain("scheduling")
+    problems = domain.generate(150, 123, "test", "seed")
+    records = records_from(domain, problems, responses(problems, domain), model=model)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+
+def test_score_prints_the_table_and_writes_json(tmp_path):
+    yes, solved = tmp_path / "yes.jsonl", tmp_path / "solved.jsonl"
+    write_results(yes, lambda ps, d: ["ANSWER: YES"] * len(ps), "always-yes")
+    write_results(solved, lambda ps, d: [d.worked_solution(p) for p in ps], "oracle")
+    report = tmp_path / "report.json"
+    result = run("score", str(yes), "--against", str(solved), "--json", str(report))
+    assert result.exit_code == 0, result.output
+    assert "always YES" in result.output and "88.0%" in result.output and "McNemar" in result.output
+    data = orjson.loads(report.read_bytes())
+    assert data["summary"]["accuracy"] == pytest.approx(0.88)
+    assert data["comparison"]["only_b"] == 18 and data["comparison"]["difference"] == pytest.approx(-0.12)
+
+
+def test_score_bad_input_names_file_and_line(tmp_path):
+    result = run("score", str(tmp_path / "missing.jsonl"))
+    assert result.exit_code == 2 and "missing.jsonl: no such file" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "verdict": "correct"}\n{"id": "b", "verdict": \n')
+    result = run("score", str(bad))
+    assert result.exit_code == 2 and f"{bad}:2: not valid JSON" in result.output
+    assert result.output.count("\n") == 1
