@@ -47,6 +47,16 @@ def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
     click.echo(generate_problem_file(domain_name, variant, split, n, seed, difficulty, out, others))
 
 
+@lrl.command("grade")
+@click.argument("problems", type=click.Path(dir_okay=False))
+@click.argument("responses", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="results JSONL for `k1 lrl score`")
+def lrl_grade(problems, responses, out):
+    """Parse and check model responses ({"id", "response"} per line) against a problem file."""
+    from lrl.evaluation import grade_files
+    click.echo(grade_files(problems, responses, out))
+
+
 @lrl.command("score")
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("--against", default=None, type=click.Path(dir_okay=False),

@@ -194,6 +194,24 @@ def _require_str(value, key: str, where: str) -> str:
     return value
 
 
+def check_choice(value: str | None, choices: Sequence[str], what: str) -> None:
+    """UserError naming the valid choices when `value` (None allowed) is not one of them."""
+    if value is not None and value not in choices:
+        raise UserError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def strategy_header(strategy: str | None) -> str:
+    """The prompt prefix carrying a learned strategy (empty without one); shared by all domains."""
+    return f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
+
+
+def strategy_preamble(steps: Sequence[str] | None) -> list[str]:
+    """Opening lines of a worked solution that follows a strategy's numbered steps."""
+    if not steps:
+        return []
+    return ["Following the strategy:", *(f"{i}. {s}" for i, s in enumerate(steps, start=1)), ""]
+
+
 def problem_fields(obj: dict, where: str, domain: str, default_split: str = "user") -> dict:
     """The common Problem fields of a JSON line, with defaults for user-written files."""
     pid = obj.get("id", where.rsplit(":", 1)[-1])

@@ -15,7 +15,8 @@ from typing import Any, Iterable
 import orjson
 
 from k1core.errors import UserError
-from lrl.domain import OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, read_jsonl
+from lrl.domain import (OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, get_domain,
+                        read_jsonl, read_problems, write_jsonl)
 from lrl.stats import mcnemar_exact_p, newcombe_paired_difference, wilson_interval
 
 PARSE_FAIL_LABEL = "<parse failure>"
@@ -181,4 +182,28 @@ def records_from(domain: TransferDomain, problems: Iterable[Problem], responses:
 
 def write_report(path: str | Path, report: dict) -> None:
     """The report as indented JSON."""
-    Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+
+def grade_files(problems_path: str | Path, responses_path: str | Path, out: str | Path) -> str:
+    """Parse and check model responses (JSONL `{"id", "response", "model"?, "stage"?}`) into a results file.
+
+    Every problem needs exactly one response: a missing response is no evidence either way, so it
+    is an error rather than a silent skip.
+    """
+    problems = {p.id: p for p in read_problems(problems_path)}
+    records = []
+    for where, obj in read_jsonl(responses_path):
+        pid, response = str(obj.get("id")), obj.get("response")
+        if pid not in problems:
+            raise UserError(f"{where}: id {obj.get('id')!r} is not in {problems_path}")
+        if not isinstance(response, str):
+            raise UserError(f"{where}: key 'response' must be a string")
+        problem = problems.pop(pid)
+        records.append(result_record(get_domain(problem.domain), problem, response,
+                                     model=obj.get("model"), stage=obj.get("stage")))
+    if problems:
+        raise UserError(f"{responses_path}: no response for {len(problems)} problems (e.g. {next(iter(problems))!r})")
+    write_jsonl(out, records)
+    outcomes = Counter(r["verdict"] for r in records)
+    return f"graded {len(records)} responses into {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))

@@ -14,8 +14,8 @@ from fractions import Fraction
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, owner_split,
-                        problem_fields, split_salt)
+from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, check_choice,
+                        owner_split, problem_fields, split_salt, strategy_header, strategy_preamble)
 from lrl.final_answer import answer_line, final_value
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -117,10 +117,8 @@ class ArithmeticDomain:
     variants = ("story",)
 
     def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
-        if variant not in (None, "story"):
-            raise UserError(f"unknown arithmetic variant {variant!r}; choose story")
-        if difficulty is not None and difficulty not in DIFFICULTIES:
-            raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
+        check_choice(variant, self.variants, "arithmetic variant")
+        check_choice(difficulty, DIFFICULTIES, "difficulty")
         rng = random.Random(seed * 1000 + split_salt(split))
         problems, seen = [], set()
         for index in range(n):
@@ -154,8 +152,7 @@ class ArithmeticDomain:
         return self._key(problem.payload)
 
     def render_prompt(self, problem, strategy=None):
-        head = f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
-        return (f"{head}WORD PROBLEM:\n{render_story(problem.payload)}\n\n"
+        return (f"{strategy_header(strategy)}WORD PROBLEM:\n{render_story(problem.payload)}\n\n"
                 "Give the exact value (an integer or a fraction like 7/4, not a rounded decimal).\n"
                 "End your response with a final line `ANSWER: <value>`.")
 
@@ -176,9 +173,7 @@ class ArithmeticDomain:
         p = problem.payload
         steps = [(op, Fraction(v)) for op, v in p["steps"]]
         amounts = run_steps(Fraction(p["start"]), steps)
-        lines = []
-        if strategy_steps:
-            lines += ["Following the strategy:"] + [f"{i}. {s}" for i, s in enumerate(strategy_steps, 1)] + [""]
+        lines = strategy_preamble(strategy_steps)
         lines.append(f"Start: {_fmt(amounts[0])} {p['unit']}.")
         symbols = {"add": "+ {v}", "sub": "- {v}", "give": "x (1 - {v})", "scale": "x {v}"}
         for (op, v), before, after in zip(steps, amounts, amounts[1:]):

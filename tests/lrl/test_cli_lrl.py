@@ -76,3 +76,21 @@ def test_score_bad_input_names_file_and_line(tmp_path):
     result = run("score", str(bad))
     assert result.exit_code == 2 and f"{bad}:2: not valid JSON" in result.output
     assert result.output.count("\n") == 1
+
+
+def test_grade_turns_responses_into_results_and_rejects_gaps(tmp_path):
+    problems = tmp_path / "p.jsonl"
+    assert run("problems", "--domain", "arithmetic", "--n", "3", "--seed", "1", "--out", str(problems)).exit_code == 0
+    ids = [p.id for p in read_problems(problems)]
+    responses = tmp_path / "r.jsonl"
+    responses.write_bytes(b"".join(orjson.dumps({"id": i, "response": "ANSWER: 1/2", "model": "m"}) + b"\n" for i in ids))
+    results = tmp_path / "res.jsonl"
+    result = run("grade", str(problems), str(responses), "--out", str(results))
+    assert result.exit_code == 0, result.output
+    assert run("score", str(results)).exit_code == 0
+    responses.write_bytes(orjson.dumps({"id": ids[0], "response": "ANSWER: 1"}) + b"\n")
+    result = run("grade", str(problems), str(responses), "--out", str(results))
+    assert result.exit_code == 2 and "no response for 2 problems" in result.output
+    responses.write_bytes(orjson.dumps({"id": "nope", "response": "x"}) + b"\n")
+    result = run("grade", str(problems), str(responses), "--out", str(results))
+    assert result.exit_code == 2 and "r.jsonl:1: id 'nope'" in result.output
