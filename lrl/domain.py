@@ -103,8 +103,11 @@ class TransferDomain(Protocol):
     def render_prompt(self, problem: Problem, strategy: str | None = None) -> str:
         """The user message: optional strategy text, the problem, and the required answer format."""
 
-    def parse(self, response: str) -> Parsed:
-        """The marked final answer of a model response, or a parse failure with its reason."""
+    def parse(self, response: str, problem: Problem | None = None) -> Parsed:
+        """The marked final answer of a model response, or a parse failure with its reason.
+
+        With `problem`, answers of the wrong kind (an integer for a yes/no question) fail here.
+        """
 
     def check(self, problem: Problem, parsed: Parsed) -> Verdict:
         """Score a parsed response against the problem's ground truth."""

@@ -123,9 +123,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
 
-def _acc_row(name: str, acc: dict) -> str:
+def _acc_row(name: str, acc: dict, width: int = 22) -> str:
     low, high = acc["ci95"]
-    return f"{name:<22}{acc['correct']:>5}/{acc['n']:<5} {_pct(acc['accuracy'])}  [{_pct(low)}, {_pct(high)}]"
+    return f"{name:<{width}}{acc['correct']:>5}/{acc['n']:<5} {_pct(acc['accuracy'])}  [{_pct(low)}, {_pct(high)}]"
 
 
 def render_table(summary: dict, comparison: dict | None = None, title: str = "run") -> str:
@@ -138,7 +138,7 @@ def render_table(summary: dict, comparison: dict | None = None, title: str = "ru
     lines.append(f"{'parse failures':<22}{'':>11} {_pct(summary['parse_failure_rate'])}")
     lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items())))
     lines.append("by difficulty:")
-    lines += ["  " + _acc_row(d, acc) for d, acc in summary["by_difficulty"].items()]
+    lines += ["  " + _acc_row(d, acc, width=20) for d, acc in summary["by_difficulty"].items()]
     if classes:
         predicted = sorted({p for row in classes["confusion"].values() for p in row})
         lines.append("confusion (rows expected, columns answered):")
