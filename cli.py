@@ -51,10 +51,22 @@ def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
 @click.argument("problems", type=click.Path(dir_okay=False))
 @click.argument("responses", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="results JSONL for `k1 lrl score`")
-def lrl_grade(problems, responses, out):
+@click.option("--domain", "domain_name", default=None, help="domain of problem lines without a 'domain' key")
+def lrl_grade(problems, responses, out, domain_name):
     """Parse and check model responses ({"id", "response"} per line) against a problem file."""
     from lrl.evaluation import grade_files
-    click.echo(grade_files(problems, responses, out))
+    click.echo(grade_files(problems, responses, out, domain_name))
+
+
+@lrl.command("prompts")
+@click.argument("problems", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help='JSONL of {"id", "prompt"}')
+@click.option("--strategy", default=None, type=click.Path(dir_okay=False), help="text file with a strategy to include")
+@click.option("--domain", "domain_name", default=None, help="domain of problem lines without a 'domain' key")
+def lrl_prompts(problems, out, strategy, domain_name):
+    """Render the user message for every problem, to send to any model you like."""
+    from lrl.problem_sets import write_prompt_file
+    click.echo(write_prompt_file(problems, out, strategy, domain_name))
 
 
 @lrl.command("score")

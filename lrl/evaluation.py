@@ -185,13 +185,15 @@ def write_report(path: str | Path, report: dict) -> None:
     Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
-def grade_files(problems_path: str | Path, responses_path: str | Path, out: str | Path) -> str:
+def grade_files(problems_path: str | Path, responses_path: str | Path, out: str | Path,
+                domain_name: str | None = None) -> str:
     """Parse and check model responses (JSONL `{"id", "response", "model"?, "stage"?}`) into a results file.
 
     Every problem needs exactly one response: a missing response is no evidence either way, so it
     is an error rather than a silent skip.
     """
-    problems = {p.id: p for p in read_problems(problems_path)}
+    domain = get_domain(domain_name) if domain_name else None
+    problems = {p.id: p for p in read_problems(problems_path, domain)}
     records = []
     for where, obj in read_jsonl(responses_path):
         pid, response = str(obj.get("id")), obj.get("response")

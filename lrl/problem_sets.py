@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import get_domain, read_problems, split_overlap, write_problems
+from lrl.domain import get_domain, read_problems, split_overlap, write_jsonl, write_problems
 
 
 def generate_problem_file(domain_name: str, variant: str | None, split: str, n: int, seed: int,
@@ -30,3 +30,19 @@ def generate_problem_file(domain_name: str, variant: str | None, split: str, n: 
     shown = ", ".join(f"{a} {c}" for a, c in answers.most_common(6)) if len(answers) <= 12 else f"{len(answers)} distinct"
     return (f"wrote {len(problems)} {domain_name} problems ({split}, variant {problems[0].variant}, seed {seed}) "
             f"to {out}" + (f"; answers: {shown}" if answers else ""))
+
+
+def write_prompt_file(problems_path: str | Path, out: str | Path, strategy_path: str | Path | None = None,
+                      domain_name: str | None = None) -> str:
+    """One `{"id", "prompt"}` line per problem, optionally with a strategy text from a file."""
+    strategy = None
+    if strategy_path is not None:
+        try:
+            strategy = Path(strategy_path).read_text()
+        except OSError as err:
+            raise UserError(f"{strategy_path}: cannot read strategy ({err.strerror})") from None
+    fixed = get_domain(domain_name) if domain_name else None
+    problems = read_problems(problems_path, fixed)
+    write_jsonl(out, ({"id": p.id, "prompt": (fixed or get_domain(p.domain)).render_prompt(p, strategy)}
+                      for p in problems))
+    return f"wrote {len(problems)} prompts to {out}"

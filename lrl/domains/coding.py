@@ -128,7 +128,10 @@ def extract_code(response: str) -> Parsed:
 
 def harness_program(code: str, entry: str, tests: list) -> str:
     """The program the sandbox runs: load the candidate, call `entry` on each test, report."""
+    # json.dumps/loads are bound before the candidate runs (it could patch the module), and every
+    # result is normalised through them, which also strips any custom __eq__ from returned objects.
     return f"""import json
+dumps, loads = json.dumps, json.loads
 CANDIDATE = {code!r}
 TESTS = {json.dumps(tests)!r}
 ENTRY = {entry!r}
@@ -143,9 +146,9 @@ if not callable(fn):
     report({{"phase": "load", "error": "no function named " + ENTRY}})
     raise SystemExit(1)
 results = []
-for args, expected in json.loads(TESTS):
+for args, expected in loads(TESTS):
     try:
-        got = json.loads(json.dumps(fn(*args)))
+        got = loads(dumps(fn(*args)))
         results.append(["pass" if got == expected else "fail", repr(args)[:80], repr(got)[:80]])
     except (Exception, RecursionError, MemoryError) as err:
         results.append(["error", repr(args)[:80], type(err).__name__ + ": " + str(err)[:120]])

@@ -94,3 +94,24 @@ def test_grade_turns_responses_into_results_and_rejects_gaps(tmp_path):
     responses.write_bytes(orjson.dumps({"id": "nope", "response": "x"}) + b"\n")
     result = run("grade", str(problems), str(responses), "--out", str(results))
     assert result.exit_code == 2 and "r.jsonl:1: id 'nope'" in result.output
+
+
+def test_user_calendar_end_to_end(tmp_path):
+    calendar = tmp_path / "cal.jsonl"
+    calendar.write_text('{"id": "mon", "meetings": [[540, 600], [570, 660]], "rooms": 1, "unit": "minute"}\n'
+                        '{"id": "tue", "meetings": [[9, 10], [10, 11]], "rooms": 1}\n')
+    prompts = tmp_path / "prompts.jsonl"
+    strategy = tmp_path / "strategy.txt"
+    strategy.write_text("Sweep over start and end events.")
+    result = run("prompts", str(calendar), "--out", str(prompts), "--strategy", str(strategy), "--domain", "scheduling")
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in prompts.read_bytes().splitlines()]
+    assert [line["id"] for line in lines] == ["mon", "tue"] and "09:00-10:00" in lines[0]["prompt"]
+    assert "Sweep over" in lines[0]["prompt"]
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text('{"id": "mon", "response": "ANSWER: NO"}\n{"id": "tue", "response": "ANSWER: NO"}\n')
+    results = tmp_path / "results.jsonl"
+    result = run("grade", str(calendar), str(responses), "--out", str(results), "--domain", "scheduling")
+    assert result.exit_code == 0 and "correct 1, wrong 1" in result.output
+    result = run("grade", str(calendar), str(responses), "--out", str(results))
+    assert result.exit_code == 2 and "cal.jsonl:1: key 'domain'" in result.output
