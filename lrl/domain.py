@@ -32,7 +32,11 @@ SUCCESS_OUTCOMES = (CORRECT, PASS)
 
 @dataclass(frozen=True)
 class Problem:
-    """One task instance; `payload` is domain-specific JSON, `answer` its ground truth (JSON too)."""
+    """One task instance; `payload` is domain-specific JSON, `answer` its ground truth (JSON too).
+
+    Compared by value but not hashable (the payload is a dict): key collections by `id`, or by
+    the domain's `canonical_key` to find the same task under another id.
+    """
 
     id: str
     domain: str

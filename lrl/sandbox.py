@@ -157,7 +157,7 @@ def _classify(code: int, timed_out: bool, root: Path, limits: SandboxLimits, wal
             report = None
     if timed_out:
         return SandboxRun("timeout", code, stdout, stderr, report, wall, f"wall clock over {limits.wall_seconds}s")
-    if code == -signal.SIGXCPU or code == -signal.SIGKILL and wall >= limits.cpu_seconds:
+    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and wall >= limits.cpu_seconds):
         return SandboxRun("timeout", code, stdout, stderr, report, wall, f"CPU time over {limits.cpu_seconds}s")
     if code is not None and code < 0:
         name = signal.Signals(-code).name

@@ -88,7 +88,9 @@ def render_story(p: dict) -> str:
     return " ".join(sentences)
 
 
-_NUMBER = re.compile(r"^(-?)(?:(\d+)\s+(\d+)/(\d+)|(\d+)/(\d+)|(\d+(?:\.\d+)?|\.\d+))(?:\s+[a-z ]+)?$", re.IGNORECASE)
+_NUMBER = re.compile(r"^(-?)(?:(\d+)\s+(\d+)/(\d+)|(\d+)/(\d+)|(\d+(?:\.\d+)?|\.\d+))(?P<unit>\s+[a-z][a-z ]*)?$",
+                     re.IGNORECASE)
+_HEDGES = {"or", "and", "to", "maybe", "approximately", "about", "roughly"}
 
 
 def parse_number(value: str) -> Parsed:
@@ -97,7 +99,9 @@ def parse_number(value: str) -> Parsed:
     match = _NUMBER.match(text)
     if not match:
         return Parsed.fail(f"marked answer {value[:40]!r} is not a number")
-    sign, whole, num, den, fnum, fden, plain = match.groups()
+    if _HEDGES & set((match.group("unit") or "").lower().split()):
+        return Parsed.fail(f"marked answer {value[:40]!r} is hedged or gives several values")
+    sign, whole, num, den, fnum, fden, plain = match.groups()[:7]
     try:
         if whole is not None:
             q = int(whole) + Fraction(int(num), int(den))

@@ -34,7 +34,7 @@ def test_number_formats_parse_exactly(text, value):
     assert parse_number(text).answer == value
 
 
-@pytest.mark.parametrize("text", ["abc", "1/0", "3 or 4", "", "1.2.3", "½"])
+@pytest.mark.parametrize("text", ["abc", "1/0", "3 or 4", "3 or four", "about 3", "3 kg approximately", "", "1.2.3", "½"])
 def test_non_numbers_are_parse_failures(text):
     assert not parse_number(text).ok
 
@@ -50,6 +50,13 @@ def test_rounded_decimals_are_wrong_not_close_enough():
 def test_bad_payload_names_the_line():
     with pytest.raises(Exception, match="f:3: not an arithmetic problem"):
         DOMAIN.from_json({"payload": {"start": "x"}}, "f:3")
+
+
+def test_parser_is_fast_on_pathological_spacing():
+    import time
+    started = time.monotonic()
+    assert not parse_number("1" + " " * 50_000 + "!").ok
+    assert time.monotonic() - started < 1
 
 
 @settings(max_examples=400, deadline=None)
