@@ -29,6 +29,9 @@ from k1core.lazy import require
 
 EPHEMERAL = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4  # the API's limit on cache_control blocks per request
+# Body fields every SDK version takes as keyword arguments; the rest (temperature, top_p, which
+# recent SDKs no longer list) travel in extra_body, so the HTTP request is the same either way.
+SDK_KEYWORDS = ("model", "max_tokens", "messages", "system", "stop_sequences")
 
 
 def message_request(model: str, messages: Sequence[Message], params: SamplingParams) -> dict:
@@ -108,8 +111,10 @@ class AnthropicLLM:
         """One Messages API call (the SDK retries transient failures)."""
         body = message_request(self.model, messages, params)
         start = time.perf_counter()
+        keywords = {k: v for k, v in body.items() if k in SDK_KEYWORDS}
+        extra = {k: v for k, v in body.items() if k not in SDK_KEYWORDS}
         with translated_errors():
-            message = self.client.messages.create(**body)
+            message = self.client.messages.create(**keywords, extra_body=extra)
         return completion_from_message(message, self.price, time.perf_counter() - start, batched=False)
 
     def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
