@@ -86,10 +86,14 @@ class LlamaCppLLM:
         tokens = self.prompt_tokens(messages)
         start = time.perf_counter()
         with self._lock:
+            # Re-evaluate the whole prompt: reusing a cached KV prefix changes the batch shapes and so
+            # the last bits of the logits, which made equal requests give different sampled text.
+            self.llama.reset()
             try:
                 out = self.llama.create_completion(
                     tokens, max_tokens=params.max_tokens, temperature=params.temperature,
-                    top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None)
+                    top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0,  # only what params say
+                    seed=params.seed, stop=list(params.stop) or None)
             except ValueError as err:  # e.g. prompt + max_tokens exceed the context window
                 raise LLMError(f"llama.cpp ({self.path.name}): {err}") from err
         choice, usage = out["choices"][0], out["usage"]
