@@ -2,9 +2,11 @@
 
 Every completion that reaches a caller is recorded once: a fresh one as dollars spent (its
 cost_usd already carries the batch discount), a cache replay as dollars saved. The budget is
-checked before each paid call against an upper-bound estimate of that call (prompt characters/4
-at the dearer of the input and cache-write prices, plus max_tokens of output), so a run stops
-with a clear message before it would spend past `budget_usd`, not after.
+checked before each paid call against an estimate of that call (prompt characters/4 plus a
+per-message allowance, at the dearer of the input and cache-write prices, plus max_tokens of
+output), so a run stops with a clear message before it would spend past `budget_usd`, not after.
+The output side is a true upper bound; the prompt side is an estimate, so text that tokenizes
+far denser than 4 characters a token can overshoot the cap by that call's estimation error.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
 
-from backends.llm import Completion, Request, estimate_tokens
+from backends.llm import Completion, Request, estimate_prompt_tokens
 from backends.pricing import Price
 from k1core.errors import UserError
 
@@ -52,7 +54,7 @@ class Tally:
 
 def estimate_call_usd(price: Price, request: Request, batched: bool = False) -> float:
     """Upper-bound dollars for one request before it is sent (see module docstring)."""
-    prompt_tokens = sum(estimate_tokens(m["content"]) for m in request.messages)
+    prompt_tokens = estimate_prompt_tokens(request.messages)
     dearest_input = Price(max(price.input, price.cache_write), price.output, 0.0, 0.0)
     return dearest_input.cost_usd(prompt_tokens, request.params.max_tokens, batched=batched)
 
