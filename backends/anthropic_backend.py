@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -175,22 +176,17 @@ class AnthropicLLM:
         return completions
 
 
-class translated_errors:
-    """Context manager turning SDK exceptions into UserError (fixable by the user) or LLMError."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None:
-            return False
-        anthropic = require("anthropic", "llm")
-        if isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError)):
-            raise UserError(f"Anthropic refused the API key ({exc.status_code}); check ANTHROPIC_API_KEY") from None
-        if isinstance(exc, anthropic.NotFoundError):
-            raise UserError(f"Anthropic: not found (unknown model?): {exc.message}") from None
-        if isinstance(exc, anthropic.APIStatusError):
-            raise LLMError(f"Anthropic API error {exc.status_code}: {exc.message}") from exc
-        if isinstance(exc, anthropic.APIConnectionError):
-            raise LLMError(f"cannot reach the Anthropic API: {exc}") from exc
-        return False
+@contextmanager
+def translated_errors():
+    """Turn SDK exceptions into UserError (fixable by the user: key, model) or LLMError (the call failed)."""
+    anthropic = require("anthropic", "llm")
+    try:
+        yield
+    except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+        raise UserError(f"Anthropic refused the API key ({exc.status_code}); check ANTHROPIC_API_KEY") from None
+    except anthropic.NotFoundError as exc:
+        raise UserError(f"Anthropic: not found (unknown model?): {exc.message}") from None
+    except anthropic.APIStatusError as exc:
+        raise LLMError(f"Anthropic API error {exc.status_code}: {exc.message}") from exc
+    except anthropic.APIConnectionError as exc:
+        raise LLMError(f"cannot reach the Anthropic API: {exc}") from exc
