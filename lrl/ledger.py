@@ -10,6 +10,7 @@ far denser than 4 characters a token can overshoot the cap by that call's estima
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
@@ -92,10 +93,11 @@ class Ledger:
         self.entries: list[dict] = []
         self.stages: dict[str, Tally] = {}
         self.total = Tally()
+        self._lock = threading.Lock()  # record() may be called from worker threads of one process
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Attribute every call inside the block to stage `name`."""
+        """Attribute every call inside the block to stage `name` (one current stage per ledger, not per thread)."""
         previous, self.current_stage = self.current_stage, name
         try:
             yield
@@ -103,11 +105,12 @@ class Ledger:
             self.current_stage = previous
 
     def record(self, completion: Completion) -> None:
-        """Count one completion under the current stage and keep its per-call entry."""
-        self.stages.setdefault(self.current_stage, Tally()).add(completion)
-        self.total.add(completion)
+        """Count one completion under the current stage and keep its per-call entry (text left out)."""
         entry = {k: v for k, v in completion.to_dict().items() if k != "text"}
-        self.entries.append({"stage": self.current_stage, **entry})
+        with self._lock:
+            self.stages.setdefault(self.current_stage, Tally()).add(completion)
+            self.total.add(completion)
+            self.entries.append({"stage": self.current_stage, **entry})
 
     @property
     def spent_usd(self) -> float:
