@@ -9,7 +9,9 @@ so the static prefix shared by many calls is billed at the cache-read price afte
 
 Message Batches (`use_batches=True`) run `complete_many` at half price. The batch id is written to
 `batch_dir` under a name derived from the requests, so a killed run that issues the same bulk call
-re-attaches to the batch it already paid for instead of submitting a second one.
+re-attaches to the batch it already paid for instead of submitting a second one (a kill in the
+instant between submission and that write can still cost one duplicate batch). Entries that
+error or expire are retried one by one at the full price.
 """
 from __future__ import annotations
 
@@ -136,8 +138,9 @@ class AnthropicLLM:
             completions.append(results[custom_id])
         return completions
 
-    def _state_file(self, ids) -> Path:
-        digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:24]
+    def _state_file(self, bodies: dict[str, dict]) -> Path:
+        """Named by the ids and contents of the requests, so only the very same bulk call re-attaches."""
+        digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         return self.batch_dir / f"anthropic-batch-{digest}.json"
 
     def _attach_or_submit(self, bodies: dict[str, dict]) -> str:
