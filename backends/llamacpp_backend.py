@@ -40,8 +40,8 @@ def render_chat(template: str | None, messages: Sequence[Message], bos_token: st
         return env.from_string(template).render(
             messages=messages, bos_token=bos_token, eos_token=eos_token,
             add_generation_prompt=True, raise_exception=raise_exception)
-    except TemplateError as err:
-        raise UserError(f"the model's chat template rejected these messages: {err}") from None
+    except (TemplateError, TypeError, ValueError) as err:  # the template is data from the file: report, don't crash
+        raise UserError(f"the model's chat template failed on these messages: {err}") from None
 
 
 class LlamaCppLLM:
