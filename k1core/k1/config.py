@@ -25,33 +25,33 @@ class K1Config:
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 30
-    total_steps: int = 600
+    total_steps: int = 1000
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     top_k_agents: int = 8  # agents updated per step (shared layers and gates always are)
     # routing
     explore_start: float = 0.2
     explore_end: float = 0.02
-    explore_decay_steps: int = 400
+    explore_decay_steps: int = 600
     balance_coef: float = 0.01
     # trust
     trust_initial: float = 0.5
     trust_rate: float = 0.2  # EMA rate toward the measured target
-    trust_scale: float = 0.05  # nats of improvement that map to target tanh(1) ~ 0.76
+    trust_scale: float = 0.01  # nats of improvement that map to target tanh(1) ~ 0.76
     trust_decay: float = 0.05  # per probe, for agents that saw no probe tokens
     trust_interval: int = 10
     # phase 2: plasticity and autonomy
     phase2_fraction: float = 0.5
     plasticity_interval: int = 15
     prune_trust: float = 0.3
-    prune_usage: float = 0.03  # share of the tokens at the agent's level
-    merge_similarity: float = 0.8  # cosine similarity of sibling outputs on a probe batch
+    prune_usage: float = 0.6  # share of the parent's tokens, relative to an even split
+    merge_similarity: float = 0.4  # cosine similarity of sibling outputs on a probe batch (see README)
     grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, to count as a high-loss cluster
     grow_patience: int = 2  # consecutive probes the cluster must stay high-loss
     reorganize_margin: float = 0.05  # preference gain needed to move an agent
-    keep_tolerance: float = 0.002  # nats a structural op may cost on the validation batch
+    keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch
     # controller and stopping
-    patience: int = 20  # probes without a new best probe loss before "stop"
+    patience: int = 30  # probes without a new best probe loss before "stop"
     divergence_factor: float = 1.5  # probe loss above best x factor = divergence
     max_agents_soft: int = 28  # above this the diagnostics call it bloat
     seed: int = 0

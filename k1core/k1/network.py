@@ -58,6 +58,7 @@ class LevelTrace:
     """What one tree level did: which tokens, at which agents, with which gates and outputs."""
 
     tokens: np.ndarray  # (n,) flat token indices still on a path
+    u: np.ndarray  # (n, D) normalised input the router and agent saw
     agent: np.ndarray  # (n,) slot of the agent at this level
     gate: np.ndarray  # (n,) chosen child's probability (1 at the root)
     out: np.ndarray  # (n, D) agent output before gating
@@ -74,7 +75,8 @@ class ForwardResult:
     loss: float  # cross-entropy + balance term (what the gradient is of)
     ce: float  # mean cross-entropy, nats/byte
     balance: float
-    per_token: np.ndarray  # (N,) cross-entropy per token
+    per_token: np.ndarray | None  # (N,) cross-entropy per token (None without targets)
+    logits: np.ndarray  # (N, V)
     paths: np.ndarray  # (N, max_depth) slot per level, -1 after the leaf
     levels: list[LevelTrace]
     r_final: np.ndarray  # (N, D) residual stream entering LN_f
@@ -82,7 +84,9 @@ class ForwardResult:
 
 
 def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, paths=None) -> ForwardResult:
-    """Loss on (x, y) (B, T); routes with the gates (+ epsilon exploration) unless `paths` is given."""
+    """Loss on (x, y) (B, T); routes with the gates (+ epsilon exploration) unless `paths` is given.
+
+    With y None only the logits are computed (generation)."""
     b, t = x.shape
     n = b * t
     e = embedding_forward(x, p["tok_emb"], p["pos_emb"])
@@ -115,13 +119,14 @@ def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, path
             out, agent_cache = agents_forward(u, agent, p)
             r[tokens] += gate[:, None] * out
             out_paths[tokens, level] = agent
-            levels.append(LevelTrace(tokens, agent.copy(), gate, out, probs, None if level == 0 else parent,
+            levels.append(LevelTrace(tokens, u, agent.copy(), gate, out, probs, None if level == 0 else parent,
                                      col, ln_cache, agent_cache, route_cache))
     f, lnf_cache = layernorm_forward(r, p["ln_f.g"], p["ln_f.b"])
     logits = f @ p["head.w"] + p["head.b"]
-    ce, per_token, ce_cache = cross_entropy_forward(logits, y.reshape(-1))
+    ce, per_token, ce_cache = (float("nan"), None, None) if y is None else \
+        cross_entropy_forward(logits, y.reshape(-1))
     loss = ce + cfg.balance_coef * balance
-    return ForwardResult(loss, ce, balance, per_token, out_paths, levels, r,
+    return ForwardResult(loss, ce, balance, per_token, logits, out_paths, levels, r,
                          (x, mix_cache, f, lnf_cache, ce_cache, lb_grads))
 
 
