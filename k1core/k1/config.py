@@ -93,3 +93,20 @@ class K1Config:
     def phase2_step(self) -> int:
         """First step of phase 2 (plasticity and autonomy)."""
         return int(round(self.phase2_fraction * self.total_steps))
+
+
+# Names used by the published K-1 API, accepted as aliases of K1Config fields.
+ALIASES = {"embed_dim": "d_model", "hidden_dim": "d_hidden", "hierarchy_depth": "tree_levels",
+           "branching_factor": "branching", "learning_rate": "lr", "max_steps": "total_steps"}
+
+
+def config_from_mapping(values: dict) -> K1Config:
+    """K1Config from a plain dict (K1Config field names or the published aliases); unknown keys are errors."""
+    known = {f.name for f in fields(K1Config)}
+    out = {}
+    for key, value in values.items():
+        name = ALIASES.get(key, key)
+        if name not in known:
+            raise UserError(f"k1 config: unknown key {key!r}")
+        out[name] = value
+    return K1Config(**out)

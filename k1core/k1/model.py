@@ -7,6 +7,7 @@ controller adapts lr scale, top-K and exploration.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections import Counter
 
@@ -15,7 +16,7 @@ import numpy as np
 from k1core.errors import UserError
 from k1core.k1 import plasticity as ops
 from k1core.k1.agents import agent_param_count
-from k1core.k1.config import K1Config
+from k1core.k1.config import K1Config, config_from_mapping
 from k1core.k1.controller import Controller
 from k1core.k1.credit import UpdateIndex, responsibility, select_top_k
 from k1core.k1.layers import softmax
@@ -43,15 +44,21 @@ def _decay(name: str, shape: tuple) -> bool:
 class K1SelfLearningLM:
     """The K-1 language model; implements k1core.model_api.LanguageModel."""
 
-    def __init__(self, cfg: K1Config | None = None):
+    def __init__(self, cfg: K1Config | dict | None = None):
+        if isinstance(cfg, dict):
+            cfg = config_from_mapping(cfg)
         self.cfg = cfg = cfg or K1Config()
         self.rng = np.random.default_rng(cfg.seed)
         self.tree = Tree.balanced(cfg.tree_levels, cfg.branching, cfg.capacity, cfg.max_depth, cfg.max_children)
         init = init_params(cfg, self.rng)
-        if cfg.use_tree:
+        if cfg.use_tree:  # free slots and gate columns without a child start (and stay) at zero
             dead = ~self.tree.alive
-            for name in ("agents.w1", "agents.b1", "agents.w2", "agents.b2", "router.w", "router.b"):
+            for name in ("agents.w1", "agents.b1", "agents.w2", "agents.b2"):
                 init[name][dead] = 0.0
+            for n in range(cfg.capacity):
+                k = len(self.tree.children[n])
+                init["router.w"][n][:, k:] = 0.0
+                init["router.b"][n][k:] = 0.0
         self.params = ParamStore(init, dtype=np.dtype(cfg.dtype))
         self.opt = AdamW(self.params, AdamWConfig(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                                                   total_steps=cfg.total_steps, weight_decay=cfg.weight_decay,
@@ -283,12 +290,12 @@ class K1SelfLearningLM:
             out |= {
                 "agents": self.agent_count(),
                 "traffic_fraction": self.usage.traffic_fraction(alive, self.step, TRAFFIC_WINDOW),
-                "usage_per_agent": {int(n): int(self.usage.total[n]) for n in nodes},
-                "share_per_agent": {int(n): round(float(self.usage.share[n]), 4) for n in nodes},
-                "trust_per_agent": {int(n): round(float(self.trust[n]), 4) for n in nodes},
-                "parent_per_agent": {int(n): int(self.tree.parent[n]) for n in nodes},
+                "usage_per_agent": {str(n): int(self.usage.total[n]) for n in nodes},
+                "share_per_agent": {str(n): round(float(self.usage.share[n]), 4) for n in nodes},
+                "trust_per_agent": {str(n): round(float(self.trust[n]), 4) for n in nodes},
+                "parent_per_agent": {str(n): int(self.tree.parent[n]) for n in nodes},
                 "depth_histogram": self.usage.depth_hist[1:].tolist(),  # tokens whose path has 1, 2, ... agents
-                "routing_entropy_bits": self.usage.entropy,
+                "routing_entropy_bits": float(self.usage.entropy),
                 "mean_trust": self.mean_trust(), "trust_histogram": trust_histogram(self.trust, alive),
                 "events": {t: int(self.events[t]) for t in EVENT_TYPES},
                 "events_kept": {t: int(self.kept[t]) for t in STRUCTURAL_OPS},
@@ -302,7 +309,8 @@ class K1SelfLearningLM:
     def state_dict(self) -> dict:
         return {"config": dataclasses.asdict(self.cfg), "params": self.params.state_dict(),
                 "opt": self.opt.state_dict(), "step": self.step, "rng": self.rng.bit_generator.state,
-                "structure": self.structure_state(), "controller": self.controller.state_dict(),
+                "structure": copy.deepcopy(self.structure_state()),
+                "controller": self.controller.state_dict(),
                 "op_cursor": self.op_cursor, "events": dict(self.events), "kept": dict(self.kept),
                 "history": list(self.history), "updated_fraction": [self.updated_fraction_sum,
                                                                     self.updated_fraction_last]}
@@ -314,7 +322,7 @@ class K1SelfLearningLM:
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
         self.rng.bit_generator.state = state["rng"]
-        self.load_structure_state(state["structure"])
+        self.load_structure_state(copy.deepcopy(state["structure"]))
         self.controller.load_state_dict(state["controller"])
         self.op_cursor = int(state["op_cursor"])
         self.events, self.kept = Counter(state["events"]), Counter(state["kept"])
