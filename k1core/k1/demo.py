@@ -1,6 +1,6 @@
 """run_k1_demo: train K-1 on the embedded corpus and report what the issue's bar asks for.
 
-    python -m k1core.k1.demo [steps]
+    python -m k1core.k1.demo [steps] [--ablation]
 """
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def run_k1_demo(steps: int | None = None, batch_size: int = 12, seed: int = 0, e
 
 
 def main(argv: list[str]) -> None:
-    steps = int(argv[0]) if argv else None
-    for use_tree in (True, False):
+    numbers = [a for a in argv if a.isdigit()]
+    steps = int(numbers[0]) if numbers else None
+    for use_tree in (True, False) if "--ablation" in argv else (True,):
         r = run_k1_demo(steps, use_tree=use_tree)
         print(f"use_tree={use_tree} steps={r['steps']} val_loss={r['val_loss']:.4f} nats "
               f"({r['val_bits_per_byte']:.3f} bits/byte) tokens/s={r['tokens_per_s']:.0f} "
@@ -60,6 +61,10 @@ def main(argv: list[str]) -> None:
         if use_tree:
             print(f"  events={r['events']} kept={r['events_kept']} traffic_fraction={r['traffic_fraction']:.3f} "
                   f"agents={r['agents']} mean_trust={r['mean_trust']:.3f}")
+            st = r["stats"]
+            print(f"  trust_histogram={st['trust_histogram']} depth_histogram={st['depth_histogram']} "
+                  f"routing_entropy={st['routing_entropy_bits']:.3f} bits "
+                  f"closest_sibling_similarity={st['closest_sibling_similarity']}")
             for e in r["log"]:
                 if e["type"] != "diagnostic":
                     print("  ", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in e.items()})

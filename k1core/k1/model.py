@@ -32,6 +32,7 @@ from k1core.params import ParamStore
 
 STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
 EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
+TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
 TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
 DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
 
@@ -74,6 +75,8 @@ class K1SelfLearningLM:
         self.probe_fwd = None
         self.best_snapshot = None
         self.op_cursor = 0
+        self.tabu: dict[tuple[str, int], int] = {}
+        self.closest_similarity = None  # cosine of the most alike sibling pair at the last merge search
         self.events = Counter()
         self.kept = Counter()
         self.history: list[dict] = []
@@ -172,12 +175,13 @@ class K1SelfLearningLM:
     def _structural_step(self, step: int, val_batch) -> list[dict]:
         """Apply the next structural op that has a candidate, under snapshot + validation."""
         order = list(STRUCTURAL_OPS[self.op_cursor:] + STRUCTURAL_OPS[:self.op_cursor])
-        if self.controller.force_prune:
+        forced = self.controller.force_prune
+        if forced:
             order = ["prune"] + [o for o in order if o != "prune"]
             self.controller.force_prune = False
         for op in order:
-            cand = self._candidate(op)
-            if cand is None:
+            cand = self._candidate(op, forced and op == "prune")
+            if cand is None or self.tabu.get((op, cand["agent"]), -1) > step:
                 continue
             self.op_cursor = (STRUCTURAL_OPS.index(op) + 1) % len(STRUCTURAL_OPS)
             vx, vy = val_batch
@@ -185,17 +189,21 @@ class K1SelfLearningLM:
                                       lambda: self.loss(vx, vy), self.cfg.keep_tolerance, step)
             if events[0]["kept"]:
                 self.probe_fwd = None  # the tree changed: wait for a fresh probe
+            else:  # do not retry the same change on the same agent for a while
+                self.tabu[(op, cand["agent"])] = step + TABU_STEPS
             return events
         return []
 
-    def _candidate(self, op: str):
+    def _candidate(self, op: str, forced: bool):
         cfg, p, tree, fwd = self.cfg, self.params.p, self.tree, self.probe_fwd
         if op == "prune":
-            return ops.prune_candidate(tree, self.trust, self.usage.share, cfg.prune_trust, cfg.prune_usage)
+            return ops.prune_candidate(tree, self.trust, self.usage.share, cfg.prune_trust, cfg.prune_usage, forced)
         if op == "merge":
-            return ops.merge_candidate(p, tree, fwd, self.usage.share, cfg.merge_similarity)
+            pair = ops.closest_siblings(p, tree, fwd, self.usage.share)
+            self.closest_similarity = None if pair is None else pair["similarity"]
+            return pair if pair is not None and pair["similarity"] >= cfg.merge_similarity else None
         if op == "grow":
-            return ops.grow_candidate(tree, self.streak, self.leaf_loss, cfg.grow_patience)
+            return ops.grow_candidate(tree, self.streak, self.leaf_loss, cfg.grow_patience, cfg.max_agents_soft)
         return ops.reorganize_candidate(p, tree, fwd, cfg.reorganize_margin)
 
     def _apply(self, op: str, cand: dict) -> None:
@@ -300,6 +308,7 @@ class K1SelfLearningLM:
                 "events": {t: int(self.events[t]) for t in EVENT_TYPES},
                 "events_kept": {t: int(self.kept[t]) for t in STRUCTURAL_OPS},
                 "diagnostics": int(self.events["diagnostic"]),
+                "closest_sibling_similarity": self.closest_similarity,
             }
         return out
 
@@ -311,7 +320,8 @@ class K1SelfLearningLM:
                 "opt": self.opt.state_dict(), "step": self.step, "rng": self.rng.bit_generator.state,
                 "structure": copy.deepcopy(self.structure_state()),
                 "controller": self.controller.state_dict(),
-                "op_cursor": self.op_cursor, "events": dict(self.events), "kept": dict(self.kept),
+                "op_cursor": self.op_cursor,
+                "tabu": [[op, a, until] for (op, a), until in self.tabu.items()], "events": dict(self.events), "kept": dict(self.kept),
                 "history": list(self.history), "updated_fraction": [self.updated_fraction_sum,
                                                                     self.updated_fraction_last]}
 
@@ -325,6 +335,7 @@ class K1SelfLearningLM:
         self.load_structure_state(copy.deepcopy(state["structure"]))
         self.controller.load_state_dict(state["controller"])
         self.op_cursor = int(state["op_cursor"])
+        self.tabu = {(op, int(a)): int(until) for op, a, until in state["tabu"]}
         self.events, self.kept = Counter(state["events"]), Counter(state["kept"])
         self.history = list(state["history"])
         self.updated_fraction_sum, self.updated_fraction_last = state["updated_fraction"]

@@ -41,17 +41,19 @@ def clear_agent(p, a: int) -> None:
 
 
 # --- prune: low trust and low usage ------------------------------------------------------
-def prune_candidate(tree: Tree, trust, share, trust_max: float, share_max: float):
-    """The leaf with the lowest trust among those with trust < trust_max and a share of its parent's
-    tokens below share_max x the even share (1 / number of siblings)."""
+def prune_candidate(tree: Tree, trust, share, trust_max: float, share_max: float, forced: bool = False):
+    """The leaf with the lowest trust x share among those with trust < trust_max and a share of its
+    parent's tokens below share_max x the even share (1 / siblings); any leaf when `forced` (bloat)."""
     def relative_share(n):
         return share[n] * len(tree.children[tree.parent[n]])
 
-    cands = [n for n in tree.leaves() if n != 0 and trust[n] < trust_max and relative_share(n) < share_max]
+    cands = [n for n in tree.leaves()
+             if n != 0 and (forced or (trust[n] < trust_max and relative_share(n) < share_max))]
     if not cands:
         return None
-    n = min(cands, key=lambda a: (trust[a], share[a]))
-    return {"agent": n, "trust": float(trust[n]), "share": float(share[n]), "relative_share": relative_share(n)}
+    n = min(cands, key=lambda a: trust[a] * relative_share(a))
+    return {"agent": n, "trust": float(trust[n]), "share": float(share[n]),
+            "relative_share": float(relative_share(n)), "forced": forced}
 
 
 def apply_prune(p, tree: Tree, agent: int, **_) -> None:
@@ -61,7 +63,7 @@ def apply_prune(p, tree: Tree, agent: int, **_) -> None:
 
 
 # --- merge: sibling leaves with near-identical outputs on a probe batch ----------------------
-def merge_candidate(p, tree: Tree, fwd: ForwardResult, share, min_similarity: float):
+def closest_siblings(p, tree: Tree, fwd: ForwardResult, share):
     """The pair of sibling leaves whose outputs on their parent's probe inputs are most alike (cosine)."""
     best = None
     for q in tree.nodes():
@@ -75,7 +77,7 @@ def merge_candidate(p, tree: Tree, fwd: ForwardResult, share, min_similarity: fl
                 sim = float(outs[a] @ outs[b] / (np.linalg.norm(outs[a]) * np.linalg.norm(outs[b]) + 1e-12))
                 if best is None or sim > best["similarity"]:
                     best = {"agent": a, "other": b, "similarity": sim}
-    if best is None or best["similarity"] < min_similarity:
+    if best is None:
         return None
     best["share_a"], best["share_b"] = float(share[best["agent"]]), float(share[best["other"]])
     return best
@@ -95,11 +97,12 @@ def apply_merge(p, tree: Tree, agent: int, other: int, share_a: float, share_b: 
 
 
 # --- grow: a child for a persistently high-loss leaf ------------------------------------------
-def grow_candidate(tree: Tree, streak, leaf_loss, patience: int):
-    """The deepenable leaf with the highest probe loss among those high-loss for `patience` probes."""
+def grow_candidate(tree: Tree, streak, leaf_loss, patience: int, max_agents: int):
+    """The deepenable leaf with the highest probe loss among those high-loss for `patience` probes
+    (none once the tree holds `max_agents` agents)."""
     cands = [n for n in tree.leaves()
              if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth]
-    if not cands or tree.alive.all():
+    if not cands or tree.alive.sum() >= min(max_agents, tree.capacity):
         return None
     n = max(cands, key=lambda a: leaf_loss[a])
     return {"agent": n, "loss": float(leaf_loss[n]), "streak": int(streak[n])}

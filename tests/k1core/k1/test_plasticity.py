@@ -35,7 +35,7 @@ def test_merge_finds_identical_siblings(tiny_cfg, batches):
     for k in ops.AGENT_ROWS:
         p[k][b] = p[k][a]
     fwd = forward(p, t, m.cfg, x, y, eps=1.0, rng=np.random.default_rng(0))
-    cand = ops.merge_candidate(p, t, fwd, m.usage.share, 0.99)
+    cand = ops.closest_siblings(p, t, fwd, m.usage.share)
     assert cand is not None and {cand["agent"], cand["other"]} == {a, b} and cand["similarity"] > 0.999
     ops.apply_merge(p, t, **cand)
     assert len(t.children[1]) == 2
