@@ -45,7 +45,7 @@ class K1Config:
     plasticity_interval: int = 15
     prune_trust: float = 0.3
     prune_usage: float = 0.6  # share of the parent's tokens, relative to an even split
-    merge_similarity: float = 0.4  # cosine similarity of sibling outputs on a probe batch (see README)
+    merge_similarity: float = 0.3  # cosine similarity of sibling outputs on a probe batch (see README)
     grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, to count as a high-loss cluster
     grow_patience: int = 2  # consecutive probes the cluster must stay high-loss
     reorganize_margin: float = 0.05  # preference gain needed to move an agent
@@ -53,7 +53,7 @@ class K1Config:
     # controller and stopping
     patience: int = 30  # probes without a new best probe loss before "stop"
     divergence_factor: float = 1.5  # probe loss above best x factor = divergence
-    max_agents_soft: int = 28  # above this the diagnostics call it bloat
+    max_agents_soft: int = 26  # at this size grow stops and the diagnostics call it bloat
     seed: int = 0
     dtype: str = "float32"
 

@@ -8,7 +8,7 @@ the parameter controller only adapts in phase 2.
   plateau         no new best for patience/2 probes -> one more agent updated per step (top-K + 1)
                   and an exploration boost (in phase 2)
   trust collapse  mean trust < 0.1 -> trust reset to its initial value, exploration boost
-  bloat           more agents than max_agents_soft -> the next structural op is a prune
+  bloat           max_agents_soft agents or more -> the next structural op is a prune
   stop            no new best probe loss for `patience` probes (or a second divergence)
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Controller:
         if mean_trust < 0.1:
             self.explore_boost = min(0.2, self.explore_boost + 0.05)
             event("trust_collapse", "reset_trust", mean_trust=mean_trust)
-        if n_agents > self.max_agents_soft and not self.force_prune:
+        if n_agents >= self.max_agents_soft and not self.force_prune:
             self.force_prune = True
             event("bloat", "force_prune", agents=n_agents)
         if self.since_best >= self.patience:
