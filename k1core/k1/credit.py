@@ -1,6 +1,8 @@
 """Credit assignment: only the top-K agents by responsibility x (1 + trust) are updated.
 
-responsibility_a = ||grad of agent a's weights|| x (sum over its tokens of ||gate * output||) / N.
+responsibility_a = ||grad of agent a's weights|| x (tokens routed through a) / N.
+(Not x its output norm: a function-preservingly grown agent outputs exactly zero, would never be
+selected, never learn, and be pruned as useless; the token share has no such trap.)
 The shared layers (embeddings, mixer, level norms, head) and the router gates are always updated;
 agent rows outside the top K keep their values and Adam moments this step.
 """
@@ -15,14 +17,10 @@ AGENT_ARRAYS = ("agents.w1", "agents.b1", "agents.w2", "agents.b2")
 
 
 def responsibility(g, fwd: ForwardResult, capacity: int) -> np.ndarray:
-    """(capacity,) gradient norm times mean gated-output norm per agent slot."""
+    """(capacity,) gradient norm times share of the batch's tokens per agent slot."""
     grad_sq = sum((g[k].reshape(capacity, -1).astype(np.float64) ** 2).sum(axis=1) for k in AGENT_ARRAYS)
-    n_tokens = len(fwd.per_token)
-    contribution = np.zeros(capacity)
-    for tr in fwd.levels:
-        norms = np.abs(tr.gate) * np.sqrt((tr.out.astype(np.float64) ** 2).sum(axis=1))
-        contribution += np.bincount(tr.agent, weights=norms, minlength=capacity)
-    return np.sqrt(grad_sq) * contribution / n_tokens
+    tokens = sum(np.bincount(tr.agent, minlength=capacity) for tr in fwd.levels)
+    return np.sqrt(grad_sq) * tokens / len(fwd.per_token)
 
 
 def select_top_k(resp, trust, alive, k: int) -> np.ndarray:

@@ -22,3 +22,18 @@ def test_train_step_updates_only_top_k_agents(tiny_cfg, batches):
     assert 1 <= len(changed) <= 2
     st = m.stats()
     assert 0 < st["params_updated_fraction"] < 1
+
+
+def test_a_freshly_grown_agent_can_be_selected_and_learns(tiny_cfg, batches):
+    """A grown agent outputs zero at first; it must still earn responsibility and get updated."""
+    from k1core.k1 import plasticity as ops
+    from k1core.k1.network import forward, backward
+    from k1core.k1.credit import responsibility
+    m = K1SelfLearningLM(tiny_cfg)
+    x, y = batches(1)[0]
+    busiest = np.bincount(forward(m.params.p, m.tree, m.cfg, x, y).paths[:, 2]).argmax()
+    child = ops.apply_grow(m.params.p, m.tree, int(busiest))
+    fwd = forward(m.params.p, m.tree, m.cfg, x, y)
+    m.params.zero_grad()
+    backward(m.params.p, m.params.g, m.cfg, fwd)
+    assert responsibility(m.params.g, fwd, m.cfg.capacity)[child] > 0
