@@ -62,10 +62,11 @@ class K1Config:
             if not ok:
                 raise UserError(f"k1 config: {key} {why} (got {getattr(self, key)!r})")
 
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.type in ("int", "float") and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise UserError(f"k1 config: {f.name} must be a number (got {v!r})")
+            if not isinstance(v, kinds[f.type]) or (f.type != "bool" and isinstance(v, bool)):
+                raise UserError(f"k1 config: {f.name} must be of type {f.type} (got {v!r})")
         for key in ("vocab_size", "context", "d_model", "n_heads", "d_hidden", "tree_levels", "branching",
                     "max_depth", "max_children", "capacity", "total_steps", "top_k_agents",
                     "trust_interval", "plasticity_interval", "patience", "grow_patience"):
@@ -84,10 +85,6 @@ class K1Config:
                     "warmup_steps", "explore_decay_steps"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.dtype in ("float32", "float64"), "dtype", "must be float32 or float64")
-
-    @property
-    def initial_agents(self) -> int:
-        return sum(self.branching**i for i in range(self.tree_levels))
 
     @property
     def phase2_step(self) -> int:

@@ -48,16 +48,6 @@ def embedding_backward(dx, ids, vocab_size: int, context: int):
     return dtok, dpos
 
 
-def linear_forward(x, w, b):
-    """x (N, Din) @ w (Din, Dout) + b (Dout,)."""
-    return x @ w + b
-
-
-def linear_backward(dy, x, w):
-    """Gradients (dx, dw, db) of linear_forward."""
-    return dy @ w.T, x.T @ dy, dy.sum(axis=0)
-
-
 def softmax(z, axis=-1):
     """Numerically stable softmax."""
     z = z - z.max(axis=axis, keepdims=True)

@@ -55,10 +55,6 @@ class Tree:
             stack.extend(self.children[m])
         return out
 
-    def levels_used(self) -> int:
-        """Number of levels that hold at least one agent."""
-        return int(self.depth[self.alive].max()) + 1
-
     def children_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Padded (capacity, max_children) child ids (-1 = none) and child counts, for vectorised routing."""
         table = np.full((self.capacity, self.max_children), -1, dtype=np.int64)

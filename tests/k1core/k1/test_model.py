@@ -74,6 +74,10 @@ def test_config_validation_names_the_key():
         config_from_mapping({"bogus": 1})
     with pytest.raises(UserError, match="lr"):
         K1Config(lr="fast")
+    with pytest.raises(UserError, match="d_hidden"):
+        K1Config(d_hidden=12.5)
+    with pytest.raises(UserError, match="use_tree"):
+        K1Config(use_tree="no")
     cfg = config_from_mapping({"embed_dim": 64, "hierarchy_depth": 2, "branching_factor": 3, "learning_rate": 1e-3})
     assert (cfg.d_model, cfg.tree_levels, cfg.branching, cfg.lr) == (64, 2, 3, 1e-3)
 
