@@ -33,7 +33,7 @@ class Controller:
     last: float = math.inf
     history: list = field(default_factory=list)
 
-    def observe(self, step: int, probe_loss: float, mean_trust: float, n_agents: int, adapt: bool) -> list[dict]:
+    def observe(self, step: int, probe_loss: float, mean_trust: float | None, n_agents: int, adapt: bool) -> list[dict]:
         """Diagnose the latest probe; returns events, each with the action taken ("stop" ends training)."""
         events = []
 
@@ -62,7 +62,7 @@ class Controller:
             self.top_k += 1
             self.explore_boost = min(0.2, self.explore_boost + 0.05)
             event("plateau", "raise_top_k_and_exploration", top_k=self.top_k, explore_boost=self.explore_boost)
-        if mean_trust < 0.1:
+        if mean_trust is not None and mean_trust < 0.1:  # None: no tree, no trust
             self.explore_boost = min(0.2, self.explore_boost + 0.05)
             event("trust_collapse", "reset_trust", mean_trust=mean_trust)
         if n_agents >= self.max_agents_soft and not self.force_prune:

@@ -157,7 +157,7 @@ class K1SelfLearningLM:
             high = (n_leaf > 0) & (self.leaf_loss > cfg.grow_loss_ratio * fwd.ce)
             self.streak = np.where(high, self.streak + 1, 0)
             self.probe_fwd = fwd
-        mean_trust = self.mean_trust()
+        mean_trust = self.mean_trust() if cfg.use_tree else None
         events = self.controller.observe(step, fwd.ce, mean_trust, self.agent_count(), adapt)
         for e in events:
             if e.get("action") == "restore_best" and self.best_snapshot is not None:

@@ -63,6 +63,12 @@ def test_ablation_without_tree(tiny_cfg, batches):
     assert np.isfinite(bare.train_step(x, y)) and bare.param_count() < full.param_count()
     assert "agents" not in bare.stats() and bare.stats()["params_updated_fraction"] == 1.0
     assert bare.flops_per_token() < full.flops_per_token()
+    events = []
+    for step in range(4):
+        bare.train_step(x, y)
+        events += bare.on_step_end(step, lambda: (x, y))
+    assert len(bare.history) == 2  # probes ran (trust_interval 2)
+    assert not [e for e in events if e.get("kind") == "trust_collapse"]  # no tree, no trust to collapse
 
 
 def test_config_validation_names_the_key():
