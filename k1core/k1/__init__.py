@@ -1,0 +1,47 @@
+"""The K-1 self-learning language model (see model.py); builders for the training harness."""
+from __future__ import annotations
+
+import dataclasses
+
+from k1core.k1.config import K1Config, config_from_mapping
+from k1core.k1.model import K1SelfLearningLM
+
+# run-level settings the harness may carry, and the K1Config field each one sets
+RUN_FIELDS = {"steps": "total_steps", "total_steps": "total_steps", "max_steps": "total_steps",
+              "context": "context", "block_size": "context", "seed": "seed"}
+
+
+def _run_settings(train_config) -> dict:
+    """Pick steps/context/seed from the harness's config (a dict or an object with attributes)."""
+    if train_config is None:
+        return {}
+    get = train_config.get if isinstance(train_config, dict) else lambda k: getattr(train_config, k, None)
+    out = {}
+    for key, field in RUN_FIELDS.items():
+        value = get(key)
+        if value is not None:
+            out[field] = value
+    return out
+
+
+def build_k1(train_config=None, **overrides) -> K1SelfLearningLM:
+    """K-1 with its default config, the run's steps/context/seed, and any K1Config field overrides."""
+    values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | overrides
+    return K1SelfLearningLM(config_from_mapping(values))
+
+
+def build_k1_no_tree(train_config=None, **overrides) -> K1SelfLearningLM:
+    """The ablation: the same mixer, embeddings and head, without the tree of agents."""
+    return build_k1(train_config, **(overrides | {"use_tree": False}))
+
+
+def register(registry) -> None:
+    """Add the K-1 builders to a name -> builder registry (a dict or an object with .register)."""
+    for name, builder in (("k1", build_k1), ("k1-notree", build_k1_no_tree)):
+        if hasattr(registry, "register"):
+            registry.register(name, builder)
+        else:
+            registry[name] = builder
+
+
+__all__ = ["K1Config", "K1SelfLearningLM", "build_k1", "build_k1_no_tree", "register"]

@@ -1,0 +1,342 @@
+"""K1SelfLearningLM: the K-1 network plus trust, top-K credit, plasticity and autonomy.
+
+Phase 1 (steps < cfg.phase2_step): fixed tree; routing, trust and top-K credit run.
+Phase 2: every `plasticity_interval` steps one structural op (grow, prune, merge, reorganize in
+rotation, the first with a candidate) is applied under a snapshot and validated; the parameter
+controller adapts lr scale, top-K and exploration.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import Counter
+
+import numpy as np
+
+from k1core.errors import UserError
+from k1core.k1 import plasticity as ops
+from k1core.k1.agents import agent_param_count
+from k1core.k1.config import K1Config, config_from_mapping
+from k1core.k1.controller import Controller
+from k1core.k1.credit import UpdateIndex, responsibility, select_top_k
+from k1core.k1.layers import softmax
+from k1core.k1.mixer import mixer_flops_per_token
+from k1core.k1.network import backward, forward, init_params
+from k1core.k1.routing import exploration_rate
+from k1core.k1.snapshots import restore_snapshot, take_snapshot, validated_change
+from k1core.k1.tree import Tree
+from k1core.k1.trust import ablation_gain, trust_histogram, trust_update
+from k1core.k1.usage import UsageTracker
+from k1core.optim import AdamW, AdamWConfig, lr_at
+from k1core.params import ParamStore
+
+STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
+EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
+TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
+TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
+DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
+
+
+def _decay(name: str, shape: tuple) -> bool:
+    """Weight decay on weight matrices only (stacked biases are 2-D but are not decayed)."""
+    return name in DECAYED
+
+
+class K1SelfLearningLM:
+    """The K-1 language model; implements k1core.model_api.LanguageModel."""
+
+    def __init__(self, cfg: K1Config | dict | None = None):
+        if isinstance(cfg, dict):
+            cfg = config_from_mapping(cfg)
+        self.cfg = cfg = cfg or K1Config()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.tree = Tree.balanced(cfg.tree_levels, cfg.branching, cfg.capacity, cfg.max_depth, cfg.max_children)
+        init = init_params(cfg, self.rng)
+        if cfg.use_tree:  # free slots and gate columns without a child start (and stay) at zero
+            dead = ~self.tree.alive
+            for name in ("agents.w1", "agents.b1", "agents.w2", "agents.b2"):
+                init[name][dead] = 0.0
+            for n in range(cfg.capacity):
+                k = len(self.tree.children[n])
+                init["router.w"][n][:, k:] = 0.0
+                init["router.b"][n][k:] = 0.0
+        self.params = ParamStore(init, dtype=np.dtype(cfg.dtype))
+        self.opt = AdamW(self.params, AdamWConfig(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
+                                                  total_steps=cfg.total_steps, weight_decay=cfg.weight_decay,
+                                                  grad_clip=cfg.grad_clip), decay=_decay)
+        self.index = UpdateIndex(self.params, cfg.capacity, cfg.use_tree)
+        self.trust = np.where(self.tree.alive, cfg.trust_initial, 0.0)
+        self.usage = UsageTracker(cfg.capacity, cfg.max_depth)
+        self.usage.share[self.tree.alive] = 1.0 / cfg.branching
+        self.leaf_loss = np.zeros(cfg.capacity)
+        self.streak = np.zeros(cfg.capacity, dtype=np.int64)
+        self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor, cfg.max_agents_soft)
+        self.step = 0
+        self.probe_fwd = None
+        self.best_snapshot = None
+        self.op_cursor = 0
+        self.tabu: dict[tuple[str, int], int] = {}
+        self.closest_similarity = None  # cosine of the most alike sibling pair at the last merge search
+        self.events = Counter()
+        self.kept = Counter()
+        self.history: list[dict] = []
+        self.updated_fraction_sum, self.updated_fraction_last = 0.0, 1.0
+
+    # --- LanguageModel ------------------------------------------------------------------
+    def train_step(self, x, y) -> float:
+        cfg, ctl = self.cfg, self.controller
+        eps = min(1.0, exploration_rate(self.step, cfg.explore_start, cfg.explore_end, cfg.explore_decay_steps)
+                  + ctl.explore_boost)
+        fwd = forward(self.params.p, self.tree, cfg, x, y, eps, self.rng)
+        self.params.zero_grad()
+        backward(self.params.p, self.params.g, cfg, fwd)
+        select = None
+        if cfg.use_tree:
+            resp = responsibility(self.params.g, fwd, cfg.capacity)
+            slots = select_top_k(resp, self.trust, self.tree.alive, ctl.top_k)
+            select = self.index.select(slots)
+            self.usage.record(fwd, self.step, self.tree.parent, self.tree.alive)
+            self.updated_fraction_last = self._updated_params(len(slots)) / self.param_count()
+        self.updated_fraction_sum += self.updated_fraction_last
+        self.opt.clip_grad(select)
+        self.opt.step(lr_at(self.step, self.opt.cfg) * ctl.lr_scale, select)
+        self.step += 1
+        return fwd.ce
+
+    def loss(self, x, y) -> float:
+        return forward(self.params.p, self.tree, self.cfg, x, y).ce
+
+    def evaluate(self, batches) -> float:
+        total, n = 0.0, 0
+        for x, y in batches:
+            total += self.loss(x, y) * y.size
+            n += y.size
+        return total / max(n, 1)
+
+    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
+        for _ in range(max_new_tokens):
+            ctx = np.asarray(ids[-self.cfg.context:], dtype=np.int64)[None, :]
+            logits = forward(self.params.p, self.tree, self.cfg, ctx, None).logits[-1].astype(np.float64)
+            if temperature <= 0:
+                ids.append(int(logits.argmax()))
+                continue
+            logits = logits / temperature
+            if top_k:
+                logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
+            ids.append(int(rng.choice(len(logits), p=softmax(logits))))
+        return np.asarray(ids, dtype=np.int64)
+
+    def on_step_end(self, step: int, probe) -> list[dict]:
+        cfg = self.cfg
+        events: list[dict] = []
+        phase2 = cfg.use_tree and self.step >= cfg.phase2_step
+        if self.step % cfg.trust_interval == 0:
+            events += self._probe(step, probe(), adapt=phase2)
+        if phase2 and self.step % cfg.plasticity_interval == 0 and self.probe_fwd is not None:
+            events += self._structural_step(step, probe())
+        for e in events:
+            self.events[e["type"]] += 1
+            if e["type"] in STRUCTURAL_OPS and e["kept"]:
+                self.kept[e["type"]] += 1
+        return events
+
+    # --- probes: trust, high-loss clusters, controller -----------------------------------
+    def _probe(self, step: int, batch, adapt: bool) -> list[dict]:
+        cfg, tree = self.cfg, self.tree
+        x, y = batch
+        fwd = forward(self.params.p, tree, cfg, x, y)
+        if cfg.use_tree:
+            gain, count = ablation_gain(self.params.p, fwd, y.reshape(-1), cfg.capacity)
+            self.trust = trust_update(self.trust, tree.alive, gain, count, cfg.trust_rate, cfg.trust_scale,
+                                      cfg.trust_decay)
+            leaf = fwd.paths[np.arange(len(fwd.paths)), (fwd.paths >= 0).sum(axis=1) - 1]
+            n_leaf = np.bincount(leaf, minlength=cfg.capacity)
+            self.leaf_loss = np.bincount(leaf, weights=fwd.per_token, minlength=cfg.capacity) / np.maximum(n_leaf, 1)
+            high = (n_leaf > 0) & (self.leaf_loss > cfg.grow_loss_ratio * fwd.ce)
+            self.streak = np.where(high, self.streak + 1, 0)
+            self.probe_fwd = fwd
+        mean_trust = self.mean_trust() if cfg.use_tree else None
+        events = self.controller.observe(step, fwd.ce, mean_trust, self.agent_count(), adapt)
+        for e in events:
+            if e.get("action") == "restore_best" and self.best_snapshot is not None:
+                restore_snapshot(self, self.best_snapshot)
+            elif e.get("action") == "reset_trust":
+                self.trust = np.where(tree.alive, cfg.trust_initial, 0.0)
+        if self.controller.since_best == 0:
+            self.best_snapshot = take_snapshot(self)
+        self.history.append({"step": int(step), "agents": self.agent_count(), "mean_trust": self.mean_trust(),
+                             "probe_loss": float(fwd.ce), "lr_scale": self.controller.lr_scale,
+                             "top_k": self.controller.top_k})
+        return events
+
+    # --- structural plasticity -----------------------------------------------------------
+    def _structural_step(self, step: int, val_batch) -> list[dict]:
+        """Apply the next structural op that has a candidate, under snapshot + validation."""
+        order = list(STRUCTURAL_OPS[self.op_cursor:] + STRUCTURAL_OPS[:self.op_cursor])
+        forced = self.controller.force_prune
+        if forced:
+            order = ["prune"] + [o for o in order if o != "prune"]
+            self.controller.force_prune = False
+        for op in order:
+            cand = self._candidate(op, forced and op == "prune")
+            if cand is None or self.tabu.get((op, cand["agent"]), -1) > step:
+                continue
+            self.op_cursor = (STRUCTURAL_OPS.index(op) + 1) % len(STRUCTURAL_OPS)
+            vx, vy = val_batch
+            events = validated_change(self, op, cand, lambda: self._apply(op, cand),
+                                      lambda: self.loss(vx, vy), self.cfg.keep_tolerance, step)
+            if events[0]["kept"]:
+                self.probe_fwd = None  # the tree changed: wait for a fresh probe
+            else:  # do not retry the same change on the same agent for a while
+                self.tabu[(op, cand["agent"])] = step + TABU_STEPS
+            return events
+        return []
+
+    def _candidate(self, op: str, forced: bool):
+        cfg, p, tree, fwd = self.cfg, self.params.p, self.tree, self.probe_fwd
+        if op == "prune":
+            return ops.prune_candidate(tree, self.trust, self.usage.share, cfg.prune_trust, cfg.prune_usage, forced)
+        if op == "merge":
+            pair = ops.closest_siblings(p, tree, fwd, self.usage.share)
+            self.closest_similarity = None if pair is None else pair["similarity"]
+            return pair if pair is not None and pair["similarity"] >= cfg.merge_similarity else None
+        if op == "grow":
+            return ops.grow_candidate(tree, self.streak, self.leaf_loss, cfg.grow_patience, cfg.max_agents_soft)
+        return ops.reorganize_candidate(p, tree, fwd, cfg.reorganize_margin)
+
+    def _apply(self, op: str, cand: dict) -> None:
+        p, tree = self.params.p, self.tree
+        if op == "grow":
+            child = ops.apply_grow(p, tree, rng=self.rng, **cand)
+            self.trust[child] = self.cfg.trust_initial
+            self.usage.reset_slot(child, 1.0 / len(tree.children[cand["agent"]]))
+            self.streak[cand["agent"]] = 0
+            self._reset_moments([child], [cand["agent"]])
+        elif op == "prune":
+            parent = int(tree.parent[cand["agent"]])
+            ops.apply_prune(p, tree, **cand)
+            self.trust[cand["agent"]] = 0.0
+            self._reset_moments([cand["agent"]], [parent])
+        elif op == "merge":
+            parent = int(tree.parent[cand["agent"]])
+            ops.apply_merge(p, tree, **cand)
+            self.trust[cand["other"]] = 0.0
+            self.usage.share[cand["agent"]] += self.usage.share[cand["other"]]
+            self._reset_moments([cand["agent"], cand["other"]], [parent])
+        else:
+            ops.apply_reorganize(p, tree, **cand)
+            self._reset_moments([], [cand["old_parent"], cand["new_parent"]])
+
+    def _reset_moments(self, agent_slots, router_slots) -> None:
+        """Zero Adam moments of rewritten agent rows and of routers whose columns moved."""
+        ps, opt = self.params, self.opt
+        for name, slots in (("agents.w1", agent_slots), ("agents.b1", agent_slots), ("agents.w2", agent_slots),
+                            ("agents.b2", agent_slots), ("router.w", router_slots), ("router.b", router_slots)):
+            for buf in (opt.m, opt.v):
+                ps._view(buf, name)[list(slots)] = 0.0
+
+    # --- structure state (what a snapshot must restore besides params and optimizer) --------
+    def structure_state(self) -> dict:
+        return {"tree": self.tree.state_dict(), "trust": self.trust, "usage": self.usage.state_dict(),
+                "leaf_loss": self.leaf_loss, "streak": self.streak}
+
+    def load_structure_state(self, s: dict) -> None:
+        self.tree = Tree.from_state(s["tree"])
+        self.trust, self.leaf_loss, self.streak = s["trust"].copy(), s["leaf_loss"].copy(), s["streak"].copy()
+        self.usage.load_state_dict(s["usage"])
+
+    # --- measurements --------------------------------------------------------------------
+    def agent_count(self) -> int:
+        return int(self.tree.alive.sum()) if self.cfg.use_tree else 0
+
+    def mean_trust(self) -> float:
+        return float(self.trust[self.tree.alive].mean()) if self.cfg.use_tree else 0.0
+
+    def _router_params(self) -> int:
+        kids = sum(len(self.tree.children[n]) for n in self.tree.nodes())
+        return (self.cfg.d_model + 1) * kids
+
+    def _shared_params(self) -> int:
+        return sum(b - a for name, (a, b) in self.params.offsets.items()
+                   if not name.startswith(("agents.", "router.")))
+
+    def param_count(self) -> int:
+        """Parameters of the live model (free agent slots and unused gate columns excluded)."""
+        if not self.cfg.use_tree:
+            return self.params.size
+        per_agent = agent_param_count(self.cfg.d_model, self.cfg.d_hidden)
+        return self._shared_params() + self._router_params() + self.agent_count() * per_agent
+
+    def _updated_params(self, n_agents_updated: int) -> int:
+        per_agent = agent_param_count(self.cfg.d_model, self.cfg.d_hidden)
+        return self._shared_params() + self._router_params() + n_agents_updated * per_agent
+
+    def flops_per_token(self) -> float:
+        """3 x forward: mixer, the agents on the average path (+ their gates), head."""
+        c = self.cfg
+        fwd = mixer_flops_per_token(c.d_model, c.context) + 2 * c.d_model * c.vocab_size
+        if c.use_tree:
+            path = self.usage.mean_path_length() or c.tree_levels
+            fwd += path * 2 * 2 * c.d_model * c.d_hidden + (path - 1) * 2 * c.d_model * c.branching
+        return 3.0 * fwd
+
+    def stats(self) -> dict:
+        alive = self.tree.alive
+        out = {
+            "model": "k1", "step": self.step, "params": self.param_count(),
+            "params_updated_fraction": self.updated_fraction_sum / max(1, self.step),
+            "params_updated_fraction_last": self.updated_fraction_last,
+            "flops_per_token": self.flops_per_token(), "use_tree": self.cfg.use_tree,
+            "phase": 2 if self.step >= self.cfg.phase2_step and self.cfg.use_tree else 1,
+            "lr_scale": self.controller.lr_scale, "top_k": self.controller.top_k,
+            "history": list(self.history),
+        }
+        if self.cfg.use_tree:
+            nodes = self.tree.nodes()
+            out |= {
+                "agents": self.agent_count(),
+                "traffic_fraction": self.usage.traffic_fraction(alive, self.step, TRAFFIC_WINDOW),
+                "usage_per_agent": {str(n): int(self.usage.total[n]) for n in nodes},
+                "share_per_agent": {str(n): round(float(self.usage.share[n]), 4) for n in nodes},
+                "trust_per_agent": {str(n): round(float(self.trust[n]), 4) for n in nodes},
+                "parent_per_agent": {str(n): int(self.tree.parent[n]) for n in nodes},
+                "depth_histogram": self.usage.depth_hist[1:].tolist(),  # tokens whose path has 1, 2, ... agents
+                "routing_entropy_bits": float(self.usage.entropy),
+                "mean_trust": self.mean_trust(), "trust_histogram": trust_histogram(self.trust, alive),
+                "events": {t: int(self.events[t]) for t in EVENT_TYPES},
+                "events_kept": {t: int(self.kept[t]) for t in STRUCTURAL_OPS},
+                "diagnostics": int(self.events["diagnostic"]),
+                "closest_sibling_similarity": self.closest_similarity,
+            }
+        return out
+
+    get_stats = stats  # the published API's name
+
+    # --- persistence ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"config": dataclasses.asdict(self.cfg), "params": self.params.state_dict(),
+                "opt": self.opt.state_dict(), "step": self.step, "rng": self.rng.bit_generator.state,
+                "structure": copy.deepcopy(self.structure_state()),
+                "controller": self.controller.state_dict(),
+                "op_cursor": self.op_cursor,
+                "tabu": [[op, a, until] for (op, a), until in self.tabu.items()], "events": dict(self.events), "kept": dict(self.kept),
+                "history": list(self.history), "updated_fraction": [self.updated_fraction_sum,
+                                                                    self.updated_fraction_last]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("config") != dataclasses.asdict(self.cfg):
+            raise UserError("checkpoint was saved with a different K-1 config")
+        self.params.load_state_dict(state["params"])
+        self.opt.load_state_dict(state["opt"])
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.load_structure_state(copy.deepcopy(state["structure"]))
+        self.controller.load_state_dict(state["controller"])
+        self.op_cursor = int(state["op_cursor"])
+        self.tabu = {(op, int(a)): int(until) for op, a, until in state["tabu"]}
+        self.events, self.kept = Counter(state["events"]), Counter(state["kept"])
+        self.history = list(state["history"])
+        self.updated_fraction_sum, self.updated_fraction_last = state["updated_fraction"]
+        self.probe_fwd = None

@@ -1,0 +1,169 @@
+"""Structural plasticity: find candidates for, and apply, prune / merge / grow / reorganize.
+
+Each `*_candidate` reads the last probe pass and returns a description (or None); each `apply_*`
+edits the tree and the parameter rows in place. Whether an applied change is kept is decided
+elsewhere (snapshots.py validates it and rolls it back if the validation loss got worse).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from k1core.k1.network import ForwardResult
+from k1core.k1.tree import Tree
+
+AGENT_ROWS = ("agents.w1", "agents.b1", "agents.w2", "agents.b2")
+
+
+def agent_output(p, a: int, u):
+    """Agent a's MLP on u (n, D), for probing (no cache)."""
+    return np.maximum(u @ p["agents.w1"][a] + p["agents.b1"][a], 0.0) @ p["agents.w2"][a] + p["agents.b2"][a]
+
+
+def inputs_at(fwd: ForwardResult, level: int, parent: int):
+    """Normalised inputs (n, D) that the probe pass fed to `parent`'s router at `level`."""
+    if level >= len(fwd.levels) or fwd.levels[level].parent is None:
+        return None
+    tr = fwd.levels[level]
+    return tr.u[tr.parent == parent]
+
+
+def remove_router_column(p, node: int, col: int) -> None:
+    """Shift the router columns after `col` of `node` left by one and clear the last."""
+    for name in ("router.w", "router.b"):
+        w = p[name][node]
+        w[..., col:-1] = w[..., col + 1:].copy()
+        w[..., -1] = 0.0
+
+
+def clear_agent(p, a: int) -> None:
+    for name in AGENT_ROWS:
+        p[name][a] = 0.0
+
+
+# --- prune: low trust and low usage ------------------------------------------------------
+def prune_candidate(tree: Tree, trust, share, trust_max: float, share_max: float, forced: bool = False):
+    """The leaf with the lowest trust x share among those with trust < trust_max and a share of its
+    parent's tokens below share_max x the even share (1 / siblings); any leaf when `forced` (bloat)."""
+    def relative_share(n):
+        return share[n] * len(tree.children[tree.parent[n]])
+
+    cands = [n for n in tree.leaves()
+             if n != 0 and (forced or (trust[n] < trust_max and relative_share(n) < share_max))]
+    if not cands:
+        return None
+    n = min(cands, key=lambda a: trust[a] * relative_share(a))
+    return {"agent": n, "trust": float(trust[n]), "share": float(share[n]),
+            "relative_share": float(relative_share(n)), "forced": forced}
+
+
+def apply_prune(p, tree: Tree, agent: int, **_) -> None:
+    parent = int(tree.parent[agent])
+    remove_router_column(p, parent, tree.remove_leaf(agent))
+    clear_agent(p, agent)
+
+
+# --- merge: sibling leaves with near-identical outputs on a probe batch ----------------------
+def closest_siblings(p, tree: Tree, fwd: ForwardResult, share):
+    """The pair of sibling leaves whose outputs on their parent's probe inputs are most alike (cosine)."""
+    best = None
+    for q in tree.nodes():
+        leaves = [c for c in tree.children[q] if tree.is_leaf(c)]
+        u = inputs_at(fwd, int(tree.depth[q]) + 1, int(q))
+        if len(leaves) < 2 or u is None or len(u) < 4:
+            continue
+        outs = {c: agent_output(p, c, u).ravel() for c in leaves}
+        for i, a in enumerate(leaves):
+            for b in leaves[i + 1:]:
+                sim = float(outs[a] @ outs[b] / (np.linalg.norm(outs[a]) * np.linalg.norm(outs[b]) + 1e-12))
+                if best is None or sim > best["similarity"]:
+                    best = {"agent": a, "other": b, "similarity": sim}
+    if best is None:
+        return None
+    best["share_a"], best["share_b"] = float(share[best["agent"]]), float(share[best["other"]])
+    return best
+
+
+def apply_merge(p, tree: Tree, agent: int, other: int, share_a: float, share_b: float, **_) -> None:
+    """Usage-weighted average of both agents and of their gate columns into `agent`; `other` is removed."""
+    wa = (share_a + 1e-6) / (share_a + share_b + 2e-6)
+    for name in AGENT_ROWS:
+        p[name][agent] = wa * p[name][agent] + (1 - wa) * p[name][other]
+    parent = int(tree.parent[agent])
+    ca, cb = tree.column(agent), tree.column(other)
+    for name in ("router.w", "router.b"):
+        w = p[name][parent]
+        w[..., ca] = wa * w[..., ca] + (1 - wa) * w[..., cb]
+    apply_prune(p, tree, other)
+
+
+# --- grow: a child for a persistently high-loss leaf ------------------------------------------
+def grow_candidate(tree: Tree, streak, leaf_loss, patience: int, max_agents: int):
+    """The deepenable leaf with the highest probe loss among those high-loss for `patience` probes
+    (none once the tree holds `max_agents` agents)."""
+    cands = [n for n in tree.leaves()
+             if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth]
+    if not cands or tree.alive.sum() >= min(max_agents, tree.capacity):
+        return None
+    n = max(cands, key=lambda a: leaf_loss[a])
+    return {"agent": n, "loss": float(leaf_loss[n]), "streak": int(streak[n])}
+
+
+def apply_grow(p, tree: Tree, agent: int, rng=None, **_) -> int:
+    """New child of `agent`, function-preserving: hidden layer copied from the parent (plus small
+    noise to break symmetry), output layer zero, so the model's outputs are unchanged."""
+    child = tree.add_child(agent)
+    col = tree.column(child)
+    noise = 0.0 if rng is None else rng.normal(0.0, 1e-3, p["agents.w1"][agent].shape)
+    p["agents.w1"][child] = p["agents.w1"][agent] + noise
+    p["agents.b1"][child] = p["agents.b1"][agent]
+    p["agents.w2"][child] = 0.0
+    p["agents.b2"][child] = 0.0
+    p["router.w"][agent][:, col] = 0.0
+    p["router.b"][agent][col] = 0.0
+    return child
+
+
+# --- reorganize: move an agent to the parent whose router prefers it ----------------------------
+def reorganize_candidate(p, tree: Tree, fwd: ForwardResult, margin: float):
+    """(agent, new parent) maximising the gain in the share of tokens whose gate would pick it.
+
+    Preference of parent q for agent c: the fraction of q's probe tokens for which c's gate column
+    outscores every column of q's router. It is compared with c's share at its current parent.
+    """
+    best = None
+    for c in tree.nodes():
+        if c == 0 or tree.depth[c] < 2:
+            continue
+        old = int(tree.parent[c])
+        level = int(tree.depth[c])
+        tr = fwd.levels[level] if level < len(fwd.levels) else None
+        if tr is None:
+            continue
+        at_old = tr.parent == old
+        current = float((tr.agent[at_old] == c).mean()) if at_old.any() else 0.0
+        wc, bc = p["router.w"][old][:, tree.column(c)], p["router.b"][old][tree.column(c)]
+        for q in tree.nodes():
+            if tree.depth[q] != level - 1 or not tree.children[q] or not tree.can_move(int(c), int(q)):
+                continue
+            u = tr.u[tr.parent == q]
+            if len(u) < 4:
+                continue
+            k = len(tree.children[q])
+            scores = u @ p["router.w"][q][:, :k] + p["router.b"][q][:k]
+            pref = float((u @ wc + bc > scores.max(axis=1)).mean())
+            if best is None or pref - current > best["gain"]:
+                best = {"agent": int(c), "new_parent": int(q), "old_parent": old,
+                        "preference": pref, "current_share": current, "gain": pref - current}
+    if best is None or best["gain"] <= margin:
+        return None
+    return best
+
+
+def apply_reorganize(p, tree: Tree, agent: int, new_parent: int, **_) -> None:
+    old = int(tree.parent[agent])
+    col = tree.column(agent)
+    wc, bc = p["router.w"][old][:, col].copy(), float(p["router.b"][old][col])
+    old_col, new_col = tree.move(agent, new_parent)
+    remove_router_column(p, old, old_col)
+    p["router.w"][new_parent][:, new_col] = wc
+    p["router.b"][new_parent][new_col] = bc

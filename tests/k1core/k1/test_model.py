@@ -1,0 +1,97 @@
+import copy
+from dataclasses import replace
+
+import numpy as np
+import orjson
+import pytest
+
+from k1core.errors import UserError
+from k1core.k1 import K1Config, K1SelfLearningLM, build_k1, build_k1_no_tree, register
+from k1core.k1.config import config_from_mapping
+
+
+def test_training_lowers_the_loss(tiny_cfg, batches):
+    m = K1SelfLearningLM(tiny_cfg)
+    data = batches(4)
+    first = m.evaluate(data)
+    for i in range(40):
+        m.train_step(*data[i % 4])
+    assert m.evaluate(data) < first - 0.5
+
+
+def test_phase2_run_fires_validated_structural_events(tiny_cfg, batches):
+    m = K1SelfLearningLM(replace(tiny_cfg, merge_similarity=0.0, grow_loss_ratio=0.5, grow_patience=1))
+    held = batches(30)
+    events = []
+    for step, (x, y) in enumerate(batches(60)):
+        m.train_step(x, y)
+        events += m.on_step_end(step, lambda: held[step % 30])
+    structural = [e for e in events if e["type"] in ("grow", "prune", "merge", "reorganize")]
+    assert structural and all({"val_before", "val_after", "kept"} <= set(e) for e in structural)
+    assert all(e["step"] >= m.cfg.phase2_step - 1 for e in structural)  # none in phase 1
+    st = m.stats()
+    assert st["events"]["grow"] >= 1 and sum(st["events"].values()) == len(structural) + st["events"]["rollback"]
+    assert st["agents"] == m.tree.alive.sum() and len(st["history"]) == 30
+    orjson.dumps(st)  # JSON-ready
+
+
+def test_state_dict_resumes_bit_identically(tiny_cfg, batches):
+    data = batches(12)
+    a = K1SelfLearningLM(tiny_cfg)
+    for x, y in data[:6]:
+        a.train_step(x, y)
+    state = copy.deepcopy(a.state_dict())
+    losses_a = [a.train_step(x, y) for x, y in data[6:]]
+    b = K1SelfLearningLM(tiny_cfg)
+    b.load_state_dict(state)
+    assert [b.train_step(x, y) for x, y in data[6:]] == losses_a
+    with pytest.raises(UserError):
+        K1SelfLearningLM(replace(tiny_cfg, seed=5)).load_state_dict(state)
+
+
+def test_generate_greedy_is_deterministic_and_extends_prompt(tiny_cfg):
+    m = K1SelfLearningLM(tiny_cfg)
+    out = m.generate(np.array([1, 2, 3]), 12, temperature=0)
+    assert out[:3].tolist() == [1, 2, 3] and len(out) == 15 and out.max() < 32
+    assert (m.generate([1, 2, 3], 12, temperature=0) == out).all()
+    assert len(m.generate([5], 20, temperature=1.0, top_k=4, seed=1)) == 21
+
+
+def test_ablation_without_tree(tiny_cfg, batches):
+    full, bare = K1SelfLearningLM(tiny_cfg), K1SelfLearningLM(replace(tiny_cfg, use_tree=False))
+    x, y = batches(1)[0]
+    assert np.isfinite(bare.train_step(x, y)) and bare.param_count() < full.param_count()
+    assert "agents" not in bare.stats() and bare.stats()["params_updated_fraction"] == 1.0
+    assert bare.flops_per_token() < full.flops_per_token()
+    events = []
+    for step in range(4):
+        bare.train_step(x, y)
+        events += bare.on_step_end(step, lambda: (x, y))
+    assert len(bare.history) == 2  # probes ran (trust_interval 2)
+    assert not [e for e in events if e.get("kind") == "trust_collapse"]  # no tree, no trust to collapse
+
+
+def test_config_validation_names_the_key():
+    with pytest.raises(UserError, match="n_heads"):
+        K1Config(d_model=10, n_heads=4)
+    with pytest.raises(UserError, match="capacity"):
+        K1Config(capacity=5)
+    with pytest.raises(UserError, match="bogus"):
+        config_from_mapping({"bogus": 1})
+    with pytest.raises(UserError, match="lr"):
+        K1Config(lr="fast")
+    with pytest.raises(UserError, match="d_hidden"):
+        K1Config(d_hidden=12.5)
+    with pytest.raises(UserError, match="use_tree"):
+        K1Config(use_tree="no")
+    cfg = config_from_mapping({"embed_dim": 64, "hierarchy_depth": 2, "branching_factor": 3, "learning_rate": 1e-3})
+    assert (cfg.d_model, cfg.tree_levels, cfg.branching, cfg.lr) == (64, 2, 3, 1e-3)
+
+
+def test_builders_and_registry():
+    reg = {}
+    register(reg)
+    assert set(reg) == {"k1", "k1-notree"}
+    m = build_k1({"steps": 77, "context": 32, "seed": 3}, d_model=32, n_heads=2, d_hidden=16)
+    assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model) == (77, 32, 3, 32)
+    assert not build_k1_no_tree(None, d_model=32, n_heads=2).cfg.use_tree

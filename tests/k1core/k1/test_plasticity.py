@@ -1,0 +1,57 @@
+import numpy as np
+
+from k1core.k1 import plasticity as ops
+from k1core.k1.model import K1SelfLearningLM
+from k1core.k1.network import forward
+
+
+def test_prune_removes_leaf_and_shifts_gate_columns(tiny_cfg):
+    m = K1SelfLearningLM(tiny_cfg)
+    p, t = m.params.p, m.tree
+    kids = list(t.children[1])
+    last_col = p["router.w"][1][:, 2].copy()
+    ops.apply_prune(p, t, kids[1])
+    assert t.children[1] == [kids[0], kids[2]] and not t.alive[kids[1]]
+    np.testing.assert_array_equal(p["router.w"][1][:, 1], last_col)
+    assert not p["router.w"][1][:, 2].any() and not p["agents.w1"][kids[1]].any()
+
+
+def test_prune_candidate_needs_low_trust_and_low_share(tiny_cfg):
+    m = K1SelfLearningLM(tiny_cfg)
+    trust, share = np.full(20, 0.9), np.full(20, 1 / 3)
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6) is None
+    leaf = m.tree.leaves()[3]
+    trust[leaf] = 0.1
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6) is None  # busy: not pruned
+    share[leaf] = 0.05
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6)["agent"] == leaf
+
+
+def test_merge_finds_identical_siblings(tiny_cfg, batches):
+    m = K1SelfLearningLM(tiny_cfg)
+    p, t = m.params.p, m.tree
+    x, y = batches(1)[0]
+    a, b = t.children[1][:2]
+    for k in ops.AGENT_ROWS:
+        p[k][b] = p[k][a]
+    fwd = forward(p, t, m.cfg, x, y, eps=1.0, rng=np.random.default_rng(0))
+    cand = ops.closest_siblings(p, t, fwd, m.usage.share)
+    assert cand is not None and {cand["agent"], cand["other"]} == {a, b} and cand["similarity"] > 0.999
+    ops.apply_merge(p, t, **cand)
+    assert len(t.children[1]) == 2
+
+
+def test_reorganize_moves_agent_with_its_gate_column(tiny_cfg, batches):
+    m = K1SelfLearningLM(tiny_cfg)
+    p, t = m.params.p, m.tree
+    x, y = batches(1)[0]
+    c = t.children[1][0]
+    p["router.b"][1][0] = 30.0  # c's gate column outscores anything: every parent would prefer it
+    fwd = forward(p, t, m.cfg, x, y, eps=1.0, rng=np.random.default_rng(0))
+    cand = ops.reorganize_candidate(p, t, fwd, 0.05)
+    assert cand is not None and cand["agent"] in t.nodes() and cand["gain"] > 0.05
+    col = p["router.w"][cand["old_parent"]][:, t.column(cand["agent"])].copy()
+    ops.apply_reorganize(p, t, **cand)
+    assert t.parent[cand["agent"]] == cand["new_parent"]
+    np.testing.assert_array_equal(p["router.w"][cand["new_parent"]][:, t.column(cand["agent"])], col)
+    forward(p, t, m.cfg, x, y)  # still a valid model
