@@ -41,8 +41,12 @@ def saved_config(out: str | Path) -> dict | None:
     return orjson.loads(path.read_bytes()) if path.is_file() else None
 
 
-def train(cfg: TrainConfig, resume: bool = False, log: TextIO = sys.stderr) -> dict:
-    """Train each model of `cfg`, write DIR/results.json (+ loss plot) and return the results."""
+def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> dict:
+    """Train each model of `cfg`, write DIR/results.json (+ loss plot) and return the results.
+
+    Progress goes to `log` (stderr by default); the final table goes to stdout.
+    """
+    log = log or sys.stderr
     keep_freed_memory()
     for name in model_names(cfg):
         registry.builder(name)  # fail before any work if a model is missing
@@ -58,7 +62,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO = sys.stderr) -> d
     for name in model_names(cfg):
         results["models"][name] = train_model(name, cfg, splits, out / name, resume, log)
     write_json(out / "results.json", results)
-    print(format_table(results), file=log)
+    print(format_table(results))
     from k1core.plots import plot_losses  # matplotlib is optional and imported there, lazily
 
     print(plot_losses(results, out / "loss.png"), file=log)

@@ -1,3 +1,4 @@
+import io
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ TINY = dict(steps=12, d_model=16, n_layers=1, n_heads=2, context=8, batch_size=2
 
 
 def test_tiny_run_writes_results_in_nats_and_bits(tmp_path):
-    res = train(make_config(TINY, {"out": str(tmp_path)}), log=open(os.devnull, "w"))
+    res = train(make_config(TINY, {"out": str(tmp_path)}), log=io.StringIO())
     on_disk = orjson.loads((tmp_path / "results.json").read_bytes())
     gpt = on_disk["models"]["gpt"]
     assert on_disk["config"]["steps"] == 12 and gpt["steps"] == 12
@@ -44,7 +45,7 @@ def test_stop_event_ends_training_and_events_are_logged(tmp_path, monkeypatch):
         return model
 
     monkeypatch.setitem(registry._BUILDERS, "gpt", build_stopping)
-    res = train(make_config(TINY, {"out": str(tmp_path)}), log=open(os.devnull, "w"))["models"]["gpt"]
+    res = train(make_config(TINY, {"out": str(tmp_path)}), log=io.StringIO())["models"]["gpt"]
     assert res["steps"] == 7 and res["stopped_early"]
     assert res["events"]["counts"] == {"probe": 7, "stop": 1}
     assert res["events"]["list"][0] == {"step": 0, "type": "probe", "n": 2}
@@ -57,7 +58,7 @@ def test_missing_model_fails_before_training(tmp_path):
 
 
 def test_resume_with_a_changed_config_is_refused(tmp_path):
-    train(make_config(TINY, {"out": str(tmp_path)}), log=open(os.devnull, "w"))
+    train(make_config(TINY, {"out": str(tmp_path)}), log=io.StringIO())
     with pytest.raises(UserError, match="lr"):
         train(make_config(TINY, {"out": str(tmp_path), "lr": 0.5}), resume=True)
 
@@ -77,7 +78,7 @@ def test_killed_run_resumes_bit_identically(tmp_path):
     assert not (killed / "results.json").exists(), "the run finished before it could be killed"
     assert load_checkpoint(ckpt)["run"]["step"] < 400
     subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True)
-    train(make_config(cfg, {"out": str(whole)}), log=open(os.devnull, "w"))
+    train(make_config(cfg, {"out": str(whole)}), log=io.StringIO())
 
     a = orjson.loads((killed / "results.json").read_bytes())["models"]["gpt"]
     b = orjson.loads((whole / "results.json").read_bytes())["models"]["gpt"]
