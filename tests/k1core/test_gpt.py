@@ -104,3 +104,26 @@ def test_flops_and_stats():
     assert s["params"] == model.params.size == 4 * (12 * 128 * 128 + 13 * 128) + 256 * 128 + 64 * 128 + 256
     assert model.flops_per_token() == 6 * (4 * 12 * 128**2 + 128 * 256) + 12 * 4 * 64 * 128
     assert model.on_step_end(0, lambda: None) == []
+
+
+def test_dropout_gradient_is_exact_for_fixed_masks():
+    model = BaselineGPT(GPTConfig(**{**TINY, "n_layers": 1, "dropout": 0.3}), seed=4, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 11, (2, 5)), rng.integers(0, 11, (2, 5))
+    masks = model.rng.bit_generator.state
+
+    def loss_with_same_masks():
+        model.rng.bit_generator.state = masks
+        return model.loss_and_grad(x, y, train=True)
+
+    loss_with_same_masks()
+    analytic, flat = model.params.grad.copy(), model.params.flat
+    for i in range(0, flat.size, 7):  # a spread of parameters from every tensor
+        old = flat[i]
+        flat[i] = old + 1e-6
+        up = loss_with_same_masks()
+        flat[i] = old - 1e-6
+        down = loss_with_same_masks()
+        flat[i] = old
+        assert abs((up - down) / 2e-6 - analytic[i]) < 1e-7, i
+    assert loss_with_same_masks() != model.loss(x, y)  # dropout really is active in training
