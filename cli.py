@@ -58,7 +58,12 @@ def train(config_file, resume, **flags):
     if resume:
         out = given.get("out", file_values.get("out", make_config().out))
         base = saved_config(out) or {}
-    run_training(make_config(base, file_values, given), resume=resume)
+    cfg = make_config(base, file_values, given)
+    try:
+        run_training(cfg, resume=resume)
+    except KeyboardInterrupt:
+        click.echo(f"k1: interrupted; continue with: k1 train --resume --out {cfg.out}", err=True)
+        sys.exit(130)
 
 
 @main.command()

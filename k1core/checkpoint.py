@@ -66,5 +66,5 @@ def load_checkpoint(path: str | Path) -> dict:
             arrays = {k: z[k] for k in z.files}
         meta = orjson.loads(arrays.pop(_META).tobytes())
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, orjson.JSONDecodeError) as err:
-        raise UserError(f"checkpoint {path} is unreadable: {err}") from None
+        raise UserError(f"checkpoint {path} is not a readable k1 checkpoint ({type(err).__name__})") from None
     return _decode(meta, arrays)

@@ -26,28 +26,28 @@ def _opt(default, help: str, lo=None, hi=None, lo_open=False, hi_open=False, cho
 class TrainConfig:
     model: str = _opt("gpt", "which model to train: gpt, k1, or both (same data and seed)",
                       choices=MODEL_CHOICES)
-    steps: int = _opt(2000, "training steps per model", lo=1)
-    d_model: int = _opt(128, "embedding width", lo=1)
-    n_layers: int = _opt(4, "transformer blocks", lo=1)
-    n_heads: int = _opt(4, "attention heads (must divide d_model)", lo=1)
-    context: int = _opt(64, "context length in bytes", lo=1)
-    batch_size: int = _opt(12, "sequences per step", lo=1)
+    steps: int = _opt(2000, "training steps per model", lo=1, hi=10**9)
+    d_model: int = _opt(128, "embedding width", lo=1, hi=8192)
+    n_layers: int = _opt(4, "transformer blocks", lo=1, hi=256)
+    n_heads: int = _opt(4, "attention heads (must divide d_model)", lo=1, hi=256)
+    context: int = _opt(64, "context length in bytes", lo=1, hi=8192)
+    batch_size: int = _opt(12, "sequences per step", lo=1, hi=65536)
     lr: float = _opt(1e-3, "peak learning rate", lo=0.0, lo_open=True)
     min_lr: float = _opt(1e-4, "learning rate at the end of the cosine decay", lo=0.0)
-    warmup_steps: int = _opt(100, "linear warmup steps", lo=0)
+    warmup_steps: int = _opt(100, "linear warmup steps", lo=0, hi=10**9)
     weight_decay: float = _opt(0.1, "AdamW decoupled weight decay on matrices", lo=0.0)
     beta2: float = _opt(0.99, "AdamW second-moment decay", lo=0.0, hi=1.0, hi_open=True)
     grad_clip: float = _opt(1.0, "global gradient-norm clip (0 disables)", lo=0.0)
     dropout: float = _opt(0.0, "dropout probability", lo=0.0, hi=1.0, hi_open=True)
     tie_weights: bool = _opt(True, "share the token embedding with the output head")
     backend: str = _opt("numpy", "compute backend", choices=BACKENDS)
-    seed: int = _opt(1337, "seed for initialisation and batch sampling", lo=0)
+    seed: int = _opt(1337, "seed for initialisation and batch sampling", lo=0, hi=2**32 - 2)
     data: str | None = _opt(None, "training file (any bytes); default: the embedded tiny-Shakespeare")
     out: str = _opt("runs/latest", "output folder for results.json, checkpoints and plots")
-    eval_interval: int = _opt(250, "steps between validation evaluations", lo=1)
-    eval_batches: int = _opt(20, "fixed batches per evaluation", lo=1)
-    checkpoint_interval: int = _opt(250, "steps between checkpoints (0: only at the end)", lo=0)
-    sample_length: int = _opt(200, "bytes generated as a sample after training", lo=0)
+    eval_interval: int = _opt(250, "steps between validation evaluations", lo=1, hi=10**9)
+    eval_batches: int = _opt(20, "fixed batches per evaluation", lo=1, hi=100_000)
+    checkpoint_interval: int = _opt(250, "steps between checkpoints (0: only at the end)", lo=0, hi=10**9)
+    sample_length: int = _opt(200, "bytes generated as a sample after training", lo=0, hi=1_000_000)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -84,7 +84,7 @@ def _check_field(f: dataclasses.Field, value) -> None:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise UserError(f"{f.name} must be a {kind.__name__}, got {value!r}")
+        raise UserError(f"{f.name} must be {KIND_NAMES[kind]}, got {value!r}")
     if m["choices"] is not None and value not in m["choices"]:
         raise UserError(f"{f.name} must be one of {', '.join(m['choices'])}, got {value!r}")
     lo, hi = m["lo"], m["hi"]
@@ -94,6 +94,7 @@ def _check_field(f: dataclasses.Field, value) -> None:
         raise UserError(f"{f.name} must be {'<' if m['hi_open'] else '<='} {hi}, got {value}")
 
 
+KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 FIELDS_TYPES = {"model": str, "backend": str, "data": str, "out": str, "tie_weights": bool,
                 **{n: type(f.default) for n, f in FIELDS.items()
                    if isinstance(f.default, (int, float)) and not isinstance(f.default, bool)}}

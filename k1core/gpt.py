@@ -115,13 +115,13 @@ class BaselineGPT:
         dh, gr["lnf.g"][...], gr["lnf.b"][...] = k.layernorm_backward(df, lnf, p["lnf.g"])
         for i in reversed(range(cfg.n_layers)):
             a, ln1, att_y, att, drop1, m, ln2, g, gelu, drop2 = blocks[i]
-            dout = k.dropout_backward(dh.copy() if drop2 is not None else dh, drop2)
+            dout = k.dropout_backward(dh, drop2)
             dg = linear_backward(dout, g, p[f"h{i}.mlp.w_out"], gr[f"h{i}.mlp.w_out"], gr[f"h{i}.mlp.b_out"])
             du = k.gelu_backward(dg, gelu)
             dm = linear_backward(du, m, p[f"h{i}.mlp.w_in"], gr[f"h{i}.mlp.w_in"], gr[f"h{i}.mlp.b_in"])
             dres, gr[f"h{i}.ln2.g"][...], gr[f"h{i}.ln2.b"][...] = k.layernorm_backward(dm, ln2, p[f"h{i}.ln2.g"])
             dh = dh + dres
-            dproj = k.dropout_backward(dh.copy() if drop1 is not None else dh, drop1)
+            dproj = k.dropout_backward(dh, drop1)
             datt_y = linear_backward(dproj, att_y, p[f"h{i}.attn.w_out"], gr[f"h{i}.attn.w_out"],
                                      gr[f"h{i}.attn.b_out"])
             dqkv = attention_backward(datt_y, att, k)

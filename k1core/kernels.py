@@ -127,10 +127,8 @@ def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
 
 
 def dropout_backward(dy: np.ndarray, mask) -> np.ndarray:
-    """Gradient through the keep-mask; in place."""
-    if mask is not None:
-        dy *= mask
-    return dy
+    """Gradient through the keep-mask (a new array; dy itself is still needed by the residual)."""
+    return dy if mask is None else dy * mask
 
 
 @dataclass(frozen=True)

@@ -27,5 +27,8 @@ def test_missing_and_corrupt_checkpoints_are_user_errors(tmp_path):
         load_checkpoint(tmp_path / "none.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(UserError, match="unreadable"):
+    with pytest.raises(UserError, match="not a readable k1 checkpoint"):
+        load_checkpoint(bad)
+    bad.write_bytes(b"x\n")  # not even a zip: np.load would fall back to pickle, which is refused
+    with pytest.raises(UserError, match="not a readable k1 checkpoint"):
         load_checkpoint(bad)

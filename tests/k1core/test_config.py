@@ -32,6 +32,9 @@ def test_later_layers_override_and_dashes_are_accepted():
     ({"n_heads": 3}, "d_model"),
     ({"seed": -1}, "seed"),
     ({"out": 3}, "out"),
+    ({"d_model": 10**12}, "d_model"),
+    ({"seed": 2**70}, "seed"),
+    ({"n_layers": 1e23}, "n_layers"),
 ])
 def test_bad_values_are_rejected_naming_the_key(values, key):
     with pytest.raises(UserError, match=key):
@@ -65,3 +68,32 @@ def test_bad_files_are_user_errors(tmp_path, name, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         read_config_file(tmp_path / "none.toml")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from k1core.config import FIELDS  # noqa: E402
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                    st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(sorted(FIELDS)), st.text(max_size=6)), _values, max_size=4))
+def test_fuzzed_mappings_give_a_config_or_a_user_error(values):
+    try:
+        cfg = make_config(values)
+    except UserError:
+        return
+    assert isinstance(cfg, TrainConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.sampled_from(["c.toml", "c.json"]))
+def test_fuzzed_files_give_a_mapping_or_a_user_error(tmp_path_factory, raw, name):
+    p = tmp_path_factory.mktemp("fuzz") / name
+    p.write_bytes(raw)
+    try:
+        assert isinstance(read_config_file(p), dict)
+    except UserError:
+        pass
