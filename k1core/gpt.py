@@ -91,13 +91,13 @@ class BaselineGPT:
             att_y, att = attention_forward(qkv, b, cfg.n_heads, self.mask, k)
             proj = linear_forward(att_y, p[f"h{i}.attn.w_out"], p[f"h{i}.attn.b_out"])
             proj, drop1 = k.dropout_forward(proj, p_drop, self.rng)
-            h = h + proj
+            h += proj  # h is not cached (LayerNorm keeps its own xhat), so update in place
             m, ln2 = k.layernorm_forward(h, p[f"h{i}.ln2.g"], p[f"h{i}.ln2.b"])
             u = linear_forward(m, p[f"h{i}.mlp.w_in"], p[f"h{i}.mlp.b_in"])  # (B*T, 4C)
             g, gelu = k.gelu_forward(u)
             out = linear_forward(g, p[f"h{i}.mlp.w_out"], p[f"h{i}.mlp.b_out"])
             out, drop2 = k.dropout_forward(out, p_drop, self.rng)
-            h = h + out
+            h += out
             blocks.append((a, ln1, att_y, att, drop1, m, ln2, g, gelu, drop2))
         f, lnf = k.layernorm_forward(h, p["lnf.g"], p["lnf.b"])
         logits = f @ (p["wte"].T if cfg.tie_weights else p["head"])  # (B*T, V)
@@ -120,7 +120,7 @@ class BaselineGPT:
             du = k.gelu_backward(dg, gelu)
             dm = linear_backward(du, m, p[f"h{i}.mlp.w_in"], gr[f"h{i}.mlp.w_in"], gr[f"h{i}.mlp.b_in"])
             dres, gr[f"h{i}.ln2.g"][...], gr[f"h{i}.ln2.b"][...] = k.layernorm_backward(dm, ln2, p[f"h{i}.ln2.g"])
-            dh = dh + dres
+            dh += dres  # dout, the only alias of dh, is already consumed
             dproj = k.dropout_backward(dh, drop1)
             datt_y = linear_backward(dproj, att_y, p[f"h{i}.attn.w_out"], gr[f"h{i}.attn.w_out"],
                                      gr[f"h{i}.attn.b_out"])
