@@ -95,9 +95,7 @@ def _check_field(f: dataclasses.Field, value) -> None:
 
 
 KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-FIELDS_TYPES = {"model": str, "backend": str, "data": str, "out": str, "tie_weights": bool,
-                **{n: type(f.default) for n, f in FIELDS.items()
-                   if isinstance(f.default, (int, float)) and not isinstance(f.default, bool)}}
+FIELDS_TYPES = {n: str if f.default is None else type(f.default) for n, f in FIELDS.items()}
 
 
 def read_config_file(path: str | Path) -> dict:

@@ -18,6 +18,7 @@ from k1core.config import TrainConfig
 from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
 from k1core.errors import UserError
 from k1core.memory import keep_freed_memory
+from k1core.plots import plot_losses  # imports matplotlib lazily, only if installed
 from k1core.progress import Progress
 from k1core.report import format_table, loss_summary
 
@@ -63,8 +64,6 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
         results["models"][name] = train_model(name, cfg, splits, out / name, resume, log)
     write_json(out / "results.json", results)
     print(format_table(results))
-    from k1core.plots import plot_losses  # matplotlib is optional and imported there, lazily
-
     print(plot_losses(results, out / "loss.png"), file=log)
     return results
 

@@ -89,3 +89,13 @@ def test_killed_run_resumes_bit_identically(tmp_path):
     for moment in ("m", "v"):
         for name, value in pb["model"]["optim"][moment].items():
             np.testing.assert_array_equal(pa["model"]["optim"][moment][name], value)
+
+
+def test_both_trains_every_model_on_the_same_batches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(registry._BUILDERS, "k1", build_gpt)  # stand-in until K-1 registers itself
+    res = train(make_config(TINY, {"out": str(tmp_path), "model": "both"}), log=io.StringIO())
+    gpt, k1 = res["models"]["gpt"], res["models"]["k1"]
+    assert gpt["history"]["train_loss"] == k1["history"]["train_loss"]  # same seed, same data
+    table = capsys.readouterr().out
+    assert "\n  gpt " in table and "\n   k1 " in table
+    assert (tmp_path / "gpt" / "checkpoint.npz").exists() and (tmp_path / "k1" / "checkpoint.npz").exists()
