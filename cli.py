@@ -32,11 +32,12 @@ def config_options(command):
 
     for name in reversed(list(FIELDS)):
         flag = "--" + name.replace("_", "-")
-        kind = FIELDS_TYPES[name]
+        kind, default = FIELDS_TYPES[name], FIELDS[name].default
+        text = config_help(name) + ("" if default is None else f"  [default: {default}]")
         if kind is bool:
-            command = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=config_help(name))(command)
+            command = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)(command)
         else:
-            command = click.option(flag, name, type=kind, default=None, help=config_help(name))(command)
+            command = click.option(flag, name, type=kind, default=None, help=text)(command)
     return command
 
 
