@@ -1,0 +1,36 @@
+"""A line-based progress bar (step, loss, tokens/s, ETA) that works in terminals and log files alike."""
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+BAR_WIDTH = 20
+
+
+def format_seconds(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Prints about 50 lines per run, plus one at every validation."""
+
+    def __init__(self, name: str, total_steps: int, tokens_per_step: int, out: TextIO):
+        self.name, self.total, self.tokens_per_step, self.out = name, total_steps, tokens_per_step, out
+        self.every = max(1, total_steps // 50)
+        self.window_start, self.window_steps, self.window_s = time.perf_counter(), 0, 0.0
+
+    def update(self, step: int, loss: float, val: float | None, step_s: float) -> None:
+        """Record one finished step; print when due."""
+        self.window_steps += 1
+        self.window_s += step_s
+        if step % self.every and val is None and step != self.total:
+            return
+        tok_s = self.window_steps * self.tokens_per_step / max(self.window_s, 1e-9)
+        eta = (self.total - step) * (time.perf_counter() - self.window_start) / self.window_steps
+        filled = BAR_WIDTH * step // self.total
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        val_txt = f"  val {val:.4f}" if val is not None else ""
+        print(f"{self.name:>4} [{bar}] step {step:>6}/{self.total}  loss {loss:.4f}{val_txt}  "
+              f"{tok_s:>8.0f} tok/s  ETA {format_seconds(eta)}", file=self.out, flush=True)
+        self.window_start, self.window_steps, self.window_s = time.perf_counter(), 0, 0.0

@@ -1,0 +1,161 @@
+"""The training loop behind `k1 train`: every requested model in turn on the same data and seed,
+with progress, periodic validation, atomic checkpoints, bit-identical resume, and a final report."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import orjson
+
+from k1core import registry
+from k1core.checkpoint import load_checkpoint, save_checkpoint
+from k1core.config import TrainConfig
+from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
+from k1core.errors import UserError
+from k1core.memory import keep_freed_memory
+from k1core.plots import plot_losses  # imports matplotlib lazily, only if installed
+from k1core.progress import Progress
+from k1core.report import format_table, loss_summary
+
+SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.8, 200
+
+
+def model_names(cfg: TrainConfig) -> list[str]:
+    return ["gpt", "k1"] if cfg.model == "both" else [cfg.model]
+
+
+def write_json(path: Path, obj) -> None:
+    """orjson to `path` via a temporary file, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    tmp.replace(path)
+
+
+def saved_config(out: str | Path) -> dict | None:
+    """The effective config a previous run saved in `out`, if any."""
+    path = Path(out) / "config.json"
+    return orjson.loads(path.read_bytes()) if path.is_file() else None
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> dict:
+    """Train each model of `cfg`, write DIR/results.json (+ loss plot) and return the results.
+
+    Progress goes to `log` (stderr by default); the final table goes to stdout.
+    """
+    log = log or sys.stderr
+    keep_freed_memory()
+    for name in model_names(cfg):
+        registry.builder(name)  # fail before any work if a model is missing
+    out = Path(cfg.out)
+    previous = saved_config(out)
+    if resume and previous is not None and previous != cfg.to_dict():
+        changed = sorted(k for k in cfg.to_dict() if previous.get(k) != getattr(cfg, k))
+        raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_dict())
+    splits = split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2)
+    results = {"config": cfg.to_dict(), "models": {}}
+    for name in model_names(cfg):
+        results["models"][name] = train_model(name, cfg, splits, out / name, resume, log)
+    write_json(out / "results.json", results)
+    print(format_table(results))
+    print(plot_losses(results, out / "loss.png"), file=log)
+    return results
+
+
+def train_model(name: str, cfg: TrainConfig, splits: Splits, out: Path, resume: bool,
+                log: TextIO) -> dict:
+    """Train one model to cfg.steps (or its stop event); resumes from out/checkpoint.npz when asked."""
+    ckpt_path, result_path = out / "checkpoint.npz", out / "result.json"
+    model = registry.build(name, cfg)
+    batch_rng = np.random.default_rng(cfg.seed)  # same batches for every model
+    probe_rng = np.random.default_rng(cfg.seed + 1)  # held-out batches for on_step_end
+    run = {"step": 0, "done": False, "train_s": 0.0, "wall_s": 0.0, "step_ms": [],
+           "history": {"step": [], "train_loss": [], "val_step": [], "val_loss": []}, "events": []}
+    if resume and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        batch_rng.bit_generator.state = state["batch_rng"]
+        probe_rng.bit_generator.state = state["probe_rng"]
+        run = state["run"]
+        if run["done"] and result_path.is_file():
+            print(f"{name}: already finished, keeping {result_path}", file=log)
+            return orjson.loads(result_path.read_bytes())
+
+    def probe():
+        return sample_batch(splits.val, cfg.batch_size, cfg.context, probe_rng)
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, {"name": name, "config": cfg.to_dict(), "model": model.state_dict(),
+                                    "batch_rng": batch_rng.bit_generator.state,
+                                    "probe_rng": probe_rng.bit_generator.state, "run": run})
+
+    val_set = list(eval_batches(splits.val, cfg.batch_size, cfg.context, cfg.eval_batches))
+    hist, tokens_per_step = run["history"], cfg.batch_size * cfg.context
+    progress = Progress(name, cfg.steps, tokens_per_step, log)
+    wall_start = time.perf_counter() - run["wall_s"]
+    stopped = False
+    while run["step"] < cfg.steps and not stopped:
+        step = run["step"]
+        x, y = sample_batch(splits.train, cfg.batch_size, cfg.context, batch_rng)
+        t0 = time.perf_counter()
+        loss = model.train_step(x, y)
+        events = model.on_step_end(step, probe)
+        dt = time.perf_counter() - t0
+        if not math.isfinite(loss):
+            raise UserError(f"{name}: loss became {loss} at step {step}; lower the learning rate")
+        run["train_s"] += dt
+        run["step_ms"].append(dt * 1e3)
+        hist["step"].append(step)
+        hist["train_loss"].append(loss)
+        run["events"].extend(events)
+        stopped = any(e.get("type") == "stop" for e in events)
+        run["step"] = step + 1
+        val = None
+        if run["step"] % cfg.eval_interval == 0 or run["step"] == cfg.steps or stopped:
+            val = model.evaluate(val_set)
+            hist["val_step"].append(step)
+            hist["val_loss"].append(val)
+        progress.update(run["step"], loss, val, dt)
+        run["wall_s"] = time.perf_counter() - wall_start
+        if cfg.checkpoint_interval and run["step"] % cfg.checkpoint_interval == 0:
+            checkpoint()
+    result = finish(name, model, cfg, splits, run, stopped)
+    run["done"] = True
+    run["wall_s"] = time.perf_counter() - wall_start
+    result["wall_s"] = run["wall_s"]
+    checkpoint()
+    write_json(result_path, result)
+    return result
+
+
+def finish(name: str, model, cfg: TrainConfig, splits: Splits, run: dict, stopped: bool) -> dict:
+    """Final train/val/test losses, speed, samples and events of one model."""
+    def loss_on(data):
+        return model.evaluate(eval_batches(data, cfg.batch_size, cfg.context, cfg.eval_batches))
+
+    losses = {"train": loss_on(splits.train), "val": loss_on(splits.val), "test": loss_on(splits.test)}
+    prompt = splits.val[: min(16, cfg.context)]
+    sample = model.generate(prompt, cfg.sample_length, SAMPLE_TEMPERATURE, SAMPLE_TOP_K, seed=cfg.seed)
+    step_ms = np.array(run["step_ms"]) if run["step_ms"] else np.zeros(1)
+    events = run["events"]
+    return {
+        "model": name,
+        "stats": model.stats(),
+        "steps": run["step"],
+        "stopped_early": stopped,
+        **loss_summary(losses),
+        "tokens_per_s": run["step"] * cfg.batch_size * cfg.context / max(run["train_s"], 1e-9),
+        "ms_per_step": float(np.median(step_ms)),
+        "ms_per_step_min": float(step_ms.min()),
+        "train_s": run["train_s"],
+        "history": run["history"],
+        "events": {"counts": dict(Counter(e.get("type", "?") for e in events)), "list": events},
+        "samples": [{"prompt": decode(prompt), "text": decode(sample[len(prompt):]),
+                     "temperature": SAMPLE_TEMPERATURE, "top_k": SAMPLE_TOP_K}],
+    }

@@ -1,0 +1,99 @@
+import pytest
+
+from k1core.config import TrainConfig, make_config, read_config_file
+from k1core.errors import UserError
+
+
+def test_defaults_are_the_issue_bar_config():
+    c = make_config()
+    assert (c.d_model, c.n_layers, c.n_heads, c.context, c.batch_size, c.steps) == (128, 4, 4, 64, 12, 2000)
+    assert (c.lr, c.min_lr, c.warmup_steps, c.weight_decay, c.grad_clip) == (1e-3, 1e-4, 100, 0.1, 1.0)
+
+
+def test_later_layers_override_and_dashes_are_accepted():
+    c = make_config({"steps": 5, "lr": 1}, {"d-model": 64})
+    assert c.steps == 5 and c.lr == 1.0 and isinstance(c.lr, float) and c.d_model == 64
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"stepz": 3}, "stepz"),
+    ({"steps": 0}, "steps"),
+    ({"lr": 0.0}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"beta2": 1.0}, "beta2"),
+    ({"steps": "ten"}, "steps"),
+    ({"steps": 2.5}, "steps"),
+    ({"steps": True}, "steps"),
+    ({"tie_weights": 1}, "tie_weights"),
+    ({"model": "bert"}, "model"),
+    ({"backend": "numba"}, "backend"),
+    ({"min_lr": 0.01}, "min_lr"),
+    ({"n_heads": 3}, "d_model"),
+    ({"seed": -1}, "seed"),
+    ({"out": 3}, "out"),
+    ({"d_model": 10**12}, "d_model"),
+    ({"seed": 2**70}, "seed"),
+    ({"n_layers": 1e23}, "n_layers"),
+])
+def test_bad_values_are_rejected_naming_the_key(values, key):
+    with pytest.raises(UserError, match=key):
+        make_config(values)
+
+
+def test_toml_and_json_files(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('steps = 7\nd_model = 32\n[train]\nsteps = 9\n')
+    assert make_config(read_config_file(toml)).steps == 9  # a [train] table wins
+    toml.write_text('steps = 7\nn-heads = 2\n')
+    assert make_config(read_config_file(toml)).n_heads == 2
+    js = tmp_path / "c.json"
+    js.write_text('{"steps": 11, "dropout": 0.1}')
+    assert make_config(read_config_file(js)) == TrainConfig(steps=11, dropout=0.1)
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("c.toml", "steps = = 3", "cannot parse"),
+    ("c.json", "{steps: 3}", "cannot parse"),
+    ("c.json", "[1, 2]", "table"),
+    ("c.yaml", "steps: 3", ".toml or .json"),
+])
+def test_bad_files_are_user_errors(tmp_path, name, text, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(UserError, match=match):
+        read_config_file(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        read_config_file(tmp_path / "none.toml")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from k1core.config import FIELDS  # noqa: E402
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                    st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(sorted(FIELDS)), st.text(max_size=6)), _values, max_size=4))
+def test_fuzzed_mappings_give_a_config_or_a_user_error(values):
+    try:
+        cfg = make_config(values)
+    except UserError:
+        return
+    assert isinstance(cfg, TrainConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.sampled_from(["c.toml", "c.json"]))
+def test_fuzzed_files_give_a_mapping_or_a_user_error(tmp_path_factory, raw, name):
+    p = tmp_path_factory.mktemp("fuzz") / name
+    p.write_bytes(raw)
+    try:
+        assert isinstance(read_config_file(p), dict)
+    except UserError:
+        pass

@@ -1,0 +1,53 @@
+import orjson
+from click.testing import CliRunner
+
+from cli import main
+
+TINY = ["--steps=6", "--d-model=16", "--n-layers=1", "--n-heads=2", "--context=8", "--batch-size=2",
+        "--warmup-steps=1", "--eval-interval=3", "--eval-batches=1", "--sample-length=5"]
+
+
+def test_help_lists_commands_and_flags():
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0 and "train" in top.output and "generate" in top.output
+    sub = runner.invoke(main, ["train", "--help"])
+    assert sub.exit_code == 0 and "--d-model" in sub.output and "--resume" in sub.output
+    assert runner.invoke(main, ["--version"]).output.startswith("k1, version")
+
+
+def test_bad_config_key_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("stepz = 3\n")
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg)])
+    assert res.exit_code == 2
+    assert res.output.strip() == "k1: error: unknown config key: stepz"
+
+
+def test_out_of_range_flag_and_missing_model_are_one_line_errors(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--steps=0", f"--out={tmp_path}"])
+    assert res.exit_code == 2 and res.output.strip() == "k1: error: steps must be >= 1, got 0"
+    res = CliRunner().invoke(main, ["train", "--model=k1", f"--out={tmp_path}"])
+    assert res.exit_code == 2 and "'k1' is not available" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["train", "--backend=jax", f"--out={tmp_path}"])
+    assert res.exit_code == 2 and "backend" in res.output
+
+
+def test_tiny_run_writes_results_then_generates(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", *TINY, f"--out={tmp_path}"])
+    assert res.exit_code == 0, res.output
+    results = orjson.loads((tmp_path / "results.json").read_bytes())
+    assert results["models"]["gpt"]["steps"] == 6 and "val bpb" in res.output
+    gen = [ "generate", f"--checkpoint={tmp_path}", "--prompt=ROMEO:", "--max-new-tokens=12", "--seed=3"]
+    a, b = runner.invoke(main, gen), runner.invoke(main, gen)
+    assert a.exit_code == 0 and a.output == b.output and a.output.startswith("ROMEO:")
+    missing = runner.invoke(main, ["generate", f"--checkpoint={tmp_path / 'nope'}"])
+    assert missing.exit_code == 2 and "no checkpoint" in missing.output
+
+
+def test_resume_reuses_the_saved_config(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", *TINY, f"--out={tmp_path}"]).exit_code == 0
+    res = runner.invoke(main, ["train", "--resume", f"--out={tmp_path}"])
+    assert res.exit_code == 0 and "already finished" in res.output
