@@ -13,7 +13,7 @@ from k1core.errors import UserError
 from k1core.optim import AdamWConfig
 
 BACKENDS = ("numpy",)  # compute backends that exist; later issues add numba and jax
-MODEL_CHOICES = ("gpt", "k1", "both")
+MODEL_CHOICES = ("gpt", "k1", "k1-notree", "both", "all")
 
 
 def _opt(default, help: str, lo=None, hi=None, lo_open=False, hi_open=False, choices=None):
@@ -24,7 +24,8 @@ def _opt(default, help: str, lo=None, hi=None, lo_open=False, hi_open=False, cho
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = _opt("gpt", "which model to train: gpt, k1, or both (same data and seed)",
+    model: str = _opt("all", "which model to train: gpt, k1, k1-notree (K-1 without its tree), "
+                      "both (gpt and k1) or all three, on the same data and seed",
                       choices=MODEL_CHOICES)
     steps: int = _opt(2000, "training steps per model", lo=1, hi=10**9)
     d_model: int = _opt(128, "embedding width", lo=1, hi=8192)
@@ -44,7 +45,7 @@ class TrainConfig:
     seed: int = _opt(1337, "seed for initialisation and batch sampling", lo=0, hi=2**32 - 2)
     data: str | None = _opt(None, "training file (any bytes); default: the embedded tiny-Shakespeare")
     out: str = _opt("runs/latest", "output folder for results.json, checkpoints and plots")
-    eval_interval: int = _opt(250, "steps between validation evaluations", lo=1, hi=10**9)
+    eval_interval: int = _opt(100, "steps between validation evaluations", lo=1, hi=10**9)
     eval_batches: int = _opt(20, "fixed batches per evaluation", lo=1, hi=100_000)
     checkpoint_interval: int = _opt(250, "steps between checkpoints (0: only at the end)", lo=0, hi=10**9)
     sample_length: int = _opt(200, "bytes generated as a sample after training", lo=0, hi=1_000_000)

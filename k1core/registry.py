@@ -11,7 +11,7 @@ from typing import Callable
 
 from k1core.errors import UserError
 
-KNOWN = {"gpt": "k1core.gpt_builder", "k1": "k1core.k1"}
+KNOWN = {"gpt": "k1core.gpt_builder", "k1": "k1core.k1", "k1-notree": "k1core.k1"}
 _BUILDERS: dict[str, Callable] = {}
 
 

@@ -18,15 +18,30 @@ from k1core.config import TrainConfig
 from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
 from k1core.errors import UserError
 from k1core.memory import keep_freed_memory
-from k1core.plots import plot_losses  # imports matplotlib lazily, only if installed
+from k1core.plots import plot_losses, plot_structure  # imports matplotlib lazily, only if installed
 from k1core.progress import Progress
-from k1core.report import format_table, loss_summary
+from k1core.report import format_table, loss_summary, matched_wall_clock
 
 SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.8, 200
 
 
+GROUPS = {"both": ["gpt", "k1"], "all": ["gpt", "k1", "k1-notree"]}
+PROBE_FRACTION = 0.02  # tail of the train split held out for K-1's trust and plasticity checks
+
+
 def model_names(cfg: TrainConfig) -> list[str]:
-    return ["gpt", "k1"] if cfg.model == "both" else [cfg.model]
+    return GROUPS.get(cfg.model, [cfg.model])
+
+
+def hold_out_probe(splits: Splits, context: int) -> tuple[Splits, np.ndarray]:
+    """Train split without its tail, and that tail as probe data.
+
+    K-1 decides trust and keeps or rolls back structural changes on probe batches; drawing them
+    from the validation split would let those decisions fit the data its loss is reported on.
+    No model trains on the probe tail, so the comparison stays fair.
+    """
+    n = max(context + 2, int(len(splits.train) * PROBE_FRACTION))
+    return Splits(splits.train[:-n], splits.val, splits.test), splits.train[-n:]
 
 
 def write_json(path: Path, obj) -> None:
@@ -58,25 +73,30 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
         raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
-    splits = split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2)
+    splits, probe_data = hold_out_probe(split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2),
+                                         cfg.context)
     results = {"config": cfg.to_dict(), "models": {}}
     for name in model_names(cfg):
-        results["models"][name] = train_model(name, cfg, splits, out / name, resume, log)
+        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log)
+    results["matched_wall_clock"] = matched_wall_clock(results["models"])
     write_json(out / "results.json", results)
     print(format_table(results))
     print(plot_losses(results, out / "loss.png"), file=log)
+    for name, result in results["models"].items():
+        if result["stats"].get("history"):
+            print(plot_structure(result, out / f"{name}_structure.png"), file=log)
     return results
 
 
-def train_model(name: str, cfg: TrainConfig, splits: Splits, out: Path, resume: bool,
-                log: TextIO) -> dict:
+def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
+                resume: bool, log: TextIO) -> dict:
     """Train one model to cfg.steps (or its stop event); resumes from out/checkpoint.npz when asked."""
     ckpt_path, result_path = out / "checkpoint.npz", out / "result.json"
     model = registry.build(name, cfg)
     batch_rng = np.random.default_rng(cfg.seed)  # same batches for every model
     probe_rng = np.random.default_rng(cfg.seed + 1)  # held-out batches for on_step_end
     run = {"step": 0, "done": False, "train_s": 0.0, "wall_s": 0.0, "step_ms": [],
-           "history": {"step": [], "train_loss": [], "val_step": [], "val_loss": []}, "events": []}
+           "history": {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_train_s": []}, "events": []}
     if resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
@@ -88,7 +108,7 @@ def train_model(name: str, cfg: TrainConfig, splits: Splits, out: Path, resume: 
             return orjson.loads(result_path.read_bytes())
 
     def probe():
-        return sample_batch(splits.val, cfg.batch_size, cfg.context, probe_rng)
+        return sample_batch(probe_data, cfg.batch_size, cfg.context, probe_rng)
 
     def checkpoint():
         save_checkpoint(ckpt_path, {"name": name, "config": cfg.to_dict(), "model": model.state_dict(),
@@ -121,6 +141,7 @@ def train_model(name: str, cfg: TrainConfig, splits: Splits, out: Path, resume: 
             val = model.evaluate(val_set)
             hist["val_step"].append(step)
             hist["val_loss"].append(val)
+            hist["val_train_s"].append(run["train_s"])
         progress.update(run["step"], loss, val, dt)
         run["wall_s"] = time.perf_counter() - wall_start
         if cfg.checkpoint_interval and run["step"] % cfg.checkpoint_interval == 0:

@@ -3,7 +3,7 @@ from click.testing import CliRunner
 
 from cli import main
 
-TINY = ["--steps=6", "--d-model=16", "--n-layers=1", "--n-heads=2", "--context=8", "--batch-size=2",
+TINY = ["--model=gpt", "--steps=6", "--d-model=16", "--n-layers=1", "--n-heads=2", "--context=8", "--batch-size=2",
         "--warmup-steps=1", "--eval-interval=3", "--eval-batches=1", "--sample-length=5"]
 
 
@@ -27,8 +27,8 @@ def test_bad_config_key_is_one_line_and_exit_2(tmp_path):
 def test_out_of_range_flag_and_missing_model_are_one_line_errors(tmp_path):
     res = CliRunner().invoke(main, ["train", "--steps=0", f"--out={tmp_path}"])
     assert res.exit_code == 2 and res.output.strip() == "k1: error: steps must be >= 1, got 0"
-    res = CliRunner().invoke(main, ["train", "--model=k1", f"--out={tmp_path}"])
-    assert res.exit_code == 2 and "'k1' is not available" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["train", "--model=k2", f"--out={tmp_path}"])
+    assert res.exit_code == 2 and "model must be one of" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, ["train", "--backend=jax", f"--out={tmp_path}"])
     assert res.exit_code == 2 and "backend" in res.output
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from k1core import registry
 from k1core.k1.config import K1Config, config_from_mapping
 from k1core.k1.model import K1SelfLearningLM
 
 # run-level settings the harness may carry, and the K1Config field each one sets
 RUN_FIELDS = {"steps": "total_steps", "total_steps": "total_steps", "max_steps": "total_steps",
-              "context": "context", "block_size": "context", "seed": "seed"}
+              "context": "context", "block_size": "context", "seed": "seed",
+              "d_model": "d_model", "n_heads": "n_heads"}
 
 
 def _run_settings(train_config) -> dict:
@@ -35,13 +37,7 @@ def build_k1_no_tree(train_config=None, **overrides) -> K1SelfLearningLM:
     return build_k1(train_config, **(overrides | {"use_tree": False}))
 
 
-def register(registry) -> None:
-    """Add the K-1 builders to a name -> builder registry (a dict or an object with .register)."""
-    for name, builder in (("k1", build_k1), ("k1-notree", build_k1_no_tree)):
-        if hasattr(registry, "register"):
-            registry.register(name, builder)
-        else:
-            registry[name] = builder
+registry.register("k1", build_k1)
+registry.register("k1-notree", build_k1_no_tree)
 
-
-__all__ = ["K1Config", "K1SelfLearningLM", "build_k1", "build_k1_no_tree", "register"]
+__all__ = ["K1Config", "K1SelfLearningLM", "build_k1", "build_k1_no_tree"]

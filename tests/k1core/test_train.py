@@ -18,7 +18,7 @@ from k1core.gpt_builder import build_gpt
 from k1core.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(steps=12, d_model=16, n_layers=1, n_heads=2, context=8, batch_size=2, warmup_steps=2,
+TINY = dict(model="gpt", steps=12, d_model=16, n_layers=1, n_heads=2, context=8, batch_size=2, warmup_steps=2,
             eval_interval=5, eval_batches=2, checkpoint_interval=5, sample_length=10)
 
 
@@ -51,7 +51,9 @@ def test_stop_event_ends_training_and_events_are_logged(tmp_path, monkeypatch):
     assert res["events"]["list"][0] == {"step": 0, "type": "probe", "n": 2}
 
 
-def test_missing_model_fails_before_training(tmp_path):
+def test_missing_model_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.KNOWN, "k1", "k1core.not_in_this_build")
+    monkeypatch.delitem(registry._BUILDERS, "k1", raising=False)
     with pytest.raises(UserError, match="'k1' is not available"):
         train(make_config(TINY, {"out": str(tmp_path), "model": "both"}))
     assert not (tmp_path / "results.json").exists()
@@ -82,6 +84,8 @@ def test_killed_run_resumes_bit_identically(tmp_path):
 
     a = orjson.loads((killed / "results.json").read_bytes())["models"]["gpt"]
     b = orjson.loads((whole / "results.json").read_bytes())["models"]["gpt"]
+    timing = "val_train_s"  # seconds of training at each validation: wall-clock, never bit-identical
+    assert a["history"].pop(timing) and b["history"].pop(timing)
     assert a["history"] == b["history"] and a["loss_nats"] == b["loss_nats"] and a["samples"] == b["samples"]
     pa, pb = load_checkpoint(killed / "gpt/checkpoint.npz"), load_checkpoint(whole / "gpt/checkpoint.npz")
     for name, value in pb["model"]["params"].items():
@@ -99,3 +103,14 @@ def test_both_trains_every_model_on_the_same_batches(tmp_path, monkeypatch, caps
     table = capsys.readouterr().out
     assert "\n  gpt " in table and "\n   k1 " in table
     assert (tmp_path / "gpt" / "checkpoint.npz").exists() and (tmp_path / "k1" / "checkpoint.npz").exists()
+
+
+def test_all_models_train_and_compare_at_matched_time(tmp_path):
+    res = train(make_config(TINY, {"out": str(tmp_path), "model": "all"}), log=io.StringIO())
+    assert list(res["models"]) == ["gpt", "k1", "k1-notree"]
+    matched = res["matched_wall_clock"]
+    assert matched["train_s"] == min(r["train_s"] for r in res["models"].values())
+    fastest = min(res["models"].values(), key=lambda r: r["train_s"])
+    assert matched["val_loss"][fastest["model"]] == pytest.approx(fastest["history"]["val_loss"][-1])
+    assert res["models"]["k1"]["stats"]["params_updated_fraction"] < 1.0
+    assert (tmp_path / "results.json").is_file()

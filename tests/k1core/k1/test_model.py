@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from k1core.errors import UserError
-from k1core.k1 import K1Config, K1SelfLearningLM, build_k1, build_k1_no_tree, register
+from k1core import registry
+from k1core.k1 import K1Config, K1SelfLearningLM, build_k1, build_k1_no_tree
 from k1core.k1.config import config_from_mapping
 
 
@@ -89,9 +90,8 @@ def test_config_validation_names_the_key():
 
 
 def test_builders_and_registry():
-    reg = {}
-    register(reg)
-    assert set(reg) == {"k1", "k1-notree"}
+    assert registry.builder("k1") is build_k1
+    assert registry.builder("k1-notree") is build_k1_no_tree
     m = build_k1({"steps": 77, "context": 32, "seed": 3}, d_model=32, n_heads=2, d_hidden=16)
     assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model) == (77, 32, 3, 32)
     assert not build_k1_no_tree(None, d_model=32, n_heads=2).cfg.use_tree
