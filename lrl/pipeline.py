@@ -24,7 +24,7 @@ from lrl.run_estimate import check_estimate
 from lrl.run_report import render_report
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
 from lrl.stages import bootstrap, student_baseline, teacher_baseline, teacher_strategy, transfer_check
-from lrl.stages.context import StageContext
+from lrl.stages.context import StageContext, model_label
 
 SPLIT_SIZES = (("train", "n_train"), ("dev", "n_val"), ("test", "n_test"))
 PACKAGES = ("k1", "numpy", "click", "orjson", "llama_cpp_python", "anthropic", "httpx", "mlx-lm")
@@ -57,7 +57,7 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     check_estimate(ctx)
     results = _run_stages(ctx, reviewer)
     ctx.save_ledger()
-    public = _public_results(config, results)
+    public = _public_results(config, results, models)
     write_json_atomic(rundir / "results.json", public)
     write_text_atomic(rundir / "report.md", render_report(public, ledger.summary()))
     cache.close()
@@ -135,7 +135,7 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> str 
     return text
 
 
-def _public_results(config: RunConfig, results: dict) -> dict:
+def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
     """results.json: every stage's summaries and the paired tests, without per-item records."""
     stages = {s: {k: v for k, v in r.items() if k not in RECORD_KEYS} for s, r in results.items()}
     comparisons = {}
@@ -143,7 +143,8 @@ def _public_results(config: RunConfig, results: dict) -> dict:
         comparisons["3_vs_1"] = compare(results["3"]["records"], results["1"]["records"])
     if "comparison" in results.get("3b", {}):
         comparisons["3b_with_vs_without"] = results["3b"]["comparison"]
-    return {"config": config.identity(), "template_version": TEMPLATE_VERSION, "stages": stages,
+    return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
+            "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
             "comparisons": comparisons}
 
 

@@ -56,7 +56,7 @@ class RunConfig:
                     "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
+                raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown or not self.stages:
             raise UserError(f"--stages must be a comma list of {', '.join(STAGES)}; got {','.join(self.stages) or 'nothing'}")

@@ -94,7 +94,7 @@ def render_report(results: dict, ledger: dict) -> str:
     """The whole report.md text."""
     cfg, stages = results["config"], results["stages"]
     lines = [f"# LRL run: {cfg['domain']} ({cfg['variant'] or 'default'} variant)", "",
-             f"Teacher `{cfg['teacher']}`, student `{cfg['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
+             f"Teacher `{results['models']['teacher']}`, student `{results['models']['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
              f"validation, {cfg['n_test']} test problems; seed {cfg['seed']}; prompts {results['template_version']}.",
              "", "## Results", ""] + _main_table(stages)
     if "2" in stages and "candidates" in stages["2"]:

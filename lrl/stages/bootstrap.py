@@ -16,7 +16,7 @@ from __future__ import annotations
 from lrl.domain import SUCCESS_OUTCOMES
 from lrl.prompts import distillation_messages, reflection_messages
 from lrl.rundir import write_json_atomic, write_text_atomic
-from lrl.stages.context import StageContext, evaluate, evaluation_summary
+from lrl.stages.context import StageContext, evaluate, evaluation_summary, model_label
 
 NAME = "2_bootstrap"
 
@@ -111,7 +111,7 @@ def _result(ctx: StageContext, best: dict, n_batches: int) -> dict:
     batch_records = [r for b in range(n_batches) for r in state[f"batch_{b:03d}"]]
     candidates = state.get("candidates", [])
     return {
-        "model": ctx.config.teacher, "role": "teacher", "split": "train",
+        "model": model_label(ctx.teacher), "role": "teacher", "split": "train",
         "training": evaluation_summary(batch_records, ctx.config.batch_size),
         "validation_zero_shot": evaluation_summary(state["val_zero_shot"], ctx.config.batch_size),
         "candidates": [{k: c[k] for k in ("index", "after_batch", "text", "adopted")}

@@ -55,6 +55,11 @@ class StageContext:
         return completion.text
 
 
+def model_label(llm) -> str:
+    """`backend:model` of the LLM that really answered (a test double shows as itself)."""
+    return f"{llm.backend}:{llm.model}"
+
+
 def _thought(key: str, stage: str, llm, messages: list[dict], response: str) -> dict:
     return {"key": key, "stage": stage, "backend": llm.backend, "model": llm.model,
             "messages": messages, "response": response}
@@ -108,6 +113,6 @@ def test_evaluation(ctx: StageContext, state_name: str, role: str, strategy: str
     """Evaluate the teacher or the student on the test split; the stage's entry for results.json."""
     llm = ctx.teacher if role == "teacher" else ctx.student
     records = evaluate(ctx, state_name, state_key, llm, ctx.splits["test"], strategy, label, baseline_prompt)
-    return {"model": getattr(ctx.config, role), "role": role, "split": "test", "with_strategy": strategy is not None,
+    return {"model": model_label(llm), "role": role, "split": "test", "with_strategy": strategy is not None,
             "prompt": baseline_prompt if strategy is None else "strategy",
             "summary": evaluation_summary(records, ctx.config.batch_size), "records": records}

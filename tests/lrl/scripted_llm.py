@@ -2,8 +2,8 @@
 seconds. Its answers come from rules below on the prompt alone (never on earlier calls, so a resumed process answers alike), not from a model: nothing it produces is a model result.
 
 Rules: a scheduling problem is answered correctly when a strategy mentioning a sweep is in the
-prompt, otherwise "YES" (or "NO" when the meeting list is long, so there are mistakes to reflect
-on). A distillation of five reflections writes a useless strategy, one of fewer a sweep-line strategy, so one
+prompt, otherwise "YES" (or "NO" when the meeting list is long, or no marked answer at all when the first
+meeting starts at a multiple of 3, so there are mistakes and parse failures to reflect on). A distillation of five reflections writes a useless strategy, one of fewer a sweep-line strategy, so one
 candidate is rejected on validation and one adopted. Every call is counted; `die_at_call=N` kills
 the process with SIGKILL when call N arrives (before answering it), to test resuming.
 """
@@ -62,7 +62,7 @@ class ScriptedLLM:
             return f"Sweeping the events, the peak is {peak(meetings)}.\nANSWER: {verdict}"
         if len(meetings) >= 5:
             return "Too many meetings, I guess no.\nANSWER: NO"
-        if len(meetings) == 3:
+        if meetings[0][0] % 3 == 0:
             return "I am not sure."  # a parse failure: no marked answer
         return "Looks fine.\nANSWER: YES"
 
