@@ -1,12 +1,15 @@
 """The whole stage flow on the scripted test double: artifacts, adoption, resume, offline, budget, review."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import orjson
 import pytest
 
 from k1core.errors import UserError
 from lrl.ledger import BudgetExceeded
 from lrl.pipeline import run
+from lrl.prompts import solve_messages
 from lrl.run_config import RunConfig
 from scripted_llm import ScriptedLLM
 
@@ -118,6 +121,6 @@ def test_published_baseline_prompt_gives_the_algorithm(tmp_path):
     assert results["stages"]["1"]["prompt"] == "published"
     thoughts = (tmp_path / "run" / "thoughts.jsonl").read_text()
     assert "Hint: turn each meeting into a start event" in thoughts
-    with pytest.raises(UserError, match="published baseline prompt exists only for"):
-        run(config(tmp_path / "c", domain="coding", variant=None, stages=("1",), baseline_prompt="published"),
-            llms=scripted())
+    other_domain = SimpleNamespace(name="coding", render_prompt=lambda problem, strategy=None: "problem")
+    with pytest.raises(UserError, match="published baseline prompt exists only for scheduling"):
+        solve_messages(other_domain, None, None, "published")
