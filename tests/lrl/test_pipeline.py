@@ -122,5 +122,5 @@ def test_published_baseline_prompt_gives_the_algorithm(tmp_path):
     thoughts = (tmp_path / "run" / "thoughts.jsonl").read_text()
     assert "Hint: turn each meeting into a start event" in thoughts
     other_domain = SimpleNamespace(name="coding", render_prompt=lambda problem, strategy=None: "problem")
-    with pytest.raises(UserError, match="published baseline prompt exists only for scheduling"):
+    with pytest.raises(UserError, match="published baseline prompt exists only for: scheduling"):
         solve_messages(other_domain, None, None, "published")
