@@ -17,7 +17,8 @@ from lrl.domain import Problem, TransferDomain
 
 TEMPLATE_VERSION = "lrl-prompts-1"
 
-SYSTEM = "You are a careful problem solver. Think step by step, briefly."
+# Small models ramble until max_tokens and never reach the marked answer unless told to be brief.
+SYSTEM = "You are a careful problem solver. Reason in at most three short sentences, then give the final answer line."
 
 BASELINE_PROMPTS = ("zero-shot", "published")
 

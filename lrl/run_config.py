@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from backends.spec import parse_spec
 from k1core.errors import UserError
 from lrl.prompts import BASELINE_PROMPTS
 
@@ -41,9 +42,9 @@ class RunConfig:
     baseline_prompt: str = "zero-shot"
     batch_size: int = 10
     distill_every: int = 5
-    solve_max_tokens: int = 192
-    reflect_max_tokens: int = 200
-    distill_max_tokens: int = 200
+    solve_max_tokens: int = 96
+    reflect_max_tokens: int = 160
+    distill_max_tokens: int = 160
     out: Path = field(default_factory=lambda: Path("runs/lrl"))
     budget_usd: float | None = None
     offline: bool = False
@@ -68,6 +69,8 @@ class RunConfig:
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
         object.__setattr__(self, "out", Path(self.out))
+        parse_spec(self.teacher)  # syntax only: UserError naming the accepted forms
+        parse_spec(self.student)
 
     def identity(self) -> dict:
         """The JSON-ready fields that determine results (not where they go or how they are paid)."""

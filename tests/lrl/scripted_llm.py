@@ -9,6 +9,7 @@ the process with SIGKILL when call N arrives (before answering it), to test resu
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ class ScriptedLLM:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.counter is not None:
             with open(self.counter, "a") as f:
-                f.write(f"{hash(prompt) & 0xffffffff:08x}\n")
+                f.write(hashlib.sha256(prompt.encode()).hexdigest()[:16] + "\n")
 
     def answer(self, prompt: str) -> str:
         if "Write an improved strategy" in prompt:
