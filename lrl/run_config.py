@@ -1,8 +1,12 @@
 """The configuration of one `k1 lrl run`, validated once at the edge.
 
-Defaults are sized for the CPU default (qwen0.5b as teacher and student, 2 cores, about 30
-minutes): measured at 10-20 s a call under load, mostly prompt processing, so the run makes
-about 80-90 calls. Real runs raise --n-train/--n-val/--n-test.
+Defaults are sized for the CPU default (qwen0.5b as teacher and student, 2 shared cores, about
+30 minutes). Measured on the 2-core development machine under heavy load (load average 12-18):
+20-30 s for a solve call (about 155 prompt and 48 output tokens) with one llama.cpp thread, and
+3-4 times slower with two threads, which spin against the other processes. The default run makes
+about 55 model calls: stage 1 repeats stage 0's prompts and stage 3b repeats stages 0 and 3 when
+teacher and student are the same model, so the response cache serves those. Real runs raise
+--n-train/--n-val/--n-test.
 """
 from __future__ import annotations
 
@@ -35,8 +39,8 @@ class RunConfig:
     domain: str = "scheduling"
     variant: str | None = "balanced"
     n_train: int = 20
-    n_val: int = 10
-    n_test: int = 20
+    n_val: int = 6
+    n_test: int = 10
     stages: tuple[str, ...] = STAGES
     seed: int = 0
     baseline_prompt: str = "zero-shot"
