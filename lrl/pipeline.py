@@ -80,16 +80,18 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
         if state.get("complete"):
             results[stage] = state["result"]
             continue
-        strategy = None
+        strategy, provenance = None, None
         if stage in ("3", "3b"):
-            strategy = _strategy_for_teaching(ctx, reviewer)
+            strategy, provenance = _strategy_for_teaching(ctx, reviewer)
             if strategy is None:
-                results[stage] = {"skipped": ctx.run.stage_state("review").get("decision", "no strategy")}
+                results[stage] = {"skipped": provenance["review"] or "no strategy"}
                 continue
         ctx.echo(f"stage {stage}: {STAGE_NAMES[stage].replace('_', ' ')}")
         started = time.time()
         with ctx.ledger.stage(name):
             result = _STAGE_RUNNERS[stage](ctx, strategy)
+        if provenance:
+            result["strategy"] = provenance
         ctx.run.save_stage_state(name, {**ctx.run.stage_state(name), "complete": True, "result": result})
         ctx.save_ledger()
         ctx.run.journal(f"Stage {stage} ({STAGE_NAMES[stage]}) finished in {time.time() - started:.0f} s."
@@ -115,14 +117,15 @@ def _accuracy_note(result: dict) -> str:
     return f" Accuracy {summary['accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}) on {summary['n']} items."
 
 
-def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> str | None:
-    """The final strategy from stage 2, after --review if asked; None when rejected or absent."""
+def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tuple[str | None, dict]:
+    """The final strategy from stage 2 after --review if asked (None when rejected or absent), and
+    where it came from: adopted on validation or only the best candidate, and the review decision."""
     boot = ctx.run.stage_state(f"2_{STAGE_NAMES['2']}")
     if not boot.get("complete"):
         raise UserError("stages 3 and 3b need the strategy from stage 2; include 2 in --stages")
     text, adopted = bootstrap.final_strategy(boot["result"])
     if text is None:
-        return None
+        return None, {"adopted_on_validation": False, "review": None}
     review = ctx.run.stage_state("review")
     if not review and ctx.config.review:
         review = {**reviewer(text, adopted), "adopted_on_validation": adopted}
@@ -132,7 +135,7 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> str 
         text = review["text"]
     if text is not None:
         write_text_atomic(ctx.run / "strategy.md", text.strip() + "\n")
-    return text
+    return text, {"adopted_on_validation": adopted, "review": review.get("decision")}
 
 
 def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
