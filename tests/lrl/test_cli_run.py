@@ -1,5 +1,5 @@
 """`k1 lrl run` end to end in-process: the default flags run the whole flow (models replaced by the
-scripted test double), bad flags are one line and exit 2."""
+rule-based test double), bad flags are one line and exit 2."""
 from __future__ import annotations
 
 import orjson
@@ -7,12 +7,12 @@ from click.testing import CliRunner
 
 import lrl.model_pool
 from cli import main
-from scripted_llm import ScriptedLLM
+from tests.lrl.rules_llm import RulesLLM
 
 
 def test_default_run_completes_and_prints_the_report(tmp_path, monkeypatch):
     built = []
-    monkeypatch.setattr(lrl.model_pool, "build_llm", lambda spec, options: built.append(str(spec)) or ScriptedLLM())
+    monkeypatch.setattr(lrl.model_pool, "build_llm", lambda spec, options: built.append(str(spec)) or RulesLLM())
     result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert built == ["llamacpp:qwen0.5b"]  # teacher and student share one loaded model

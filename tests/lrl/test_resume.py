@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path[:0] = [{root!r}, {here!r}]
 from lrl.pipeline import run
 from lrl.run_config import RunConfig
-from scripted_llm import ScriptedLLM
+from tests.lrl.rules_llm import RulesLLM
 
 out, counter, die_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-llm = ScriptedLLM(counter=counter, die_at_call=int(die_at) if die_at != "none" else None)
+llm = RulesLLM(counter=counter, die_at_call=int(die_at) if die_at != "none" else None)
 run(RunConfig(teacher="llamacpp:unused.gguf", student="qwen0.5b", n_train=60, n_val=10, n_test=20,
               out=out, progress=False), llms={{"teacher": llm, "student": llm}})
 """
