@@ -108,7 +108,7 @@ def evaluation_summary(records: Sequence[dict], batch_size: int) -> dict:
     return {**summarize(list(records)), "per_batch": batch_statistics(records, batch_size)}
 
 
-def test_evaluation(ctx: StageContext, state_name: str, role: str, strategy: str | None, label: str,
+def evaluate_on_test_split(ctx: StageContext, state_name: str, role: str, strategy: str | None, label: str,
                     baseline_prompt: str = "zero-shot", state_key: str = "records") -> dict:
     """Evaluate the teacher or the student on the test split; the stage's entry for results.json."""
     llm = ctx.teacher if role == "teacher" else ctx.student

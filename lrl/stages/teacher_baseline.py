@@ -5,11 +5,11 @@ prompt already described the sweep-line algorithm; the report labels which one w
 """
 from __future__ import annotations
 
-from lrl.stages.context import StageContext, test_evaluation
+from lrl.stages.context import StageContext, evaluate_on_test_split
 
 NAME = "1_teacher_baseline"
 
 
 def run(ctx: StageContext) -> dict:
     """Evaluate the teacher with the configured baseline prompt on the test split."""
-    return test_evaluation(ctx, NAME, "teacher", None, "stage 1: teacher baseline", ctx.config.baseline_prompt)
+    return evaluate_on_test_split(ctx, NAME, "teacher", None, "stage 1: teacher baseline", ctx.config.baseline_prompt)
