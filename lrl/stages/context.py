@@ -79,6 +79,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
         shown = [0]
 
         def advance_to(position: int) -> None:
+            ctx.save_ledger()  # after every call: a kill must not hide dollars already spent from the budget
             if bar is not None and position > shown[0]:
                 bar.update(position - shown[0])
                 shown[0] = position
