@@ -12,6 +12,8 @@ import platform
 import time
 from typing import Callable
 
+from backends.model_assets import ASSETS
+from k1core import __version__ as k1_version
 from k1core.errors import UserError
 from lrl.cache import ResponseCache
 from lrl.domain import get_domain, write_problems
@@ -152,7 +154,7 @@ def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
 
 
 def _package_versions() -> dict:
-    versions = {"python": platform.python_version()}
+    versions = {"python": platform.python_version(), "k1 (source)": k1_version}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -167,7 +169,8 @@ def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sessions": []}
     manifest.update({
         "seed": config.seed, "split_seeds": {split: config.seed for split, _ in SPLIT_SIZES},
-        "models": {role: {"spec": getattr(config, role), "backend": m.backend, "model": m.model}
+        "models": {role: {"spec": getattr(config, role), "backend": m.backend, "model": m.model,
+                          "file_sha256": ASSETS[m.model].sha256 if m.model in ASSETS else None}
                    for role, m in models.items()},
         "template_version": TEMPLATE_VERSION, "packages": _package_versions(),
     })

@@ -46,7 +46,7 @@ def test_full_flow_writes_every_artifact(tmp_path):
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["template_version"] == results["template_version"]
     assert manifest["models"]["teacher"] == {"spec": "anthropic:claude-3-5-haiku-latest", "backend": "rules",
-                                             "model": "rules-v1"}
+                                             "model": "rules-v1", "file_sha256": None}
     assert results["models"] == {"teacher": "rules:rules-v1", "student": "rules:rules-v1"}
     thoughts = [orjson.loads(line) for line in (out / "thoughts.jsonl").read_bytes().splitlines()]
     assert len({t["key"] for t in thoughts}) == len(thoughts)
