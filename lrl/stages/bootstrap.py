@@ -82,7 +82,8 @@ def _distill(ctx: StageContext, b: int, reflections: list[str], strategy: str | 
     text = ctx.call_one(ctx.teacher, messages, ctx.config.distill_max_tokens,
                         f"{NAME}/distillation/{index:02d}", NAME).strip()
     _update(ctx, candidates=candidates + [{"index": index, "after_batch": b, "text": text}])
-    ctx.run.journal(f"Stage 2: candidate strategy {index:02d} distilled from {len(reflections)} reflections.")
+    ctx.run.journal(f"Stage 2: candidate strategy {index:02d} distilled from {len(reflections)} reflections:\n\n> "
+                    + text.replace("\n", "\n> "))
     return index
 
 
