@@ -103,7 +103,7 @@ def lrl_score(results, against, json_out):
 @click.option("--teacher", default=RunConfig.teacher, show_default=True, help="model spec, e.g. anthropic:claude-3-5-haiku-latest")
 @click.option("--student", default=RunConfig.student, show_default=True, help="model spec of the student")
 @click.option("--domain", "domain_name", default=RunConfig.domain, show_default=True, help="scheduling, coding or arithmetic")
-@click.option("--variant", default=RunConfig.variant, show_default=True, help="domain variant ('default' for the domain's own)")
+@click.option("--variant", default=None, help="domain variant (default: balanced for scheduling, else the domain's own)")
 @click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
 @click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
 @click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
@@ -116,15 +116,14 @@ def lrl_score(results, against, json_out):
 @click.option("--baseline-prompt", default="zero-shot", show_default=True, type=click.Choice(["zero-shot", "published"]),
               help="'published' gives the teacher baseline the algorithm, as the published prompt did")
 @click.option("--threads", "n_threads", default=None, type=int, help="llama.cpp threads (default: llama.cpp's)")
-def lrl_run(domain_name, stages_text, variant, **options):
+def lrl_run(domain_name, stages_text, **options):
     """Run (or resume) the LRL stages: baselines, bootstrap, teacher + strategy, transfer check."""
     from lrl.pipeline import run
     from lrl.review import ask_person, require_terminal
 
     if options["review"]:
         require_terminal(sys.stdin.isatty())
-    config = RunConfig(domain=domain_name, stages=parse_stages(stages_text),
-                       variant=None if variant == "default" else variant, **options)
+    config = RunConfig(domain=domain_name, stages=parse_stages(stages_text), **options)
 
     def progress(label, total):
         return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)

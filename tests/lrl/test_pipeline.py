@@ -18,7 +18,7 @@ SIZES = dict(n_train=60, n_val=10, n_test=20)  # 6 batches: distillations after 
 
 def config(tmp_path, **changes) -> RunConfig:
     return RunConfig(**{"teacher": "anthropic:claude-3-5-haiku-latest", "student": "qwen0.5b",
-                        "out": tmp_path / "run", "progress": False, **SIZES, **changes})
+                        "out": tmp_path / "run", **SIZES, **changes})
 
 
 def rules(**kwargs) -> dict:
@@ -124,3 +124,9 @@ def test_published_baseline_prompt_gives_the_algorithm(tmp_path):
     other_domain = SimpleNamespace(name="coding", render_prompt=lambda problem, strategy=None: "problem")
     with pytest.raises(UserError, match="published baseline prompt exists only for: scheduling"):
         solve_messages(other_domain, None, None, "published")
+
+
+def test_default_variant_makes_always_yes_worthless_on_scheduling_only():
+    assert RunConfig().variant == "balanced"
+    assert RunConfig(domain="scheduling", variant="seed").variant == "seed"
+    assert RunConfig(domain="arithmetic").variant is None

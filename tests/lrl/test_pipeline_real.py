@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_every_stage_runs_on_the_real_model_and_replays_offline(tmp_path, monkeypatch):
     config = RunConfig(n_train=2, n_val=2, n_test=2, solve_max_tokens=48, reflect_max_tokens=64,
-                       distill_max_tokens=64, n_threads=1, out=tmp_path / "run", progress=False)
+                       distill_max_tokens=64, n_threads=1, out=tmp_path / "run")
     results = run(config)
     assert results["models"] == {"teacher": "llamacpp:qwen0.5b", "student": "llamacpp:qwen0.5b"}
     assert set(results["stages"]) == {"0", "1", "2", "3", "3b"}

@@ -21,7 +21,7 @@ from tests.lrl.rules_llm import RulesLLM
 out, counter, die_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 llm = RulesLLM(counter=counter, die_at_call=int(die_at) if die_at != "none" else None)
 run(RunConfig(teacher="llamacpp:unused.gguf", student="qwen0.5b", n_train=60, n_val=10, n_test=20,
-              out=out, progress=False), llms={{"teacher": llm, "student": llm}})
+              out=out), llms={{"teacher": llm, "student": llm}})
 """
 
 
