@@ -2,12 +2,15 @@
 AdamW, all inside one XLA program; frozen weights are arguments (never baked-in constants)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import jax
 import jax.numpy as jnp
 
 from backends.student.forward_jax import batch_nll
 
 
+@lru_cache(maxsize=8)  # one compile per distinct config within a process
 def make_train_step(cfg, lora_scale: float, chunk: int, dropout: float, beta1: float, beta2: float,
                     eps: float, weight_decay: float, grad_clip: float):
     """step(lora, m, v, t, layers, head, flags, batches (M, B, ...), lr, key) -> (lora, m, v, nll, n_tokens, gnorm)."""
@@ -44,6 +47,7 @@ def make_train_step(cfg, lora_scale: float, chunk: int, dropout: float, beta1: f
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
+@lru_cache(maxsize=8)
 def make_eval_nll(cfg, lora_scale: float, chunk: int):
     """eval(lora, layers, head, flags, batch) -> (summed NLL, number of loss tokens), no dropout."""
 
