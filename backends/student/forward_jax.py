@@ -11,6 +11,8 @@ import jax.numpy as jnp
 
 from backends.student.decoder_math import batch_context, decoder_layer, rms_norm
 
+REMAT_LOGITS_BYTES = 1 << 30  # keep logits for the backward pass up to this size, recompute beyond
+
 
 def dropout_fn(key, rate: float):
     """Inverted dropout with a fresh mask per call (each LoRA target draws its own), identity at rate 0."""
@@ -46,12 +48,16 @@ def chunked_nll(h, out_w, index, targets, weights, chunk: int):
     sel = jnp.take_along_axis(h, index[..., None], axis=1)  # (B, P, D)
     n = P // chunk
 
-    @jax.checkpoint  # recompute a chunk's logits in the backward pass instead of storing (B, P, V)
     def one(hc, tc, wc):
         logits = jnp.einsum("bcd,vd->bcv", hc, out_w)  # (B, chunk, V)
         lse = jax.nn.logsumexp(logits, axis=-1)
         tgt = jnp.take_along_axis(logits, tc[..., None], axis=-1)[..., 0]
         return jnp.sum((lse - tgt) * wc)
+
+    if B * P * out_w.shape[0] * 4 > REMAT_LOGITS_BYTES:
+        # Storing every chunk's logits for the backward pass would cost too much memory: recompute
+        # them instead (one more vocabulary product, about a tenth of a 0.5B model's step).
+        one = jax.checkpoint(one)
 
     def body(total, xs):
         return total + one(*xs), None
