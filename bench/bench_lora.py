@@ -70,6 +70,7 @@ def run_torch(gguf: str, steps: int, answer_from: int) -> dict:
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
     from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
     from backends.student.gguf_loader import load_gguf
 
@@ -90,7 +91,8 @@ def run_torch(gguf: str, steps: int, answer_from: int) -> dict:
     model.weights.clear()
     with torch.device("meta"):
         net = Qwen2ForCausalLM(hf_cfg)
-    net.load_state_dict(state, strict=True, assign=True)
+    net.load_state_dict(state, strict=True, assign=True)  # no random init: weights are the GGUF's
+    net.model.rotary_emb = Qwen2RotaryEmbedding(config=hf_cfg)  # its buffers were left on the meta device
     del state
     net = get_peft_model(net, PeftLoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=list(TARGETS)))
     net.train()
