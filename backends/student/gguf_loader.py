@@ -150,7 +150,7 @@ def load_gguf(path: str | Path, with_tokenizer: bool = True) -> BaseModel:
     if with_tokenizer:
         from backends.student.tokenizer import gguf_tokenizer
 
-        tokenizer = gguf_tokenizer(path, reader)
+        tokenizer = gguf_tokenizer(path)
     meta = {"eos_token_id": field_value(reader, "tokenizer.ggml.eos_token_id"),
             "bos_token_id": field_value(reader, "tokenizer.ggml.bos_token_id")}
     return BaseModel(cfg, weights, tokenizer, template, str(path), meta)

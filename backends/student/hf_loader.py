@@ -60,9 +60,11 @@ def read_hf_config(model_dir: Path) -> StudentConfig:
 
 def canonical_hf_name(name: str, arch: str) -> str:
     """Canonical name for an HF tensor name (norms renamed per arch, multimodal prefixes dropped)."""
-    for prefix in ("language_model.", "model.language_model."):
-        if name.startswith(prefix):
-            name = "model." + name[len(prefix):] if not name[len(prefix):].startswith(("model.", "lm_head")) else name[len(prefix):]
+    # gemma3's multimodal checkpoints nest the text model: language_model.model.* or model.language_model.*
+    if name.startswith("language_model."):
+        name = name[len("language_model."):]
+    elif name.startswith("model.language_model."):
+        name = "model." + name[len("model.language_model."):]
     parts = name.split(".")
     if len(parts) == 5 and parts[1] == "layers":
         norm = _NORMS.get(arch, _NORMS["default"]).get(parts[3])

@@ -46,7 +46,7 @@ class HFTokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
 
-def gguf_tokenizer(path: str | Path, reader=None) -> LlamaCppTokenizer:
+def gguf_tokenizer(path: str | Path) -> LlamaCppTokenizer:
     """Tokenizer for a GGUF model file."""
     return LlamaCppTokenizer(path)
 
