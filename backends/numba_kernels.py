@@ -93,8 +93,11 @@ def layernorm_backward(dy, cache, gain):
 # ---- GELU (tanh form) ---------------------------------------------------------------------------
 @numba.njit(cache=True, fastmath=FAST, inline="always")
 def fast_tanh(z):
-    """Eigen's rational tanh (odd degree-13 / even degree-6), clamped at +-7.9; pure arithmetic so it vectorises."""
-    z = min(max(z, -7.90531110763549805), 7.90531110763549805)
+    """Eigen's rational tanh (odd degree-13 / even degree-6); pure arithmetic (a select, no branch) so
+    it vectorises. Beyond |z| = 7.905, where float32 tanh rounds to +-1, it returns exactly +-1 so the
+    GELU gradient u (1 - tanh^2) ... is exactly 0 or 1 for large |u|, as in the reference."""
+    if abs(z) >= 7.90531110763549805:
+        return math.copysign(1.0, z)
     z2 = z * z
     p = z2 * -2.76076847742355e-16 + 2.00018790482477e-13
     p = p * z2 + -8.60467152213735e-11

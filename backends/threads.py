@@ -29,7 +29,8 @@ def configure_threads(n_threads: int | None = None) -> int:
         raise ValueError(f"thread count must be >= 1, got {n}")
     for var in _BLAS_VARS:
         os.environ[var] = str(n)
-    os.environ["NUMBA_NUM_THREADS"] = str(n)
+    if "numba" not in sys.modules:  # once numba has started its pool, changing the variable is an error
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
     # XLA CPU: Eigen's intra-op pool sized to n; one inter-op thread so jitted steps do not race.
     xla = [f for f in os.environ.get("XLA_FLAGS", "").split()
            if not f.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))]
