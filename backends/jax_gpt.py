@@ -9,6 +9,7 @@ backends; the host ParamStore inherited from BaselineGPT mirrors the device copy
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 
@@ -63,19 +64,40 @@ def mean_xent(p: dict, x, y, cfg: GPTConfig, key=None):
     return -jnp.take_along_axis(logp, y[..., None], axis=-1).mean()
 
 
-def adamw_apply(p, g, m, v, decay, t, lr, c: AdamWConfig):
+def adamw_apply(p, g, m, v, t, lr, c: AdamWConfig):
     """Clip g to global norm c.grad_clip, then AdamW (k1core.optim semantics) over the pytrees."""
     leaves = jax.tree_util.tree_leaves(g)
     norm = jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
     scale = jnp.where((c.grad_clip > 0) & (norm > c.grad_clip), c.grad_clip / (norm + 1e-12), 1.0)
     bc1, bc2 = 1.0 - c.beta1 ** t, 1.0 - c.beta2 ** t
-    tree = jax.tree_util.tree_map
-    g = tree(lambda gi: gi * scale, g)
-    m = tree(lambda mi, gi: c.beta1 * mi + (1.0 - c.beta1) * gi, m, g)
-    v = tree(lambda vi, gi: c.beta2 * vi + (1.0 - c.beta2) * gi * gi, v, g)
-    p = tree(lambda pi, mi, vi, di: pi * (1.0 - lr * c.weight_decay * di) - (lr / bc1) * mi / (jnp.sqrt(vi / bc2) + c.eps),
-             p, m, v, decay)
-    return p, m, v, norm
+    out_p, out_m, out_v = {}, {}, {}
+    for k in p:  # decay rule evaluated on static names/shapes while tracing: constants in the program
+        decay = c.weight_decay if decay_matrices(k, p[k].shape) else 0.0
+        gk = g[k] * scale
+        out_m[k] = c.beta1 * m[k] + (1.0 - c.beta1) * gk
+        out_v[k] = c.beta2 * v[k] + (1.0 - c.beta2) * gk * gk
+        out_p[k] = p[k] * (1.0 - lr * decay) - (lr / bc1) * out_m[k] / (jnp.sqrt(out_v[k] / bc2) + c.eps)
+    return out_p, out_m, out_v, norm
+
+
+# Compiled programs are cached by JAX per (static config, argument shapes), so every model with the
+# same configuration shares them; configs are frozen dataclasses and hence valid static arguments.
+@partial(jax.jit, static_argnames=("cfg", "optim"), donate_argnums=(0, 1, 2))
+def jit_train_step(p, m, v, t, lr, key, x, y, cfg: GPTConfig, optim: AdamWConfig):
+    """One step: loss and gradients (jax.grad), clipping, AdamW; returns new (p, m, v) and the loss."""
+    loss, g = jax.value_and_grad(mean_xent)(p, x, y, cfg, key)
+    p, m, v, _ = adamw_apply(p, g, m, v, t, lr, optim)
+    return p, m, v, loss
+
+
+jit_loss_and_grad = jax.jit(jax.value_and_grad(mean_xent), static_argnames=("cfg",))
+jit_eval_loss = jax.jit(mean_xent, static_argnames=("cfg",))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def jit_next_logits(p, window, pos, cfg: GPTConfig):
+    """Logits (V,) at position `pos` of a (1, context) window: one program for every prompt length."""
+    return forward(p, window, cfg)[0, pos]
 
 
 def _ids(a: np.ndarray) -> np.ndarray:
@@ -88,13 +110,8 @@ class JaxGPT(BaselineGPT):
 
     def __init__(self, cfg: GPTConfig, optim: AdamWConfig = AdamWConfig(), seed: int = 0):
         super().__init__(cfg, optim, seed, dtype=np.float32)  # same init and host layout as NumPy
-        self.decay = {k: float(decay_matrices(k, s)) for k, s in self.params.shapes.items()}
         self._upload()
         self.compile_seconds: dict[str, float] = {}
-        self._train = jax.jit(self._train_fn, donate_argnums=(0, 1, 2))
-        self._loss = jax.jit(lambda p, x, y: mean_xent(p, x, y, cfg))
-        self._grad = jax.jit(jax.value_and_grad(lambda p, x, y: mean_xent(p, x, y, cfg)))
-        self._next = jax.jit(lambda p, window, pos: forward(p, window, cfg)[0, pos])
 
     def _upload(self) -> None:
         self.p = {k: jnp.asarray(v) for k, v in self.params.p.items()}
@@ -108,17 +125,12 @@ class JaxGPT(BaselineGPT):
             self.params._view(self.opt.m, k)[...] = np.asarray(self.m[k])
             self.params._view(self.opt.v, k)[...] = np.asarray(self.v[k])
 
-    def _train_fn(self, p, m, v, t, lr, key, x, y):
-        loss, g = jax.value_and_grad(mean_xent)(p, x, y, self.cfg, key)
-        p, m, v, _ = adamw_apply(p, g, m, v, self.decay, t, lr, self.optim_cfg)
-        return p, m, v, loss
-
-    def _timed(self, name: str, fn, *args):
-        """Call a jitted function; the first call per name records its trace+compile+run seconds."""
+    def _timed(self, name: str, fn, *args, **static):
+        """Call a jitted function; this model's first call per name records its (trace+compile+)run seconds."""
         if name in self.compile_seconds:
-            return fn(*args)
+            return fn(*args, **static)
         start = time.perf_counter()
-        out = jax.block_until_ready(fn(*args))
+        out = jax.block_until_ready(fn(*args, **static))
         self.compile_seconds[name] = time.perf_counter() - start
         return out
 
@@ -128,20 +140,20 @@ class JaxGPT(BaselineGPT):
         self.opt.t += 1  # AdamW's bias-correction count lives on the host, as in the NumPy model
         # lr from the shared schedule function: a traced scalar argument, so no recompilation per step
         self.p, self.m, self.v, loss = self._timed(
-            "train_step", self._train, self.p, self.m, self.v, jnp.float32(self.opt.t),
-            jnp.float32(lr_at(self.step, self.optim_cfg)), key, _ids(x), _ids(y))
+            "train_step", jit_train_step, self.p, self.m, self.v, jnp.float32(self.opt.t),
+            jnp.float32(lr_at(self.step, self.optim_cfg)), key, _ids(x), _ids(y), cfg=self.cfg, optim=self.optim_cfg)
         self.step += 1
         return float(loss)
 
     def loss_and_grad(self, x: np.ndarray, y: np.ndarray, train: bool = True) -> float:
         """Mean loss with gradients copied into params.grad (dropout off; for equivalence tests)."""
-        loss, g = self._timed("loss_and_grad", self._grad, self.p, _ids(x), _ids(y))
+        loss, g = self._timed("loss_and_grad", jit_loss_and_grad, self.p, _ids(x), _ids(y), cfg=self.cfg)
         for k, gk in g.items():
             self.params.g[k][...] = np.asarray(gk)
         return float(loss)
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self._timed("loss", self._loss, self.p, _ids(x), _ids(y)))
+        return float(self._timed("loss", jit_eval_loss, self.p, _ids(x), _ids(y), cfg=self.cfg))
 
     def next_logits(self, ids: np.ndarray) -> np.ndarray:
         """Logits (V,) for the byte after `ids`; the window is right-padded to `context` so one
@@ -149,7 +161,7 @@ class JaxGPT(BaselineGPT):
         window = np.asarray(ids, dtype=np.int64)[-self.cfg.context:]
         padded = np.zeros((1, self.cfg.context), dtype=np.int32)
         padded[0, :window.size] = window
-        return np.asarray(self._timed("next_logits", self._next, self.p, padded, window.size - 1))
+        return np.asarray(self._timed("next_logits", jit_next_logits, self.p, padded, window.size - 1, cfg=self.cfg))
 
     def state_dict(self) -> dict:
         self._download()

@@ -76,3 +76,13 @@ def test_jax_checkpoint_loads_into_numpy_and_continues_identically():
     assert ref.train_step(x, y) == pytest.approx(jax_model.train_step(x, y), abs=1e-4)
     for name, value in jax_model.state_dict()["params"].items():
         assert np.abs(ref.params.p[name] - value).max() <= 2e-3 * OPTIM.lr, name
+
+
+def test_jax_dropout_trains_and_is_off_for_evaluation():
+    _backend("jax")
+    from dataclasses import replace
+    model, plain = build_gpt(replace(CFG, dropout=0.2), "jax", OPTIM), build_gpt(CFG, "jax", OPTIM)
+    x, y = _batch()
+    assert model.loss(x, y) == pytest.approx(plain.loss(x, y), abs=1e-6)  # same weights, dropout off
+    train_loss = model.train_step(x, y)
+    assert np.isfinite(train_loss) and train_loss != pytest.approx(plain.train_step(x, y), abs=1e-4)
