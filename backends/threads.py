@@ -31,11 +31,12 @@ def configure_threads(n_threads: int | None = None) -> int:
         os.environ[var] = str(n)
     if "numba" not in sys.modules:  # once numba has started its pool, changing the variable is an error
         os.environ["NUMBA_NUM_THREADS"] = str(n)
-    # XLA CPU: Eigen's intra-op pool sized to n; one inter-op thread so jitted steps do not race.
+    # XLA CPU has no thread-count flag: its Eigen pool spans the process's CPU affinity. One thread
+    # switches the pool off; otherwise it uses every allowed core (n in the usual n = all cores).
+    # XLA aborts on unknown flags, so only this one is ever written.
     xla = [f for f in os.environ.get("XLA_FLAGS", "").split()
            if not f.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))]
-    xla += ["--xla_cpu_multi_thread_eigen=" + ("true" if n > 1 else "false"),
-            f"intra_op_parallelism_threads={n}"]
+    xla.append("--xla_cpu_multi_thread_eigen=" + ("true" if n > 1 else "false"))
     os.environ["XLA_FLAGS"] = " ".join(xla)
     if "numba" in sys.modules:  # pool already sized from the old env: shrink it (cannot grow past it)
         numba = sys.modules["numba"]
