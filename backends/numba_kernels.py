@@ -10,6 +10,7 @@ NumPy measured faster in bench/bench_kernels.py. Compiled code is cached on disk
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -25,7 +26,33 @@ prange = numba.prange
 # raising, which removes the per-division check that otherwise stops every loop from vectorising.
 FAST = {"reassoc", "contract", "arcp", "nsz", "afn"}
 jit = numba.njit(cache=True, fastmath=FAST, error_model="numpy")
-pjit = numba.njit(cache=True, fastmath=FAST, parallel=True, error_model="numpy")
+PARALLEL_MIN_ELEMENTS = 1 << 16  # below this, waking the thread pool costs more than it saves
+
+
+def _serial_copy(fn):
+    """The same Python function under another qualified name, so Numba caches its serial build apart."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    return copy
+
+
+class pjit:
+    """A kernel compiled twice: with prange threads for large first arguments, serial for small ones.
+
+    Generation (one window of <= context tokens) and small models gain nothing from threads, and on
+    a loaded machine every parallel launch can wait for a descheduled worker.
+    """
+
+    def __init__(self, fn):
+        self.parallel = numba.njit(cache=True, fastmath=FAST, error_model="numpy", parallel=True)(fn)
+        self.serial = jit(_serial_copy(fn))
+
+    def threads_for(self, first) -> int:
+        """Threads the kernel will use on an input whose first array is `first`."""
+        return numba.get_num_threads() if first.size >= PARALLEL_MIN_ELEMENTS else 1
+
+    def __call__(self, first, *rest):
+        return (self.parallel if self.threads_for(first) > 1 else self.serial)(first, *rest)
 
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
@@ -83,7 +110,7 @@ def layernorm_backward(dy, cache, gain):
     """dx (N, C), dgain (C,), dbias (C,) in one pass over dy and xhat."""
     xhat, rstd = cache
     dy = np.ascontiguousarray(dy)
-    chunks = max(1, min(numba.get_num_threads(), dy.shape[0]))
+    chunks = max(1, min(_layernorm_backward.threads_for(dy), dy.shape[0]))
     partial_g = np.zeros((chunks, dy.shape[1]), dtype=dy.dtype)
     partial_b = np.zeros_like(partial_g)
     dx = np.empty_like(dy)

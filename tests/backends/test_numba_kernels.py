@@ -13,6 +13,13 @@ TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-6, atol=
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.fixture(autouse=True, params=["serial", "parallel"])
+def build(request, monkeypatch):
+    """Run every test on both compiled builds of each kernel (parallel for any size, or never)."""
+    monkeypatch.setattr(nk, "PARALLEL_MIN_ELEMENTS", 0 if request.param == "parallel" else 1 << 62)
+    return request.param
+
+
 def _rand(rng, shape, dtype, scale=1.0):
     return (rng.normal(size=shape) * scale).astype(dtype)
 
