@@ -306,7 +306,9 @@ def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg:
     _adamw(p, g, m, v, decay_mask, lr, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.eps, bc1, bc2)
 
 
-ALL_NUMBA = KernelSet(
+# Per kernel the faster of Numba and NumPy by bench/bench_kernels.py (GPT shapes, 1 thread, shared
+# 2-core machine): Numba won or tied every kernel once exp and tanh were vectorisable, so all are Numba.
+NUMBA_KERNELS = KernelSet(
     name="numba",
     layernorm_forward=layernorm_forward,
     layernorm_backward=layernorm_backward,
@@ -319,7 +321,3 @@ ALL_NUMBA = KernelSet(
     dropout_forward=ref.dropout_forward,  # RNG stream must match the reference bit for bit
     dropout_backward=ref.dropout_backward,
 )
-
-# Per kernel, the faster of Numba and NumPy as measured by bench/bench_kernels.py (1 and 2 threads,
-# shared 2-core machine): Numba won or tied every kernel once exp/tanh were vectorisable.
-NUMBA_KERNELS = ALL_NUMBA
