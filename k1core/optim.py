@@ -40,11 +40,28 @@ def decay_matrices(name: str, shape: tuple) -> bool:
     return len(shape) >= 2
 
 
-class AdamW:
-    """AdamW over a ParamStore; moments are flat arrays aligned with params.flat."""
+def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg: AdamWConfig) -> None:
+    """In place over flat arrays: moments m, v from gradient g, decoupled decay, then the step on p."""
+    m *= cfg.beta1
+    m += (1.0 - cfg.beta1) * g
+    v *= cfg.beta2
+    v += (1.0 - cfg.beta2) * (g * g)
+    if cfg.weight_decay:
+        p *= 1.0 - (lr * cfg.weight_decay) * decay_mask
+    denom = np.sqrt(v / bc2)
+    denom += cfg.eps
+    p -= (lr / bc1) * m / denom
 
-    def __init__(self, params: ParamStore, cfg: AdamWConfig, decay=decay_matrices):
-        self.params, self.cfg, self.decay = params, cfg, decay
+
+class AdamW:
+    """AdamW over a ParamStore; moments are flat arrays aligned with params.flat.
+
+    `update` is the element-wise update over flat arrays (signature of `adamw_update`); a compute
+    backend passes a fused one-pass version.
+    """
+
+    def __init__(self, params: ParamStore, cfg: AdamWConfig, decay=decay_matrices, update=adamw_update):
+        self.params, self.cfg, self.decay, self.update = params, cfg, decay, update
         self.m = np.zeros_like(params.flat)
         self.v = np.zeros_like(params.flat)
         self.decay_mask = params.mask(decay)
@@ -77,15 +94,7 @@ class AdamW:
         else:
             p, g, m, v = self.params.flat[select], self.params.grad[select], self.m[select], self.v[select]
             dm = self.decay_mask[select]
-        m *= c.beta1
-        m += (1.0 - c.beta1) * g
-        v *= c.beta2
-        v += (1.0 - c.beta2) * (g * g)
-        if c.weight_decay:
-            p *= 1.0 - (lr * c.weight_decay) * dm
-        denom = np.sqrt(v / bc2)
-        denom += c.eps
-        p -= (lr / bc1) * m / denom
+        self.update(p, g, m, v, dm, lr, bc1, bc2, c)
         if select is not None:
             self.params.flat[select], self.m[select], self.v[select] = p, m, v
 
