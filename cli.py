@@ -1,11 +1,19 @@
 """The `k1` command: parses arguments and calls library functions; no algorithms live here."""
 from __future__ import annotations
 
+import os
 import sys
 
-import click
+from backends.threads import configure_threads
 
-from k1core import __version__
+# BLAS reads its thread count when numpy first loads, so this runs before anything imports numpy.
+# One thread per library: k1's matrices are small and extra threads oversubscribe a laptop's cores.
+_threads = os.environ.get("K1_THREADS", "1")
+configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else 1)
+
+import click  # noqa: E402  (after the thread settings above)
+
+from k1core import __version__  # noqa: E402
 from k1core.errors import UserError
 from lrl.run_config import RunConfig, parse_stages  # light: no model or backend imports
 
@@ -24,7 +32,10 @@ class K1Group(click.Group):
 @click.group(cls=K1Group)
 @click.version_option(__version__, prog_name="k1")
 def main():
-    """k1: the K-1 self-learning LM vs a baseline GPT, and Linguistic RL + LoRA knowledge transfer."""
+    """k1: the K-1 self-learning LM vs a baseline GPT, and Linguistic RL + LoRA knowledge transfer.
+
+    Compute libraries (BLAS, Numba, XLA) use one thread each unless K1_THREADS says otherwise.
+    """
 
 
 def config_options(command):

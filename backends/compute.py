@@ -35,30 +35,3 @@ def build_gpt(cfg: GPTConfig, backend: str = "numpy", optim: AdamWConfig = AdamW
         model.opt = AdamW(model.params, optim, update=numba_kernels.adamw_update)
         return model
     return BaselineGPT(cfg, optim, seed)
-
-
-def group_by_agent(agent_of_token: np.ndarray, n_agents: int):
-    """Token order sorted by agent and offsets (n_agents + 1,): agent a owns order[offsets[a]:offsets[a+1]].
-
-    A stable counting sort (O(N + A)); rows gathered in this order give each agent one contiguous
-    block, so its MLP is one matrix product pair instead of per-token weight gathers.
-    """
-    agent_of_token = np.asarray(agent_of_token)
-    if agent_of_token.size and (agent_of_token.min() < 0 or agent_of_token.max() >= n_agents):
-        raise ValueError(f"agent ids must lie in [0, {n_agents})")
-    order = np.argsort(agent_of_token, kind="stable")
-    counts = np.bincount(agent_of_token, minlength=n_agents)
-    offsets = np.zeros(n_agents + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return order, offsets
-
-
-def bucket_size(n: int, smallest: int = 8) -> int:
-    """Padded group size for a compiled (JAX) program: the next power of two >= n (at least `smallest`).
-
-    Group sizes then take ~log2(N) distinct values, so routing changes rarely trigger a recompile,
-    at most 2x padding waste per group.
-    """
-    if n < 0:
-        raise ValueError(f"group size must be >= 0, got {n}")
-    return max(smallest, 1 << max(0, int(n - 1).bit_length()))

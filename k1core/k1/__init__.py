@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from k1core import registry
+from k1core.errors import UserError
 from k1core.k1.config import K1Config, config_from_mapping
 from k1core.k1.model import K1SelfLearningLM
 
@@ -28,6 +29,10 @@ def _run_settings(train_config) -> dict:
 
 def build_k1(train_config=None, **overrides) -> K1SelfLearningLM:
     """K-1 with its default config, the run's steps/context/seed, and any K1Config field overrides."""
+    backend = getattr(train_config, "backend", "numpy")
+    if backend != "numpy":
+        raise UserError(f"K-1 runs on the numpy backend only (got backend {backend!r}); "
+                        "use --model gpt with --backend numba or jax")
     values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | overrides
     return K1SelfLearningLM(config_from_mapping(values))
 

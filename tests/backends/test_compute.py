@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from backends.compute import bucket_size, build_gpt, group_by_agent
+from backends.compute import build_gpt
 from backends.threads import configure_threads
 from k1core.errors import UserError
 from k1core.gpt import BaselineGPT, GPTConfig
@@ -21,21 +21,6 @@ def test_numpy_backend_is_the_reference_model():
     assert type(model) is BaselineGPT and model.k.name == "numpy"
 
 
-def test_group_by_agent_gives_each_agent_one_contiguous_block():
-    agents = np.array([2, 0, 2, 1, 0, 2])
-    order, offsets = group_by_agent(agents, 4)
-    assert offsets.tolist() == [0, 2, 3, 6, 6]
-    for a in range(4):
-        block = order[offsets[a]:offsets[a + 1]]
-        assert (agents[block] == a).all() and list(block) == sorted(block)  # stable
-    with pytest.raises(ValueError):
-        group_by_agent(np.array([0, 4]), 4)
-
-
-def test_bucket_size_is_next_power_of_two():
-    assert [bucket_size(n) for n in (0, 1, 8, 9, 100, 128, 129)] == [8, 8, 8, 16, 128, 128, 256]
-    with pytest.raises(ValueError):
-        bucket_size(-1)
 
 
 def test_configure_threads_sets_every_library_alike(monkeypatch):
