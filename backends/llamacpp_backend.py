@@ -1,0 +1,103 @@
+"""A local GGUF model run in-process by llama-cpp-python: greedy by default, seeded, free.
+
+The prompt is rendered with the chat template stored in the GGUF (`tokenizer.chat_template`,
+run in a sandboxed jinja2 environment the way Hugging Face renders it), so a model is prompted
+exactly as it was fine-tuned. GGUFs without a template (base models such as gemma270m) get the
+message contents joined by blank lines: plain text for a base model to continue.
+
+The file is validated by `gguf_header.read_header` first, because llama.cpp may abort the
+process on a corrupt file. llama-cpp-python must be the crash-free build from scripts/setup.sh:
+the default native build segfaults on batched decode (n_batch > 1) on some AVX512 CPUs.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from backends.gguf_header import read_header
+from backends.llm import (Completion, LLMError, Message, Progress, Request, SamplingParams,
+                          complete_sequentially, plain_messages, validate_messages)
+from backends.pricing import FREE
+from k1core.errors import UserError
+from k1core.lazy import require
+
+
+def render_chat(template: str | None, messages: Sequence[Message], bos_token: str, eos_token: str) -> str:
+    """The prompt text for `messages`: the GGUF's jinja2 chat template, or plain paragraphs without one."""
+    messages = plain_messages(validate_messages(messages))
+    if template is None:
+        return "\n\n".join(m["content"] for m in messages)
+    from jinja2.exceptions import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    try:
+        return env.from_string(template).render(
+            messages=messages, bos_token=bos_token, eos_token=eos_token,
+            add_generation_prompt=True, raise_exception=raise_exception)
+    except TemplateError as err:
+        raise UserError(f"the model's chat template rejected these messages: {err}") from None
+
+
+class LlamaCppLLM:
+    """A GGUF file as an LLM. One instance holds one loaded model; calls are serialized by a lock."""
+
+    backend = "llamacpp"
+    price = FREE
+    batch_discount = False
+
+    def __init__(self, path: Path, *, model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_batch: int = 256, verbose: bool = False):
+        if n_batch < 1 or n_ctx < 16:
+            raise UserError(f"n_batch must be >= 1 and n_ctx >= 16, got {n_batch} and {n_ctx}")
+        self.path = Path(path)
+        self.model = model or self.path.name
+        header = read_header(self.path)
+        self.chat_template = header.metadata.get("tokenizer.chat_template")
+        llama_cpp = require("llama_cpp", "llm")
+        try:
+            self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
+                                         seed=0, verbose=verbose)
+        except ValueError as err:  # llama-cpp-python's "Failed to load model from file"
+            raise UserError(f"llama.cpp could not load {self.path}: {err}") from None
+        self.add_bos = bool(header.metadata.get("tokenizer.ggml.add_bos_token", False))
+        self.bos_token = self._token_text(self.llama.token_bos())
+        self.eos_token = self._token_text(self.llama.token_eos())
+        self._lock = threading.Lock()
+
+    def _token_text(self, token_id: int) -> str:
+        if token_id < 0:
+            return ""
+        return self.llama.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the rendered chat prompt, BOS added once when the model wants one."""
+        prompt = render_chat(self.chat_template, messages, self.bos_token, self.eos_token)
+        add_bos = self.add_bos and not (self.bos_token and prompt.startswith(self.bos_token))
+        return self.llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
+        """Generate until an end-of-generation token, a stop string or max_tokens."""
+        tokens = self.prompt_tokens(messages)
+        start = time.perf_counter()
+        with self._lock:
+            try:
+                out = self.llama.create_completion(
+                    tokens, max_tokens=params.max_tokens, temperature=params.temperature,
+                    top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None)
+            except ValueError as err:  # e.g. prompt + max_tokens exceed the context window
+                raise LLMError(f"llama.cpp ({self.path.name}): {err}") from err
+        choice, usage = out["choices"][0], out["usage"]
+        return Completion(
+            text=choice["text"], input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"],
+            cache_read_tokens=0, cache_write_tokens=0, latency_s=time.perf_counter() - start, cost_usd=0.0,
+            model=self.model, backend=self.backend, stop_reason=choice["finish_reason"] or "unknown")
+
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """One request after another (one process-wide model; batching across requests is not worth it on CPU)."""
+        return complete_sequentially(self, requests, progress)

@@ -1,0 +1,138 @@
+"""Content-addressed response cache (SQLite), and CachedLLM: the one place calls are cached and metered.
+
+The key is the sha256 of canonical JSON (orjson, sorted keys) of backend, model, messages, every
+sampling parameter and the prompt-template version, so changing any of them is a miss and
+nothing else is. Only successful completions are stored: a failed call raises before `put`.
+Offline mode replays a finished run from the cache and fails with one clear line on a miss,
+which is how a run is reproduced without a key or a model.
+
+CachedLLM also reports every call to an optional Ledger: hits as dollars saved, misses as
+dollars spent, and it asks the ledger's budget before any paid call goes out.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import orjson
+
+from backends.llm import LLM, Completion, Message, Progress, Request, SamplingParams, validate_messages
+from k1core.errors import UserError
+from lrl.ledger import Ledger
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY, completion BLOB NOT NULL, request BLOB NOT NULL, created REAL NOT NULL)"""
+
+
+def cache_key(backend: str, model: str, messages: Sequence[Message], params: SamplingParams,
+              template_version: str) -> str:
+    """sha256 hex of the canonical JSON of everything that determines a response."""
+    payload = {"backend": backend, "model": model, "messages": list(messages), "params": params.to_dict(),
+               "template_version": template_version}
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class ResponseCache:
+    """SQLite table key -> completion JSON. WAL mode and one lock make it safe across threads of one process."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise UserError(f"response cache {self.path} is unreadable ({err}); move it aside to start afresh") from None
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Completion | None:
+        """The stored completion for `key`, or None."""
+        with self._lock:
+            row = self.db.execute("SELECT completion FROM responses WHERE key = ?", (key,)).fetchone()
+        return Completion.from_dict(orjson.loads(row[0])) if row else None
+
+    def put(self, key: str, completion: Completion, request: dict) -> None:
+        """Store a successful completion (first write wins; the same key means the same request)."""
+        with self._lock:
+            self.db.execute("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
+                            (key, orjson.dumps(completion.to_dict()), orjson.dumps(request), time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class CachedLLM:
+    """Wraps an LLM: replays cached responses, stores new ones, meters both in an optional Ledger.
+
+    A hit comes back with `cached=True` and the cost it had when it was first produced (the ledger
+    counts that as saved). With `offline=True` a miss is a UserError instead of a backend call.
+    """
+
+    def __init__(self, llm: LLM, cache: ResponseCache, *, template_version: str, ledger: Ledger | None = None,
+                 offline: bool = False):
+        self.llm, self.cache, self.ledger = llm, cache, ledger
+        self.template_version, self.offline = template_version, offline
+        self.backend, self.model, self.price = llm.backend, llm.model, llm.price
+        self.batch_discount = llm.batch_discount
+
+    def key(self, messages: Sequence[Message], params: SamplingParams) -> str:
+        return cache_key(self.backend, self.model, messages, params, self.template_version)
+
+    def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
+        """Cached completion, or a (budget-checked, metered) backend call that is then cached."""
+        return self.complete_many([Request(messages, params)])[0]
+
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """Hits from the cache; misses from the backend, each cached the moment it arrives.
+
+        Backends without a batch API are called one request at a time, so a run killed midway
+        keeps everything finished so far and each paid call is budget-checked just before it
+        goes out. A batch backend gets all misses in one bulk call (resumable on its own).
+        """
+        keys = [self.key(validate_messages(r.messages), r.params) for r in requests]
+        results: list[Completion | None] = [self.cache.get(key) for key in keys]
+        for i, hit in enumerate(results):
+            if hit is not None:
+                results[i] = replace(hit, cached=True, latency_s=0.0)
+                if self.ledger:
+                    self.ledger.record(results[i])
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing and self.offline:
+            raise UserError(f"offline: {len(missing)} of {len(requests)} responses are not in the cache "
+                            f"{self.cache.path} (first key {keys[missing[0]][:16]}); run once online first")
+        hits = len(requests) - len(missing)
+        if progress and hits:
+            progress(hits, len(requests))
+        if missing and self.batch_discount:
+            todo = [requests[i] for i in missing]
+            self._check_budget(todo)
+            shifted = (lambda done, _total: progress(hits + done, len(requests))) if progress else None
+            for i, completion in zip(missing, self.llm.complete_many(todo, shifted)):
+                results[i] = self._store(keys[i], requests[i], completion)
+        else:
+            for done, i in enumerate(missing, start=hits + 1):
+                self._check_budget([requests[i]])
+                results[i] = self._store(keys[i], requests[i], self.llm.complete(requests[i].messages, requests[i].params))
+                if progress:
+                    progress(done, len(requests))
+        return results
+
+    def _check_budget(self, requests: Sequence[Request]) -> None:
+        if self.ledger:
+            self.ledger.check_budget(self.ledger.estimate_requests_usd(self.price, requests, self.batch_discount))
+
+    def _store(self, key: str, request: Request, completion: Completion) -> Completion:
+        self.cache.put(key, completion, {"messages": list(request.messages), "params": request.params.to_dict()})
+        if self.ledger:
+            self.ledger.record(completion)
+        return completion
