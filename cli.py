@@ -31,5 +31,103 @@ def lrl():
     """Linguistic RL + LoRA knowledge transfer: problems, scoring, stages, evaluation."""
 
 
+# ---------------------------------------------------------------- export, chat, eval (issue 8)
+
+def _progress(label: str):
+    """A one-line progress callback for long loops (stderr, so stdout stays clean)."""
+    def report(done, total):
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
+    return report
+
+
+@main.command("export")
+@click.option("--base", required=True, help="base GGUF: path, llamacpp:<path>, or alias (qwen0.5b, gemma270m)")
+@click.option("--adapter", "adapter_dir", required=True, type=click.Path(), help="PEFT LoRA adapter directory")
+@click.option("--quant", default="q4_k_m", show_default=True, help="q4_k_m, q5_k_m, q8_0 or f16")
+@click.option("--out", required=True, type=click.Path(), help="output GGUF (siblings: .f16/.q8_0 GGUF, report)")
+@click.option("--gate-problems", type=click.Path(), help="problems JSONL for the fidelity gate")
+@click.option("--gate-domain", default="scheduling", show_default=True, help="domain to draw gate problems from")
+@click.option("--gate-variant", default="balanced", show_default=True)
+@click.option("--gate-n", default=100, show_default=True, help="test-split problems drawn when no file is given")
+@click.option("--strategy", "strategy_file", type=click.Path(), help="strategy the student was trained with in its prompt")
+@click.option("--no-gate", is_flag=True, help="skip the fidelity gate")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--threads", type=int, default=None, help="llama.cpp threads")
+def export_cmd(base, adapter_dir, quant, out, gate_problems, gate_domain, gate_variant, gate_n, strategy_file,
+               no_gate, max_tokens, threads):
+    """Fuse a LoRA adapter into a base GGUF, quantize it, and check it answers like the fused model."""
+    from backends.export.model_path import resolve_gguf
+    from lrl.domain import get_domain, read_problems
+    from lrl.export_job import ExportConfig, export_student, render_export
+    from lrl.student_prompt import read_strategy
+
+    config = ExportConfig(quant=quant, run_gate=not no_gate, strategy=read_strategy(strategy_file),
+                          max_tokens=max_tokens, n_threads=threads)
+    domain, problems = get_domain(gate_domain), []
+    if not no_gate:
+        problems = (read_problems(gate_problems, domain) if gate_problems
+                    else domain.generate(gate_n, seed=0, split="test", variant=gate_variant))
+    report = export_student(resolve_gguf(base), adapter_dir, out, config, domain, problems,
+                            progress=lambda q, d, n: _progress(f"gate {q}")(d, n))
+    click.echo(render_export(report))
+
+
+@main.command("chat")
+@click.argument("model")
+@click.option("--system", default=None, help="system prompt")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--threads", type=int, default=None)
+def chat_cmd(model, system, max_tokens, temperature, threads):
+    """Chat with a GGUF model (its own chat template; tokens stream; /reset, /exit)."""
+    from backends.chat_session import chat_loop
+    from backends.export.model_path import resolve_gguf
+    from backends.llamacpp_backend import LlamaCppLLM
+    from backends.llm import SamplingParams
+
+    llm = LlamaCppLLM(resolve_gguf(model), n_threads=threads)
+    def read_line():
+        line = sys.stdin.readline()
+        return line if line else None
+
+    def write(text):
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+
+    chat_loop(llm, read_line, write, SamplingParams(temperature=temperature, max_tokens=max_tokens), system)
+
+
+@lrl.command("eval")
+@click.option("--model", "model_spec", required=True, help="model spec (llamacpp:file.gguf, qwen0.5b, anthropic:...)")
+@click.option("--problems", "problems_file", required=True, type=click.Path(), help="problems JSONL")
+@click.option("--domain", "domain_name", default=None, help="domain for lines without a 'domain' key")
+@click.option("--strategy", "strategy_file", type=click.Path(), help="strategy text put in the prompt")
+@click.option("--out", required=True, type=click.Path(), help="results JSONL")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--threads", type=int, default=None)
+def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads):
+    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures."""
+    from backends.llm import SamplingParams
+    from backends.spec import BackendOptions, build_llm
+    from lrl.domain import get_domain, read_problems, write_jsonl
+    from lrl.eval_run import EvalConfig, evaluate_model
+    from lrl.evaluation import render_table, summarize
+    from lrl.student_prompt import read_strategy
+
+    domain = get_domain(domain_name) if domain_name else None
+    problems = read_problems(problems_file, domain)
+    if not problems:
+        raise UserError(f"{problems_file}: no problems")
+    domains = {p.domain for p in problems}
+    if len(domains) > 1:
+        raise UserError(f"{problems_file}: mixes domains {sorted(domains)}; evaluate one domain per file")
+    domain = domain or get_domain(problems[0].domain)
+    config = EvalConfig(read_strategy(strategy_file), SamplingParams(temperature=0.0, max_tokens=max_tokens))
+    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
+    records = evaluate_model(llm, domain, problems, config, stage="eval", progress=_progress("eval"))
+    write_jsonl(out, records)
+    click.echo(render_table(summarize(records), title=f"{model_spec} on {problems_file}"))
+
+
 if __name__ == "__main__":
     main()
