@@ -5,6 +5,7 @@ Files written next to `out` (student.gguf):
     student.q8_0.gguf    Q8_0 written by the gguf package (identical to llama.cpp's own Q8_0)
     student.gguf         the requested quantization (llama.cpp's quantizer; a copy of Q8_0/F16 if asked)
     student.export.json / .md   what was done and the gate's verdict, written even when the gate fails
+    student.lora.gguf    the adapter alone, for `llama-cli -m base.gguf --lora student.lora.gguf`
     Modelfile            for `ollama create student -f Modelfile` (the GGUF carries its own template)
 The gate failing raises GateFailure (a UserError: one line, non-zero exit) after the report is written.
 """
@@ -19,6 +20,7 @@ from typing import Sequence
 import orjson
 
 from backends.export.fused_gguf import write_fused_gguf
+from backends.export.lora_gguf import write_lora_gguf
 from backends.export.peft_delta import read_peft_deltas
 from backends.export.quantize import check_quant, quantize_gguf
 from backends.llm import SamplingParams
@@ -106,7 +108,8 @@ def export_student(base: str | Path, adapter_dir: str | Path, out: str | Path, c
     report = {"base": str(base), "adapter": str(adapter_dir), "quant": config.quant,
               "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()},
               "build_seconds": round(time.perf_counter() - started, 1), "config": asdict(config),
-              "modelfile": str(write_modelfile(out))}
+              "modelfile": str(write_modelfile(out)),
+              "lora_gguf": str(write_lora_gguf(base, adapter_dir, out.with_name(f"{out.stem}.lora.gguf")))}
     if config.run_gate:
         runs, seconds = gate_runs(files, domain, gate_problems, config, progress)
         report["gate"] = judge(runs, config.gate)

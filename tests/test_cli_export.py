@@ -29,7 +29,7 @@ def test_export_writes_every_file_and_the_gate_report(tiny, tmp_path):
     assert set(report["files"]) == {"f16", "q8_0", "q4_k_m"} and report["gate"]["n"] == 3
     assert set(report["gate"]["runs"]) == {"f16", "q8_0", "q4_k_m"}
     assert "Fidelity gate" in result.output and (tmp_path / "out" / "Modelfile").is_file()
-    assert (tmp_path / "out" / "student.gate-q8_0.jsonl").is_file()
+    assert (tmp_path / "out" / "student.gate-q8_0.jsonl").is_file() and (tmp_path / "out" / "student.lora.gguf").is_file()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -54,32 +54,38 @@ def read_adapter_config(adapter_dir: Path) -> dict:
     return config
 
 
-def read_peft_deltas(adapter_dir: str | Path) -> dict[str, np.ndarray]:
-    """{canonical weight name: delta (out, in) float32} for every module the adapter touches."""
+def read_peft_pairs(adapter_dir: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """({canonical weight name: (A (r, in), B (out, r))}, adapter config), validated."""
     adapter_dir = Path(adapter_dir)
     if not adapter_dir.is_dir():
         raise UserError(f"{adapter_dir}: no such adapter directory")
     config = read_adapter_config(adapter_dir)
-    scale = adapter_scale(config, adapter_dir / "adapter_config.json")
     weights_path = adapter_dir / "adapter_model.safetensors"
     if not weights_path.is_file():
         raise UserError(f"{weights_path}: no such file")
-    pairs: dict[str, dict[str, np.ndarray]] = {}
+    found: dict[str, dict[str, np.ndarray]] = {}
     for name, tensor in read_safetensors(weights_path).items():
         match = PEFT_TENSOR.match(name)
         if match is None:
             raise UserError(f"{weights_path}: tensor {name} is not a LoRA A/B weight")
-        pairs.setdefault(match["module"] + ".weight", {})[match["which"]] = tensor
-    if not pairs:
+        found.setdefault(match["module"] + ".weight", {})[match["which"]] = tensor
+    if not found:
         raise UserError(f"{weights_path}: the adapter holds no tensors")
-    deltas = {}
-    for target, ab in sorted(pairs.items()):
+    pairs = {}
+    for target, ab in sorted(found.items()):
         if set(ab) != {"A", "B"}:
             raise UserError(f"{weights_path}: {target} has lora_{''.join(ab)} but not both A and B")
-        a, b = ab["A"], ab["B"]  # (r, in), (out, r)
+        a, b = ab["A"].astype(np.float32), ab["B"].astype(np.float32)  # (r, in), (out, r)
         if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
             raise UserError(f"{weights_path}: {target} has A {a.shape} and B {b.shape}, expected (r, in) and (out, r)")
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
             raise UserError(f"{weights_path}: {target} holds NaN or infinite values")
-        deltas[target] = (np.float32(scale) * (b.astype(np.float32) @ a.astype(np.float32))).astype(np.float32)
-    return deltas
+        pairs[target] = (a, b)
+    return pairs, config
+
+
+def read_peft_deltas(adapter_dir: str | Path) -> dict[str, np.ndarray]:
+    """{canonical weight name: delta (out, in) float32} for every module the adapter touches."""
+    pairs, config = read_peft_pairs(adapter_dir)
+    scale = np.float32(adapter_scale(config, Path(adapter_dir) / "adapter_config.json"))
+    return {target: (scale * (b @ a)).astype(np.float32) for target, (a, b) in pairs.items()}

@@ -51,11 +51,12 @@ def write_peft_adapter(out: Path, cfg, rank: int = 4, alpha: float = 8.0, std: f
     return pairs
 
 
-def llamacpp_logits(path: Path, tokens: list[int]) -> np.ndarray:
-    """(T, V) logits llama.cpp computes for `tokens` from the GGUF at `path`."""
+def llamacpp_logits(path: Path, tokens: list[int], lora: Path | None = None) -> np.ndarray:
+    """(T, V) logits llama.cpp computes for `tokens` from the GGUF at `path` (with a LoRA GGUF applied)."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(path), n_ctx=64, n_batch=1, logits_all=True, verbose=False, n_threads=1)
+    llm = llama_cpp.Llama(str(path), n_ctx=64, n_batch=1, logits_all=True, verbose=False, n_threads=1,
+                          lora_path=str(lora) if lora else None)
     llm.eval(tokens)
     logits = np.array(llm.scores[:len(tokens)], dtype=np.float32)
     llm.close()
