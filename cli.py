@@ -129,5 +129,57 @@ def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tok
     click.echo(render_table(summarize(records), title=f"{model_spec} on {problems_file}"))
 
 
+@lrl.command("problems")
+@click.option("--domain", "domain_name", required=True, help="scheduling, coding or arithmetic")
+@click.option("--variant", default=None, help="domain variant (scheduling: seed, balanced, min-rooms, large, minutes)")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
+@click.option("--n", "n", default=150, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=123, show_default=True, type=int)
+@click.option("--difficulty", default=None, help="only this difficulty (default: stratified)")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write")
+@click.option("--disjoint-from", "others", multiple=True, type=click.Path(dir_okay=False),
+              help="problem files the new set must not overlap (canonical duplicates are an error)")
+def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
+    """Generate a problem set as JSONL (one problem per line)."""
+    from lrl.problem_sets import generate_problem_file
+    click.echo(generate_problem_file(domain_name, variant, split, n, seed, difficulty, out, others))
+
+
+@lrl.command("grade")
+@click.argument("problems", type=click.Path(dir_okay=False))
+@click.argument("responses", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="results JSONL for `k1 lrl score`")
+@click.option("--domain", "domain_name", default=None, help="domain of problem lines without a 'domain' key")
+def lrl_grade(problems, responses, out, domain_name):
+    """Parse and check model responses ({"id", "response"} per line) against a problem file."""
+    from lrl.evaluation import grade_files
+    click.echo(grade_files(problems, responses, out, domain_name))
+
+
+@lrl.command("prompts")
+@click.argument("problems", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help='JSONL of {"id", "prompt"}')
+@click.option("--strategy", default=None, type=click.Path(dir_okay=False), help="text file with a strategy to include")
+@click.option("--domain", "domain_name", default=None, help="domain of problem lines without a 'domain' key")
+def lrl_prompts(problems, out, strategy, domain_name):
+    """Render the user message for every problem, to send to any model you like."""
+    from lrl.problem_sets import write_prompt_file
+    click.echo(write_prompt_file(problems, out, strategy, domain_name))
+
+
+@lrl.command("score")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--against", default=None, type=click.Path(dir_okay=False),
+              help="a second results file on the same items: paired McNemar test and CI of the difference")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="also write the report as JSON")
+def lrl_score(results, against, json_out):
+    """Accuracy with Wilson CI, majority baseline, breakdowns; optional paired comparison."""
+    from lrl.evaluation import render_report, score_files, write_report
+    report = score_files(results, against)
+    click.echo(render_report(report))
+    if json_out:
+        write_report(json_out, report)
+
+
 if __name__ == "__main__":
     main()

@@ -32,7 +32,11 @@ SUCCESS_OUTCOMES = (CORRECT, PASS)
 
 @dataclass(frozen=True)
 class Problem:
-    """One task instance; `payload` is domain-specific JSON, `answer` its ground truth (JSON too)."""
+    """One task instance; `payload` is domain-specific JSON, `answer` its ground truth (JSON too).
+
+    Compared by value but not hashable (the payload is a dict): key collections by `id`, or by
+    the domain's `canonical_key` to find the same task under another id.
+    """
 
     id: str
     domain: str
@@ -88,8 +92,11 @@ class TransferDomain(Protocol):
     variants: tuple[str, ...]
 
     def generate(self, n: int, seed: int, split: str = "test", variant: str | None = None,
-                 difficulty: str | None = None) -> list[Problem]:
-        """`n` problems, deterministic in (seed, split, variant, difficulty); splits never overlap."""
+                 difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
+        """`n` problems, deterministic in (seed, split, variant, difficulty); splits never overlap.
+
+        `exclude` holds canonical keys (e.g. of a published test file) that must not be drawn.
+        """
 
     def from_json(self, obj: dict, where: str) -> Problem:
         """A problem from a JSON dict (ours, or a user's looser format); UserError naming `where`."""
@@ -100,8 +107,11 @@ class TransferDomain(Protocol):
     def render_prompt(self, problem: Problem, strategy: str | None = None) -> str:
         """The user message: optional strategy text, the problem, and the required answer format."""
 
-    def parse(self, response: str) -> Parsed:
-        """The marked final answer of a model response, or a parse failure with its reason."""
+    def parse(self, response: str, problem: Problem | None = None) -> Parsed:
+        """The marked final answer of a model response, or a parse failure with its reason.
+
+        With `problem`, answers of the wrong kind (an integer for a yes/no question) fail here.
+        """
 
     def check(self, problem: Problem, parsed: Parsed) -> Verdict:
         """Score a parsed response against the problem's ground truth."""
@@ -189,6 +199,24 @@ def _require_str(value, key: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise UserError(f"{where}: key {key!r} must be a non-empty string")
     return value
+
+
+def check_choice(value: str | None, choices: Sequence[str], what: str) -> None:
+    """UserError naming the valid choices when `value` (None allowed) is not one of them."""
+    if value is not None and value not in choices:
+        raise UserError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def strategy_header(strategy: str | None) -> str:
+    """The prompt prefix carrying a learned strategy (empty without one); shared by all domains."""
+    return f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
+
+
+def strategy_preamble(steps: Sequence[str] | None) -> list[str]:
+    """Opening lines of a worked solution that follows a strategy's numbered steps."""
+    if not steps:
+        return []
+    return ["Following the strategy:", *(f"{i}. {s}" for i, s in enumerate(steps, start=1)), ""]
 
 
 def problem_fields(obj: dict, where: str, domain: str, default_split: str = "user") -> dict:

@@ -12,8 +12,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
+
 from k1core.errors import UserError
-from lrl.domain import OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, read_jsonl
+from lrl.domain import (OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, get_domain,
+                        read_jsonl, read_problems, write_jsonl)
 from lrl.stats import mcnemar_exact_p, newcombe_paired_difference, wilson_interval
 
 PARSE_FAIL_LABEL = "<parse failure>"
@@ -120,9 +123,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
 
-def _acc_row(name: str, acc: dict) -> str:
+def _acc_row(name: str, acc: dict, width: int = 22) -> str:
     low, high = acc["ci95"]
-    return f"{name:<22}{acc['correct']:>5}/{acc['n']:<5} {_pct(acc['accuracy'])}  [{_pct(low)}, {_pct(high)}]"
+    return f"{name:<{width}}{acc['correct']:>5}/{acc['n']:<5} {_pct(acc['accuracy'])}  [{_pct(low)}, {_pct(high)}]"
 
 
 def render_table(summary: dict, comparison: dict | None = None, title: str = "run") -> str:
@@ -135,7 +138,7 @@ def render_table(summary: dict, comparison: dict | None = None, title: str = "ru
     lines.append(f"{'parse failures':<22}{'':>11} {_pct(summary['parse_failure_rate'])}")
     lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items())))
     lines.append("by difficulty:")
-    lines += ["  " + _acc_row(d, acc) for d, acc in summary["by_difficulty"].items()]
+    lines += ["  " + _acc_row(d, acc, width=20) for d, acc in summary["by_difficulty"].items()]
     if classes:
         predicted = sorted({p for row in classes["confusion"].values() for p in row})
         lines.append("confusion (rows expected, columns answered):")
@@ -175,3 +178,34 @@ def render_report(report: dict) -> str:
 def records_from(domain: TransferDomain, problems: Iterable[Problem], responses: Iterable[str], **meta) -> list[dict]:
     """Result records for responses given in the same order as the problems."""
     return [result_record(domain, p, r, **meta) for p, r in zip(problems, responses, strict=True)]
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """The report as indented JSON."""
+    Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+
+def grade_files(problems_path: str | Path, responses_path: str | Path, out: str | Path,
+                domain_name: str | None = None) -> str:
+    """Parse and check model responses (JSONL `{"id", "response", "model"?, "stage"?}`) into a results file.
+
+    Every problem needs exactly one response: a missing response is no evidence either way, so it
+    is an error rather than a silent skip.
+    """
+    domain = get_domain(domain_name) if domain_name else None
+    problems = {p.id: p for p in read_problems(problems_path, domain)}
+    records = []
+    for where, obj in read_jsonl(responses_path):
+        pid, response = str(obj.get("id")), obj.get("response")
+        if pid not in problems:
+            raise UserError(f"{where}: id {obj.get('id')!r} is not in {problems_path}")
+        if not isinstance(response, str):
+            raise UserError(f"{where}: key 'response' must be a string")
+        problem = problems.pop(pid)
+        records.append(result_record(get_domain(problem.domain), problem, response,
+                                     model=obj.get("model"), stage=obj.get("stage")))
+    if problems:
+        raise UserError(f"{responses_path}: no response for {len(problems)} problems (e.g. {next(iter(problems))!r})")
+    write_jsonl(out, records)
+    outcomes = Counter(r["verdict"] for r in records)
+    return f"graded {len(records)} responses into {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))

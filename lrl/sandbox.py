@@ -85,12 +85,20 @@ def network_namespace_prefix() -> tuple[str, ...]:
 
 def _limit_child(limits: SandboxLimits):
     """preexec_fn: kernel limits applied in the child between fork and exec."""
+    wanted = [("RLIMIT_CPU", limits.cpu_seconds, limits.cpu_seconds + 1),
+              ("RLIMIT_AS", limits.memory_bytes, limits.memory_bytes),
+              ("RLIMIT_FSIZE", limits.file_bytes, limits.file_bytes),
+              ("RLIMIT_NPROC", limits.processes, limits.processes),
+              ("RLIMIT_CORE", 0, 0)]
+
     def apply():
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for name, soft, hard in wanted:
+            try:
+                resource.setrlimit(getattr(resource, name), (soft, hard))
+            except (AttributeError, ValueError, OSError):
+                # macOS refuses RLIMIT_AS below the current usage and lacks some limits; the
+                # wall-clock kill and the audit hook still apply there.
+                pass
     return apply
 
 
@@ -149,7 +157,7 @@ def _classify(code: int, timed_out: bool, root: Path, limits: SandboxLimits, wal
             report = None
     if timed_out:
         return SandboxRun("timeout", code, stdout, stderr, report, wall, f"wall clock over {limits.wall_seconds}s")
-    if code == -signal.SIGXCPU or code == -signal.SIGKILL and wall >= limits.cpu_seconds:
+    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and wall >= limits.cpu_seconds):
         return SandboxRun("timeout", code, stdout, stderr, report, wall, f"CPU time over {limits.cpu_seconds}s")
     if code is not None and code < 0:
         name = signal.Signals(-code).name

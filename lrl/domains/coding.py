@@ -20,8 +20,9 @@ from typing import Sequence
 
 from k1core.errors import UserError
 from lrl.domain import (ERROR, FAIL, PARSE_FAILURE, PASS, TIMEOUT, Parsed, Problem, Verdict,
-                        owner_split, problem_fields, split_salt)
-from lrl.domains.coding_bank import BANK, CodingTask
+                        check_choice, owner_split, problem_fields, split_salt, strategy_header,
+                        strategy_preamble)
+from lrl.domains.coding_bank import BANK, CodingTask, coding_task
 from lrl.sandbox import SandboxLimits, run_python
 
 VARIANTS = ("mixed", "bank", "families")
@@ -32,8 +33,8 @@ _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.IGNOR
 
 def _sum_multiples(rng: random.Random) -> CodingTask:
     a, b = rng.sample(range(2, 10), 2)
-    return _family_task(
-        f"def sum_multiples(n: int) -> int",
+    return coding_task(
+        "def sum_multiples(n: int) -> int",
         f"Sum of all integers k with 0 < k < n that are divisible by {a} or by {b}.",
         f"def sum_multiples(n):\n    return sum(k for k in range(1, n) if k % {a} == 0 or k % {b} == 0)",
         (0,), (1,), (10,), (a * b + 1,), (1000,))
@@ -41,7 +42,7 @@ def _sum_multiples(rng: random.Random) -> CodingTask:
 
 def _linear_recurrence(rng: random.Random) -> CodingTask:
     p, q, x0, x1 = rng.randint(1, 3), rng.randint(-2, 2), rng.randint(0, 3), rng.randint(1, 4)
-    return _family_task(
+    return coding_task(
         "def recurrence(n: int) -> int",
         f"x(0) = {x0}, x(1) = {x1}, x(n) = {p} * x(n-1) + ({q}) * x(n-2) for n >= 2. Return x(n) for n >= 0.",
         f"def recurrence(n):\n    a, b = {x0}, {x1}\n    for _ in range(n):\n        a, b = b, {p} * b + ({q}) * a\n    return a",
@@ -50,7 +51,7 @@ def _linear_recurrence(rng: random.Random) -> CodingTask:
 
 def _rotate_list(rng: random.Random) -> CodingTask:
     k = rng.randint(1, 9)
-    return _family_task(
+    return coding_task(
         "def rotate(xs: list) -> list",
         f"Rotate xs to the right by {k} positions (wrapping around; the empty list stays empty).",
         f"def rotate(xs):\n    if not xs:\n        return []\n    k = {k} % len(xs)\n    return xs[-k:] + xs[:-k] if k else list(xs)",
@@ -59,7 +60,7 @@ def _rotate_list(rng: random.Random) -> CodingTask:
 
 def _caesar_encode(rng: random.Random) -> CodingTask:
     k = rng.randint(1, 25)
-    return _family_task(
+    return coding_task(
         "def encode(s: str) -> str",
         f"Shift each ASCII letter {k} places forward in the alphabet (wrapping, keeping case); other characters unchanged.",
         f"def encode(s):\n    out = []\n    for c in s:\n        if c.isascii() and c.isalpha():\n            base = ord('a') if c.islower() else ord('A')\n            out.append(chr((ord(c) - base + {k}) % 26 + base))\n        else:\n            out.append(c)\n    return ''.join(out)",
@@ -68,7 +69,7 @@ def _caesar_encode(rng: random.Random) -> CodingTask:
 
 def _count_threshold(rng: random.Random) -> CodingTask:
     d, t = rng.randint(2, 7), rng.randint(-5, 20)
-    return _family_task(
+    return coding_task(
         "def count_matching(xs: list[int]) -> int",
         f"Count the elements of xs that are divisible by {d} and strictly greater than {t}.",
         f"def count_matching(xs):\n    return sum(1 for x in xs if x % {d} == 0 and x > {t})",
@@ -77,11 +78,6 @@ def _count_threshold(rng: random.Random) -> CodingTask:
 
 FAMILIES = {f.__name__.lstrip("_"): f for f in
             (_sum_multiples, _linear_recurrence, _rotate_list, _caesar_encode, _count_threshold)}
-
-
-def _family_task(signature: str, statement: str, reference: str, *inputs) -> CodingTask:
-    entry = signature.split("def ", 1)[1].split("(", 1)[0]
-    return CodingTask(entry, signature, statement, reference + "\n", tuple(inputs))
 
 
 # ---------------------------------------------------------------- problems
@@ -100,12 +96,12 @@ def make_problem(task: CodingTask, pid: str, split: str, difficulty: str, varian
     return Problem(pid, "coding", split, difficulty, variant, payload, None)
 
 
-def _bank_problems(split: str) -> list[Problem]:
+def _bank_problems(split: str, exclude: frozenset = frozenset()) -> list[Problem]:
     return [make_problem(t, f"bank-{t.entry}", split, "bank", "bank")
-            for t in BANK if owner_split(t.reference) == split]
+            for t in BANK if owner_split(t.reference) == split and t.reference not in exclude]
 
 
-def _family_problems(n: int, seed: int, split: str) -> list[Problem]:
+def _family_problems(n: int, seed: int, split: str, exclude: frozenset = frozenset()) -> list[Problem]:
     rng = random.Random(seed * 1000 + split_salt(split))
     names, problems, seen = sorted(FAMILIES), [], set()
     for _ in range(n * 1000):
@@ -113,7 +109,7 @@ def _family_problems(n: int, seed: int, split: str) -> list[Problem]:
             return problems
         name = rng.choice(names)
         task = FAMILIES[name](rng)
-        if task.reference in seen or owner_split(task.reference) != split:
+        if task.reference in seen or task.reference in exclude or owner_split(task.reference) != split:
             continue
         seen.add(task.reference)
         problems.append(make_problem(task, f"family-{split}-{len(problems)}-{name}", split, "family", "families"))
@@ -132,7 +128,10 @@ def extract_code(response: str) -> Parsed:
 
 def harness_program(code: str, entry: str, tests: list) -> str:
     """The program the sandbox runs: load the candidate, call `entry` on each test, report."""
+    # json.dumps/loads are bound before the candidate runs (it could patch the module), and every
+    # result is normalised through them, which also strips any custom __eq__ from returned objects.
     return f"""import json
+dumps, loads = json.dumps, json.loads
 CANDIDATE = {code!r}
 TESTS = {json.dumps(tests)!r}
 ENTRY = {entry!r}
@@ -147,9 +146,9 @@ if not callable(fn):
     report({{"phase": "load", "error": "no function named " + ENTRY}})
     raise SystemExit(1)
 results = []
-for args, expected in json.loads(TESTS):
+for args, expected in loads(TESTS):
     try:
-        got = json.loads(json.dumps(fn(*args)))
+        got = loads(dumps(fn(*args)))
         results.append(["pass" if got == expected else "fail", repr(args)[:80], repr(got)[:80]])
     except (Exception, RecursionError, MemoryError) as err:
         results.append(["error", repr(args)[:80], type(err).__name__ + ": " + str(err)[:120]])
@@ -184,17 +183,16 @@ class CodingDomain:
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         self.limits = limits
 
-    def generate(self, n, seed, split="test", variant=None, difficulty=None):
+    def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "mixed"
-        if variant not in VARIANTS:
-            raise UserError(f"unknown coding variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        check_choice(variant, VARIANTS, "coding variant")
         split_salt(split)
-        bank = _bank_problems(split) if variant != "families" else []
+        bank = _bank_problems(split, exclude) if variant != "families" else []
         random.Random(seed).shuffle(bank)
         if variant == "bank" and n > len(bank):
             raise UserError(f"the {split} split holds {len(bank)} hand-written problems, fewer than {n}")
         chosen = bank[:n]
-        return chosen + _family_problems(n - len(chosen), seed, split) if len(chosen) < n else chosen
+        return chosen + _family_problems(n - len(chosen), seed, split, exclude) if len(chosen) < n else chosen
 
     def from_json(self, obj, where):
         payload = obj.get("payload")
@@ -212,8 +210,7 @@ class CodingDomain:
         p = problem.payload
         args, expected = p["tests"][0]
         call = f"{p['entry']}({', '.join(repr(a) for a in args)})"
-        head = f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
-        return (f"{head}PYTHON PROBLEM:\nWrite `{p['signature']}`.\n{p['statement']}\n"
+        return (f"{strategy_header(strategy)}PYTHON PROBLEM:\nWrite `{p['signature']}`.\n{p['statement']}\n"
                 f"Example: {call} == {expected!r}\n\n"
                 "Use only the standard library. Put the complete function in one ```python code block; "
                 "the last code block in your response is the one that is tested.")
@@ -232,9 +229,7 @@ class CodingDomain:
 
     def worked_solution(self, problem, strategy_steps: Sequence[str] | None = None):
         p = problem.payload
-        lines = []
-        if strategy_steps:
-            lines += ["Following the strategy:"] + [f"{i}. {s}" for i, s in enumerate(strategy_steps, 1)] + [""]
+        lines = strategy_preamble(strategy_steps)
         lines.append(f"The task: {p['statement']}")
         lines.append("Check the edge cases the statement implies (empty input, boundaries), then write it:")
         lines.append(f"```python\n{p['reference'].rstrip()}\n```")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, owner_split,
-                        problem_fields, split_salt)
+from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, check_choice,
+                        owner_split, problem_fields, split_salt, strategy_header, strategy_preamble)
 from lrl.final_answer import answer_line, final_value
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -115,7 +115,7 @@ def generate_seed(n: int, seed: int, split: str, difficulty: str | None = None) 
 
 
 def generate_disjoint(n: int, seed: int, split: str, variant: str,
-                      difficulty: str | None = None) -> list[Problem]:
+                      difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
     """Rejection-sampled problems owned by `split` (disjoint by construction), optionally balanced."""
     profile, kind, balanced = VARIANTS[variant]
     rng = random.Random(seed * 1000 + split_salt(split))
@@ -133,7 +133,7 @@ def generate_disjoint(n: int, seed: int, split: str, variant: str,
             else:
                 rooms = rng.choice(profile.rooms[diff]) if kind == "feasible" else None
             key = canonical_meetings_key(meetings, rooms)
-            if key in seen or owner_split(key) != split:
+            if key in seen or key in exclude or owner_split(key) != split:
                 continue
             seen.add(key)
             problems.append(_make(f"{variant}-{split}-{diff}_{index}", split, diff, variant,
@@ -218,7 +218,7 @@ def _unit_phrase(unit: str) -> str:
 
 def render_prompt(problem: Problem, strategy: str | None = None) -> str:
     p = problem.payload
-    head = f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
+    head = strategy_header(strategy)
     if p["rooms"] is None:
         question = "What is the minimum number of rooms needed so that no two overlapping meetings share a room?"
         fmt = "End your response with a final line `ANSWER: <integer>`."
@@ -238,11 +238,7 @@ def render_prompt(problem: Problem, strategy: str | None = None) -> str:
 def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None) -> str:
     """The sweep line written out: events, ties (ends first), the running count, the comparison."""
     p, unit = problem.payload, problem.payload["unit"]
-    lines = []
-    if strategy_steps:
-        lines.append("Following the strategy:")
-        lines += [f"{i}. {step}" for i, step in enumerate(strategy_steps, start=1)]
-        lines.append("")
+    lines = strategy_preamble(strategy_steps)
     lines.append(f"Meetings: {render_meetings(p['meetings'], unit)}")
     lines.append("Events sorted by time (at equal times an end comes before a start, since a meeting "
                  "ending at T frees its room for one starting at T):")
@@ -287,16 +283,17 @@ class SchedulingDomain:
     name = "scheduling"
     variants = tuple(VARIANTS)
 
-    def generate(self, n, seed, split="test", variant=None, difficulty=None):
+    def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "seed"
-        if variant not in VARIANTS:
-            raise UserError(f"unknown scheduling variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        if difficulty is not None and difficulty not in DIFFICULTIES:
-            raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
+        check_choice(variant, tuple(VARIANTS), "scheduling variant")
+        check_choice(difficulty, DIFFICULTIES, "difficulty")
         split_salt(split)  # validates the split name
         if variant == "seed":
+            if exclude:
+                raise UserError("the seed variant reproduces the published sets draw for draw and cannot "
+                                "exclude problems; use --variant balanced (or another) for a disjoint set")
             return generate_seed(n, seed, split, difficulty)
-        return generate_disjoint(n, seed, split, variant, difficulty)
+        return generate_disjoint(n, seed, split, variant, difficulty, exclude)
 
     def from_json(self, obj, where):
         payload = payload_from_json(obj, where)
