@@ -9,13 +9,16 @@ so the static prefix shared by many calls is billed at the cache-read price afte
 
 Message Batches (`use_batches=True`) run `complete_many` at half price. The batch id is written to
 `batch_dir` under a name derived from the requests, so a killed run that issues the same bulk call
-re-attaches to the batch it already paid for instead of submitting a second one.
+re-attaches to the batch it already paid for instead of submitting a second one (a kill in the
+instant between submission and that write can still cost one duplicate batch). Entries that
+error or expire are retried one by one at the full price.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -135,8 +138,9 @@ class AnthropicLLM:
             completions.append(results[custom_id])
         return completions
 
-    def _state_file(self, ids) -> Path:
-        digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:24]
+    def _state_file(self, bodies: dict[str, dict]) -> Path:
+        """Named by the ids and contents of the requests, so only the very same bulk call re-attaches."""
+        digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         return self.batch_dir / f"anthropic-batch-{digest}.json"
 
     def _attach_or_submit(self, bodies: dict[str, dict]) -> str:
@@ -175,22 +179,17 @@ class AnthropicLLM:
         return completions
 
 
-class translated_errors:
-    """Context manager turning SDK exceptions into UserError (fixable by the user) or LLMError."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None:
-            return False
-        anthropic = require("anthropic", "llm")
-        if isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError)):
-            raise UserError(f"Anthropic refused the API key ({exc.status_code}); check ANTHROPIC_API_KEY") from None
-        if isinstance(exc, anthropic.NotFoundError):
-            raise UserError(f"Anthropic: not found (unknown model?): {exc.message}") from None
-        if isinstance(exc, anthropic.APIStatusError):
-            raise LLMError(f"Anthropic API error {exc.status_code}: {exc.message}") from exc
-        if isinstance(exc, anthropic.APIConnectionError):
-            raise LLMError(f"cannot reach the Anthropic API: {exc}") from exc
-        return False
+@contextmanager
+def translated_errors():
+    """Turn SDK exceptions into UserError (fixable by the user: key, model) or LLMError (the call failed)."""
+    anthropic = require("anthropic", "llm")
+    try:
+        yield
+    except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+        raise UserError(f"Anthropic refused the API key ({exc.status_code}); check ANTHROPIC_API_KEY") from None
+    except anthropic.NotFoundError as exc:
+        raise UserError(f"Anthropic: not found (unknown model?): {exc.message}") from None
+    except anthropic.APIStatusError as exc:
+        raise LLMError(f"Anthropic API error {exc.status_code}: {exc.message}") from exc
+    except anthropic.APIConnectionError as exc:
+        raise LLMError(f"cannot reach the Anthropic API: {exc}") from exc

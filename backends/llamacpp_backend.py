@@ -40,8 +40,8 @@ def render_chat(template: str | None, messages: Sequence[Message], bos_token: st
         return env.from_string(template).render(
             messages=messages, bos_token=bos_token, eos_token=eos_token,
             add_generation_prompt=True, raise_exception=raise_exception)
-    except TemplateError as err:
-        raise UserError(f"the model's chat template rejected these messages: {err}") from None
+    except (TemplateError, TypeError, ValueError) as err:  # the template is data from the file: report, don't crash
+        raise UserError(f"the model's chat template failed on these messages: {err}") from None
 
 
 class LlamaCppLLM:
@@ -86,10 +86,14 @@ class LlamaCppLLM:
         tokens = self.prompt_tokens(messages)
         start = time.perf_counter()
         with self._lock:
+            # Re-evaluate the whole prompt: reusing a cached KV prefix changes the batch shapes and so
+            # the last bits of the logits, which made equal requests give different sampled text.
+            self.llama.reset()
             try:
                 out = self.llama.create_completion(
                     tokens, max_tokens=params.max_tokens, temperature=params.temperature,
-                    top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None)
+                    top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0,  # only what params say
+                    seed=params.seed, stop=list(params.stop) or None)
             except ValueError as err:  # e.g. prompt + max_tokens exceed the context window
                 raise LLMError(f"llama.cpp ({self.path.name}): {err}") from err
         choice, usage = out["choices"][0], out["usage"]

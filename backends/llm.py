@@ -135,6 +135,14 @@ def complete_sequentially(llm: LLM, requests: Sequence[Request], progress: Progr
     return results
 
 
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a chat template adds around each message
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count (~4 characters a token) for budgets made before a tokenizer has seen the text."""
     return math.ceil(len(text) / 4)
+
+
+def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
+    """Rough prompt size of a chat: its texts plus a per-message allowance for the template."""
+    return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)

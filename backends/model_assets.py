@@ -163,6 +163,11 @@ def asset_status(asset: ModelAsset, cache_dir: Path | None = None) -> dict:
     except UserError:
         parts_installed = False
     exists = target.is_file()
+    hash_ok = is_valid(target, asset) if exists else None
+    if exists:
+        state = "ok" if hash_ok else "hash mismatch (rebuilt on next use)"
+    else:
+        state = "not assembled (k1 models --assemble)" if parts_installed else f"parts missing ({INSTALL_HINT})"
     return {
         "alias": asset.alias,
         "file": asset.filename,
@@ -171,5 +176,6 @@ def asset_status(asset: ModelAsset, cache_dir: Path | None = None) -> dict:
         "assembled": exists,
         "path": str(target),
         "size": target.stat().st_size if exists else None,
-        "hash_ok": is_valid(target, asset) if exists else None,
+        "hash_ok": hash_ok,
+        "state": state,
     }

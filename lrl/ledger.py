@@ -2,17 +2,20 @@
 
 Every completion that reaches a caller is recorded once: a fresh one as dollars spent (its
 cost_usd already carries the batch discount), a cache replay as dollars saved. The budget is
-checked before each paid call against an upper-bound estimate of that call (prompt characters/4
-at the dearer of the input and cache-write prices, plus max_tokens of output), so a run stops
-with a clear message before it would spend past `budget_usd`, not after.
+checked before each paid call against an estimate of that call (prompt characters/4 plus a
+per-message allowance, at the dearer of the input and cache-write prices, plus max_tokens of
+output), so a run stops with a clear message before it would spend past `budget_usd`, not after.
+The output side is a true upper bound; the prompt side is an estimate, so text that tokenizes
+far denser than 4 characters a token can overshoot the cap by that call's estimation error.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
 
-from backends.llm import Completion, Request, estimate_tokens
+from backends.llm import Completion, Request, estimate_prompt_tokens
 from backends.pricing import Price
 from k1core.errors import UserError
 
@@ -52,7 +55,7 @@ class Tally:
 
 def estimate_call_usd(price: Price, request: Request, batched: bool = False) -> float:
     """Upper-bound dollars for one request before it is sent (see module docstring)."""
-    prompt_tokens = sum(estimate_tokens(m["content"]) for m in request.messages)
+    prompt_tokens = estimate_prompt_tokens(request.messages)
     dearest_input = Price(max(price.input, price.cache_write), price.output, 0.0, 0.0)
     return dearest_input.cost_usd(prompt_tokens, request.params.max_tokens, batched=batched)
 
@@ -90,10 +93,11 @@ class Ledger:
         self.entries: list[dict] = []
         self.stages: dict[str, Tally] = {}
         self.total = Tally()
+        self._lock = threading.Lock()  # record() may be called from worker threads of one process
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Attribute every call inside the block to stage `name`."""
+        """Attribute every call inside the block to stage `name` (one current stage per ledger, not per thread)."""
         previous, self.current_stage = self.current_stage, name
         try:
             yield
@@ -101,11 +105,12 @@ class Ledger:
             self.current_stage = previous
 
     def record(self, completion: Completion) -> None:
-        """Count one completion under the current stage and keep its per-call entry."""
-        self.stages.setdefault(self.current_stage, Tally()).add(completion)
-        self.total.add(completion)
+        """Count one completion under the current stage and keep its per-call entry (text left out)."""
         entry = {k: v for k, v in completion.to_dict().items() if k != "text"}
-        self.entries.append({"stage": self.current_stage, **entry})
+        with self._lock:
+            self.stages.setdefault(self.current_stage, Tally()).add(completion)
+            self.total.add(completion)
+            self.entries.append({"stage": self.current_stage, **entry})
 
     @property
     def spent_usd(self) -> float:

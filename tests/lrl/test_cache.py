@@ -1,0 +1,122 @@
+import hashlib
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.llm import LLMError, Request, SamplingParams
+from k1core.errors import UserError
+from lrl.cache import CachedLLM, ResponseCache, cache_key
+from lrl.ledger import Ledger
+from tests.lrl.scripted_llm import ScriptedLLM
+
+CHAT = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+3?"}]
+
+
+def test_key_is_sha256_of_canonical_sorted_json():
+    key = cache_key("anthropic", "claude-haiku-4-5", CHAT, SamplingParams(), "v1")
+    canonical = ('{"backend":"anthropic","messages":[{"content":"be brief","role":"system"},'
+                 '{"content":"2+3?","role":"user"}],"model":"claude-haiku-4-5","params":{"max_tokens":512,'
+                 '"seed":0,"stop":[],"temperature":0.0,"top_p":1.0},"template_version":"v1"}')
+    assert key == hashlib.sha256(canonical.encode()).hexdigest()
+    reordered = [dict(reversed(list(m.items()))) for m in CHAT]  # dict order must not matter
+    assert cache_key("anthropic", "claude-haiku-4-5", reordered, SamplingParams(), "v1") == key
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["backend", "model", "content", "role", "temperature", "max_tokens", "seed", "top_p",
+                        "stop", "template"]))
+def test_every_ingredient_changes_the_key(field):
+    base = dict(backend="b", model="m", messages=[{"role": "user", "content": "x"}],
+                params=SamplingParams(), template_version="v1")
+    changed = dict(base)
+    if field in ("backend", "model"):
+        changed[field] = "other"
+    elif field == "content":
+        changed["messages"] = [{"role": "user", "content": "y"}]
+    elif field == "role":
+        changed["messages"] = [{"role": "system", "content": "x"}, {"role": "user", "content": "x"}]
+    elif field == "template":
+        changed["template_version"] = "v2"
+    else:
+        value = {"temperature": 0.5, "max_tokens": 7, "seed": 1, "top_p": 0.9, "stop": ("\n",)}[field]
+        changed["params"] = SamplingParams(**{field: value})
+    assert cache_key(**base) != cache_key(**changed)
+
+
+def test_hit_miss_and_persistence(tmp_path):
+    llm = ScriptedLLM()
+    cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+    first = cached.complete(CHAT)
+    second = cached.complete(CHAT)
+    assert len(llm.calls) == 1 and not first.cached and second.cached
+    assert second.text == first.text and second.cost_usd == first.cost_usd and second.latency_s == 0.0
+    cached.complete(CHAT, SamplingParams(temperature=0.7))  # different params: a miss
+    assert len(llm.calls) == 2
+    reopened = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1", offline=True)
+    assert reopened.complete(CHAT).text == first.text
+    assert len(reopened.cache) == 2
+
+
+def test_offline_miss_is_a_clear_error(tmp_path):
+    cached = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1", offline=True)
+    with pytest.raises(UserError, match="offline: 1 of 1 responses are not in the cache"):
+        cached.complete(CHAT)
+    assert cached.llm.calls == []
+
+
+def test_errors_are_never_cached_and_finished_work_survives_a_failure(tmp_path):
+    llm = ScriptedLLM(fail_on="boom")
+    cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+    requests = [Request([{"role": "user", "content": p}]) for p in ("a", "b", "boom", "c")]
+    with pytest.raises(LLMError):
+        cached.complete_many(requests)
+    assert len(cached.cache) == 2  # a and b were stored as they finished; the failure was not
+    llm.fail_on = None
+    out = cached.complete_many(requests)
+    assert [c.cached for c in out] == [True, True, False, False]
+    assert llm.calls == ["a", "b", "boom", "boom", "c"]
+
+
+def test_bulk_progress_counts_hits_and_batch_backends_get_one_bulk_call(tmp_path):
+    llm = ScriptedLLM(batch_discount=True)
+    cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+    cached.complete([{"role": "user", "content": "a"}])
+    seen = []
+    requests = [Request([{"role": "user", "content": p}]) for p in ("a", "b", "c")]
+    cached.complete_many(requests, progress=lambda done, total: seen.append((done, total)))
+    assert llm.bulk_calls == [1, 2] and seen[0] == (1, 3) and seen[-1] == (3, 3)
+
+
+def test_threads_share_one_cache(tmp_path):
+    cached = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+
+    def work(i):
+        for j in range(20):
+            cached.complete([{"role": "user", "content": f"{i}-{j % 5}"}])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cached.cache) == 20
+
+
+def test_cached_calls_feed_the_ledger(tmp_path):
+    ledger = Ledger()
+    cached = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1", ledger=ledger)
+    with ledger.stage("stage1"):
+        paid = cached.complete(CHAT)
+        cached.complete(CHAT)
+    s = ledger.summary()["stages"]["stage1"]
+    assert s["calls"] == 2 and s["cache_hits"] == 1
+    assert s["usd"] == pytest.approx(paid.cost_usd) and s["saved_usd"] == pytest.approx(paid.cost_usd)
+
+
+def test_corrupt_cache_file_is_a_user_error(tmp_path):
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UserError, match="unreadable"):
+        ResponseCache(path)
