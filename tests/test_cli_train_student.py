@@ -1,0 +1,31 @@
+import sys
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/backends/student")
+
+from cli import main  # noqa: E402
+
+
+def test_train_student_end_to_end_and_bad_data(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("tokenizers")
+    from tiny_models import random_weights, tiny_config, tiny_tokenizer, write_hf_dir
+
+    tok = tiny_tokenizer()
+    cfg = tiny_config("qwen2", tok.get_vocab_size() + 8)
+    model_dir = write_hf_dir(cfg, random_weights(cfg), tok, tmp_path / "m")
+    data = tmp_path / "train.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "what is 2 + 3 ?"}, {"role": "assistant", "content": "5"}]}] * 4
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    run = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(data), "--val", str(data),
+                                    "--out", str(tmp_path / "out"), "--steps", "4", "--seq-len", "64",
+                                    "--eval-every", "2", "--rank", "4", "--lr", "0.01"])
+    assert run.exit_code == 0, run.output
+    assert (tmp_path / "out" / "final" / "adapter_model.safetensors").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{nope\n")
+    run = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(bad), "--out", str(tmp_path / "o2")])
+    assert run.exit_code == 2 and "bad.jsonl:1: invalid JSON" in run.output
