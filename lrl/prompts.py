@@ -1,0 +1,86 @@
+"""The prompts every LRL stage sends, versioned so a changed wording is a response-cache miss.
+
+`TEMPLATE_VERSION` is part of every cache key and of the run manifest: bump it whenever any
+text below changes. Prompts are short on purpose: the default teacher is a 0.5B model with a
+small context on a CPU, where every prompt token costs time.
+
+The baseline is zero-shot: the problem and the answer format only. The published experiment's
+"baseline" prompt already spelled out the sweep-line algorithm, so its baseline measured the
+algorithm, not the model; that prompt is kept as the explicit variant `published`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from k1core.errors import UserError
+from lrl.domain import Problem, TransferDomain
+
+TEMPLATE_VERSION = "lrl-prompts-1"
+
+# Small models ramble until max_tokens and never reach the marked answer unless told to be brief.
+SYSTEM = "You are a careful problem solver. Reason in at most three short sentences, then give the final answer line."
+
+BASELINE_PROMPTS = ("zero-shot", "published")
+
+# The algorithm the published baseline prompt gave away, per domain (only scheduling had one).
+PUBLISHED_HINTS = {
+    "scheduling": ("Hint: turn each meeting into a start event and an end event, sort the events by "
+                   "time, sweep through them counting meetings in progress, and compare the largest "
+                   "count with the number of rooms."),
+}
+
+RESPONSE_CHARS = 400  # how much of each solution a reflection shows (the 0.5B context is small)
+REFLECTION_ITEMS = 6
+
+
+def solve_messages(domain: TransferDomain, problem: Problem, strategy: str | None = None,
+                   baseline_prompt: str = "zero-shot") -> list[dict]:
+    """The chat for solving one problem, with the strategy (if any) before the problem."""
+    if baseline_prompt not in BASELINE_PROMPTS:
+        raise UserError(f"unknown baseline prompt {baseline_prompt!r}; choose one of {', '.join(BASELINE_PROMPTS)}")
+    text = domain.render_prompt(problem, strategy)
+    if baseline_prompt == "published" and strategy is None:
+        if domain.name not in PUBLISHED_HINTS:
+            raise UserError(f"the published baseline prompt exists only for: {', '.join(PUBLISHED_HINTS)}")
+        text = f"{PUBLISHED_HINTS[domain.name]}\n\n{text}"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+
+
+def _shown(record: dict) -> str:
+    response = record["response"].strip()
+    if len(response) > RESPONSE_CHARS:
+        response = response[:RESPONSE_CHARS // 2] + " ... " + response[-RESPONSE_CHARS // 2:]
+    verdict = "CORRECT" if record["verdict"] in ("correct", "pass") else f"WRONG ({record['detail'] or record['verdict']})"
+    return f"Problem {record['id']}: {verdict}\nYour reasoning: {response}"
+
+
+def reflection_messages(problems: dict, records: Sequence[dict], strategy: str | None,
+                        domain: TransferDomain) -> list[dict]:
+    """Ask for a reflection on one batch: failures first, with the model's own reasoning.
+
+    `problems` maps id -> Problem so each shown item carries its problem text.
+    """
+    failures = [r for r in records if r["verdict"] not in ("correct", "pass")]
+    successes = [r for r in records if r["verdict"] in ("correct", "pass")]
+    shown = (failures + successes)[:REFLECTION_ITEMS]
+    blocks = []
+    for r in shown:
+        problem_text = domain.render_prompt(problems[r["id"]]).split("\n\n")[0]
+        blocks.append(f"{problem_text}\n{_shown(r)}")
+    current = strategy.strip() if strategy else "(none yet)"
+    text = (f"You solved {len(records)} problems: {len(successes)} correct, {len(failures)} wrong.\n"
+            f"Your current strategy: {current}\n\n"
+            "Here are your answers, mistakes first:\n\n" + "\n\n".join(blocks) + "\n\n"
+            "Reflect in at most 120 words: why were the wrong answers wrong, what did the right "
+            "ones do, and what exact procedure would have avoided the mistakes?")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+
+
+def distillation_messages(reflections: Sequence[str], strategy: str | None) -> list[dict]:
+    """Ask for a new strategy from the reflections since the last distillation."""
+    joined = "\n\n".join(f"Reflection {i}: {r.strip()}" for i, r in enumerate(reflections, start=1))
+    current = strategy.strip() if strategy else "(none yet)"
+    text = (f"Your current strategy: {current}\n\n{joined}\n\n"
+            "Write an improved strategy for solving problems of this kind: at most 6 short numbered "
+            "steps another model can follow exactly. Output only the steps.")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]

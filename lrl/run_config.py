@@ -1,0 +1,87 @@
+"""The configuration of one `k1 lrl run`, validated once at the edge.
+
+Defaults are sized for the CPU default (qwen0.5b as teacher and student, 2 cores, about 30
+minutes): measured at 10-20 s a call under load, mostly prompt processing, so the run makes
+about 80-90 calls. Real runs raise --n-train/--n-val/--n-test.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from backends.spec import parse_spec
+from k1core.errors import UserError
+from lrl.prompts import BASELINE_PROMPTS
+
+STAGES = ("0", "1", "2", "3", "3b")
+STAGE_NAMES = {
+    "0": "student_baseline",
+    "1": "teacher_baseline",
+    "2": "bootstrap",
+    "3": "teacher_strategy",
+    "3b": "transfer_check",
+}
+
+# Fields that change no stage's result: a resumed or extended run may differ in them.
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "progress", "stages")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on. `identity()` is what config.json stores and a resume must match."""
+
+    teacher: str = "qwen0.5b"
+    student: str = "qwen0.5b"
+    domain: str = "scheduling"
+    variant: str | None = "balanced"
+    n_train: int = 20
+    n_val: int = 10
+    n_test: int = 20
+    stages: tuple[str, ...] = STAGES
+    seed: int = 0
+    baseline_prompt: str = "zero-shot"
+    batch_size: int = 10
+    distill_every: int = 5
+    solve_max_tokens: int = 96
+    reflect_max_tokens: int = 160
+    distill_max_tokens: int = 160
+    out: Path = field(default_factory=lambda: Path("runs/lrl"))
+    budget_usd: float | None = None
+    offline: bool = False
+    review: bool = False
+    n_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
+                    "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown or not self.stages:
+            raise UserError(f"--stages must be a comma list of {', '.join(STAGES)}; got {','.join(self.stages) or 'nothing'}")
+        object.__setattr__(self, "stages", tuple(s for s in STAGES if s in self.stages))
+        if self.baseline_prompt not in BASELINE_PROMPTS:
+            raise UserError(f"--baseline-prompt must be one of {', '.join(BASELINE_PROMPTS)}, got {self.baseline_prompt!r}")
+        if self.budget_usd is not None and not self.budget_usd >= 0:
+            raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.n_threads}")
+        object.__setattr__(self, "out", Path(self.out))
+        parse_spec(self.teacher)  # syntax only: UserError naming the accepted forms
+        parse_spec(self.student)
+
+    def identity(self) -> dict:
+        """The JSON-ready fields that determine results (not where they go or how they are paid)."""
+        data = asdict(self)
+        for key in RUNTIME_FIELDS:
+            data.pop(key)
+        return data
+
+
+def parse_stages(text: str) -> tuple[str, ...]:
+    """'0,1,2' -> ('0', '1', '2'); 'all' -> every stage."""
+    if text.strip() == "all":
+        return STAGES
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,110 @@
+"""report.md: the published results table (stage, model, accuracy), with what it left out.
+
+Next to each accuracy: its Wilson 95% CI, what always answering the majority class scores on the
+same items, the parse-failure rate and per-batch statistics; then per-difficulty accuracy, the
+strategy candidates with their validation scores, the paired tests and the cost.
+"""
+from __future__ import annotations
+
+from lrl.run_config import STAGE_NAMES
+
+TITLES = {"0": "Student baseline", "1": "Teacher baseline", "3": "Teacher + strategy",
+          "3b": "Student + strategy (transfer check)"}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _ci(acc: dict) -> str:
+    low, high = acc["ci95"]
+    return f"{_pct(low)}–{_pct(high)}"
+
+
+def _majority(summary: dict) -> str:
+    classes = summary.get("classes")
+    if not classes:
+        return "n/a"
+    base = classes["majority_baseline"]
+    return f"{_pct(base['accuracy'])} (always {classes['majority_class']})"
+
+
+def _row(stage: str, title: str, result: dict, summary: dict, prompt: str) -> str:
+    batches = summary["per_batch"]
+    return (f"| {stage} | {title} | {result['model']} | {prompt} | **{_pct(summary['accuracy'])}** "
+            f"({summary['correct']}/{summary['n']}) | {_ci(summary)} | {_majority(summary)} | "
+            f"{_pct(summary['parse_failure_rate'])} | {_pct(batches['mean'])} ± {_pct(batches['sd'])}, "
+            f"{batches['perfect_batches']}/{batches['batches']} perfect |")
+
+
+def _main_table(stages: dict) -> list[str]:
+    lines = ["| Stage | What | Model | Prompt | Accuracy | Wilson 95% CI | Majority baseline | Parse failures "
+             "| Per batch: mean ± SD, perfect |", "|---|---|---|---|---|---|---|---|---|"]
+    for stage, result in stages.items():
+        if "skipped" in result:
+            lines.append(f"| {stage} | {TITLES.get(stage, STAGE_NAMES[stage])} | | skipped ({result['skipped']}) "
+                         "| | | | | |")
+        elif stage == "2":
+            lines.append(_row("2", "Teacher while learning (train)", result, result["training"], "current best"))
+        else:
+            lines.append(_row(stage, TITLES[stage], result, result["summary"], result["prompt"]))
+            if stage == "3b":
+                lines.append(_row("3b", "Student alone (transfer check)", result, result["without_strategy"],
+                                  "zero-shot"))
+    return lines
+
+
+def _difficulty_table(stages: dict) -> list[str]:
+    lines = ["| Stage | Difficulty | Accuracy | Wilson 95% CI |", "|---|---|---|---|"]
+    for stage, result in stages.items():
+        summary = result.get("summary") or result.get("training")
+        if not summary:
+            continue
+        for difficulty, acc in summary["by_difficulty"].items():
+            lines.append(f"| {stage} | {difficulty} | {_pct(acc['accuracy'])} ({acc['correct']}/{acc['n']}) "
+                         f"| {_ci(acc)} |")
+    return lines
+
+
+def _candidates(boot: dict) -> list[str]:
+    zero = boot["validation_zero_shot"]
+    lines = [f"Validation without a strategy: {_pct(zero['accuracy'])} ({zero['correct']}/{zero['n']}, "
+             f"CI {_ci(zero)}). A candidate is adopted only if it beats the best so far.", "",
+             "| Candidate | After batch | Validation accuracy | Wilson 95% CI | Adopted |", "|---|---|---|---|---|"]
+    for c in boot["candidates"]:
+        v = c["validation"]
+        lines.append(f"| strategies/{c['index']:02d}.md | {c['after_batch'] + 1} | {_pct(v['accuracy'])} "
+                     f"({v['correct']}/{v['n']}) | {_ci(v)} | {'yes' if c['adopted'] else 'no'} |")
+    return lines
+
+
+def _comparisons(comparisons: dict) -> list[str]:
+    names = {"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)",
+             "3b_with_vs_without": "Student + strategy (A) vs student alone (B)"}
+    lines = ["| Comparison | n | only A right | only B right | A − B | Newcombe 95% CI | exact McNemar p |",
+             "|---|---|---|---|---|---|---|"]
+    for key, c in comparisons.items():
+        low, high = c["difference_ci95"]
+        lines.append(f"| {names[key]} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
+                     f"| {100 * low:+.1f} to {100 * high:+.1f} | {c['mcnemar_exact_p']:.3g} |")
+    return lines
+
+
+def render_report(results: dict, ledger: dict) -> str:
+    """The whole report.md text."""
+    cfg, stages = results["config"], results["stages"]
+    lines = [f"# LRL run: {cfg['domain']} ({cfg['variant'] or 'default'} variant)", "",
+             f"Teacher `{results['models']['teacher']}`, student `{results['models']['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
+             f"validation, {cfg['n_test']} test problems; seed {cfg['seed']}; prompts {results['template_version']}.",
+             "", "## Results", ""] + _main_table(stages)
+    if "2" in stages and "candidates" in stages["2"]:
+        lines += ["", "## Strategy candidates (stage 2)", ""] + _candidates(stages["2"])
+    if results["comparisons"]:
+        lines += ["", "## Paired tests (same test items)", ""] + _comparisons(results["comparisons"])
+    lines += ["", "## Accuracy by difficulty", ""] + _difficulty_table(stages)
+    total = ledger["total"]
+    lines += ["", "## Cost", "",
+              f"{total['calls']} calls ({total['cache_hits']} from the response cache), {total['input_tokens']} input "
+              f"and {total['output_tokens']} output tokens, ${total['usd']:.4f} spent, ${total['saved_usd']:.4f} "
+              "saved by the cache, over every process of this run (ledger.json has each call).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""What every stage works with, and the one resumable way a stage evaluates a model on problems.
+
+`evaluate` sends problems to a model in chunks of one batch through the model's bulk call, and
+after each chunk appends the chunk's result records to the stage's state and its prompts and
+responses to thoughts.jsonl. A killed run therefore loses at most one chunk, and even that chunk
+comes back from the response cache without a backend call.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from backends.llm import Request, SamplingParams
+from lrl.batch_stats import batch_statistics
+from lrl.domain import Problem, TransferDomain
+from lrl.evaluation import result_record, summarize
+from lrl.ledger import Ledger
+from lrl.prompts import solve_messages
+from lrl.run_config import RunConfig
+from lrl.rundir import RunDir, write_json_atomic
+
+ProgressFactory = Callable[[str, int], "object"]  # (label, total) -> context manager with update(n)
+
+
+@dataclass
+class StageContext:
+    """The run's shared pieces: config, run directory, domain, problem splits, cached models, ledger."""
+
+    config: RunConfig
+    run: RunDir
+    domain: TransferDomain
+    splits: dict  # "train" | "dev" | "test" -> list[Problem]
+    teacher: object  # lrl.cache.CachedLLM
+    student: object
+    ledger: Ledger
+    progress: ProgressFactory | None = None
+    echo: Callable[[str], None] = lambda _text: None
+
+    def params(self, max_tokens: int) -> SamplingParams:
+        """Greedy sampling with the run's seed; `max_tokens` per kind of call."""
+        return SamplingParams(temperature=0.0, max_tokens=max_tokens, seed=self.config.seed)
+
+    def bar(self, label: str, total: int):
+        return self.progress(label, total) if self.progress else nullcontext(None)
+
+    def save_ledger(self) -> None:
+        write_json_atomic(self.run / "ledger.json", self.ledger.to_dict())
+
+    def call_one(self, llm, messages: list[dict], max_tokens: int, key: str, stage: str) -> str:
+        """One model call (cached, metered), logged to thoughts.jsonl under `key`; returns the text."""
+        completion = llm.complete(messages, self.params(max_tokens))
+        self.run.log_thoughts([_thought(key, stage, llm, messages, completion.text)])
+        self.save_ledger()
+        return completion.text
+
+
+def model_label(llm) -> str:
+    """`backend:model` of the LLM that really answered (a test double shows as itself)."""
+    return f"{llm.backend}:{llm.model}"
+
+
+def _thought(key: str, stage: str, llm, messages: list[dict], response: str) -> dict:
+    return {"key": key, "stage": stage, "backend": llm.backend, "model": llm.model,
+            "messages": messages, "response": response}
+
+
+def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: Sequence[Problem],
+             strategy: str | None, label: str, baseline_prompt: str = "zero-shot") -> list[dict]:
+    """Result records for `problems` solved by `llm`, resuming from the stage state's saved records.
+
+    The records are stored under `state[state_key]` of `stages/<state_name>.json`, in problem order.
+    """
+    state = ctx.run.stage_state(state_name)
+    done = {r["id"]: r for r in state.get(state_key, [])}
+    todo = [p for p in problems if p.id not in done]
+    size = ctx.config.batch_size
+    with ctx.bar(label, len(problems)) as bar:
+        shown = [0]
+
+        def advance_to(position: int) -> None:
+            if bar is not None and position > shown[0]:
+                bar.update(position - shown[0])
+                shown[0] = position
+
+        advance_to(len(problems) - len(todo))
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            offset = len(problems) - len(todo) + start
+            messages = [solve_messages(ctx.domain, p, strategy, baseline_prompt) for p in chunk]
+            params = ctx.params(ctx.config.solve_max_tokens)
+            completions = llm.complete_many([Request(m, params, custom_id=p.id) for m, p in zip(messages, chunk)],
+                                            lambda done, _total: advance_to(offset + done))
+            ctx.run.log_thoughts(_thought(f"{state_name}/{state_key}/{p.id}", state_name, llm, m, c.text)
+                                 for p, m, c in zip(chunk, messages, completions))
+            for p, c in zip(chunk, completions):
+                done[p.id] = result_record(ctx.domain, p, c.text, model=llm.model, stage=state_name)
+            state = ctx.run.stage_state(state_name)
+            state[state_key] = [done[p.id] for p in problems if p.id in done]
+            ctx.run.save_stage_state(state_name, state)
+            ctx.save_ledger()
+    return [done[p.id] for p in problems]
+
+
+def evaluation_summary(records: Sequence[dict], batch_size: int) -> dict:
+    """`lrl.evaluation.summarize` (accuracy, Wilson CI, majority baseline, parse failures,
+    per-difficulty) plus per-batch statistics."""
+    return {**summarize(list(records)), "per_batch": batch_statistics(records, batch_size)}
+
+
+def test_evaluation(ctx: StageContext, state_name: str, role: str, strategy: str | None, label: str,
+                    baseline_prompt: str = "zero-shot", state_key: str = "records") -> dict:
+    """Evaluate the teacher or the student on the test split; the stage's entry for results.json."""
+    llm = ctx.teacher if role == "teacher" else ctx.student
+    records = evaluate(ctx, state_name, state_key, llm, ctx.splits["test"], strategy, label, baseline_prompt)
+    return {"model": model_label(llm), "role": role, "split": "test", "with_strategy": strategy is not None,
+            "prompt": baseline_prompt if strategy is None else "strategy",
+            "summary": evaluation_summary(records, ctx.config.batch_size), "records": records}

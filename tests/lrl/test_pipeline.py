@@ -1,0 +1,126 @@
+"""The whole stage flow on the scripted test double: artifacts, adoption, resume, offline, budget, review."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from k1core.errors import UserError
+from lrl.ledger import BudgetExceeded
+from lrl.pipeline import run
+from lrl.prompts import solve_messages
+from lrl.run_config import RunConfig
+from scripted_llm import ScriptedLLM
+
+SIZES = dict(n_train=60, n_val=10, n_test=20)  # 6 batches: distillations after batch 5 and batch 6
+
+
+def config(tmp_path, **changes) -> RunConfig:
+    return RunConfig(**{"teacher": "anthropic:claude-3-5-haiku-latest", "student": "qwen0.5b",
+                        "out": tmp_path / "run", "progress": False, **SIZES, **changes})
+
+
+def scripted(**kwargs) -> dict:
+    llm = ScriptedLLM(**kwargs)
+    return {"teacher": llm, "student": llm}
+
+
+def test_full_flow_writes_every_artifact(tmp_path):
+    llms = scripted()
+    results = run(config(tmp_path), llms=llms)
+    out = tmp_path / "run"
+    for name in ("config.json", "manifest.json", "journal.md", "strategy.md", "thoughts.jsonl", "results.json",
+                 "report.md", "ledger.json", "strategies/00.md", "strategies/00.json", "strategies/01.md"):
+        assert (out / name).is_file(), name
+    assert set(results["stages"]) == {"0", "1", "2", "3", "3b"}
+    test = results["stages"]["0"]["summary"]
+    assert test["n"] == 20 and test["classes"]["majority_baseline"]["accuracy"] == 0.5
+    assert 0 < test["parse_failure_rate"] < 1 and set(test["by_difficulty"]) == {"easy", "medium", "hard"}
+    assert test["per_batch"]["batches"] == 2
+    boot = results["stages"]["2"]
+    assert [c["adopted"] for c in boot["candidates"]] == [False, True]  # useless one kept, but not used
+    assert (out / "strategy.md").read_text().strip() == boot["candidates"][1]["text"]
+    assert results["stages"]["3"]["summary"]["accuracy"] == 1.0
+    assert results["comparisons"]["3b_with_vs_without"]["mcnemar_exact_p"] < 0.01
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["template_version"] == results["template_version"]
+    assert manifest["models"]["teacher"] == {"spec": "anthropic:claude-3-5-haiku-latest", "backend": "scripted",
+                                             "model": "rules-v1"}
+    assert results["models"] == {"teacher": "scripted:rules-v1", "student": "scripted:rules-v1"}
+    thoughts = [orjson.loads(line) for line in (out / "thoughts.jsonl").read_bytes().splitlines()]
+    assert len({t["key"] for t in thoughts}) == len(thoughts)
+    assert any("Reflect in at most" in t["messages"][-1]["content"] for t in thoughts)
+    report = (out / "report.md").read_text()
+    assert "| 3 | Teacher + strategy |" in report and "exact McNemar p" in report and "always YES" in report
+
+
+def test_rerun_repeats_no_call_and_gives_same_results(tmp_path):
+    first = scripted()
+    results = run(config(tmp_path), llms=first)
+    again = scripted()
+    assert run(config(tmp_path), llms=again) == results
+    assert first["teacher"].calls > 0 and again["teacher"].calls == 0
+
+
+def test_offline_replays_and_fails_clearly_on_a_miss(tmp_path):
+    results = run(config(tmp_path), llms=scripted())
+    (tmp_path / "run" / "results.json").unlink()
+    for stage in ("0_student_baseline", "3b_transfer_check"):
+        (tmp_path / "run" / "stages" / f"{stage}.json").unlink()
+    assert run(config(tmp_path, offline=True), llms=scripted()) == results
+    with pytest.raises(UserError, match="offline: .* not in the cache"):
+        run(config(tmp_path, offline=True, out=tmp_path / "fresh"), llms=scripted())
+
+
+def test_budget_stops_before_overspending_and_resume_finishes(tmp_path):
+    with pytest.raises(BudgetExceeded, match="budget"):
+        run(config(tmp_path, budget_usd=0.002), llms=scripted())
+    ledger = orjson.loads((tmp_path / "run" / "ledger.json").read_bytes())
+    assert 0 < ledger["total"]["usd"] <= 0.002
+    results = run(config(tmp_path, budget_usd=1.0), llms=scripted())
+    assert results == run(config(tmp_path / "clean"), llms=scripted())
+
+
+def test_changed_configuration_is_refused(tmp_path):
+    run(config(tmp_path, stages=("0",)), llms=scripted())
+    with pytest.raises(UserError, match="different configuration .*n_test"):
+        run(config(tmp_path, stages=("0",), n_test=7), llms=scripted())
+
+
+def test_stage_three_needs_the_bootstrap(tmp_path):
+    with pytest.raises(UserError, match="need the strategy from stage 2"):
+        run(config(tmp_path, stages=("3",)), llms=scripted())
+
+
+@pytest.mark.parametrize("decision,text,accuracy", [("reject", None, None),
+                                                     ("edit", "1. Make events, sort, sweep; compare peak.", 1.0),
+                                                     ("edit", "1. Guess.", "as without")])
+def test_review_decides_what_teaches(tmp_path, decision, text, accuracy):
+    asked = []
+
+    def reviewer(strategy, adopted):
+        asked.append((strategy, adopted))
+        return {"decision": decision, "text": text}
+
+    results = run(config(tmp_path, review=True), llms=scripted(), reviewer=reviewer)
+    assert len(asked) == 1 and asked[0][1] is True
+    if accuracy is None:
+        assert results["stages"]["3"] == {"skipped": "reject"} and not (tmp_path / "run" / "strategy.md").exists()
+    else:
+        assert (tmp_path / "run" / "strategy.md").read_text().strip() == text
+        if accuracy == "as without":
+            accuracy = results["stages"]["1"]["summary"]["accuracy"]
+        assert results["stages"]["3"]["summary"]["accuracy"] == accuracy
+    run(config(tmp_path, review=True), llms=scripted(), reviewer=reviewer)
+    assert len(asked) == 1  # the saved decision is not asked again
+
+
+def test_published_baseline_prompt_gives_the_algorithm(tmp_path):
+    results = run(config(tmp_path, stages=("1",), baseline_prompt="published"), llms=scripted())
+    assert results["stages"]["1"]["prompt"] == "published"
+    thoughts = (tmp_path / "run" / "thoughts.jsonl").read_text()
+    assert "Hint: turn each meeting into a start event" in thoughts
+    other_domain = SimpleNamespace(name="coding", render_prompt=lambda problem, strategy=None: "problem")
+    with pytest.raises(UserError, match="published baseline prompt exists only for: scheduling"):
+        solve_messages(other_domain, None, None, "published")
