@@ -240,7 +240,16 @@ from lrl.run_config import RunConfig, parse_stages  # noqa: E402  (light: no mod
 @click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
 @click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
 @click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
-@click.option("--stages", "stages_text", default="all", show_default=True, help="comma list of 0,1,2,3,3b")
+@click.option("--stages", "stages_text", default="default", show_default=True,
+              help="comma list of 0,1,2,3,3b,4; 'default' = 0-3b; 'all' adds 4 (curriculum, LoRA, GGUF export: hours on CPU)")
+@click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
+@click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,
+              help="stage 4: share of targets written by the teacher (kept only when verified)")
+@click.option("--student-strategy-in-prompt/--no-student-strategy-in-prompt", default=True, show_default=True,
+              help="stage 4: train and test the student with the strategy in its prompt")
+@click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
+@click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
+@click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
 @click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")
 @click.option("--budget-usd", default=None, type=float, help="hard cap on dollars spent by this run")
 @click.option("--offline", is_flag=True, help="replay from the run's response cache; a miss is an error")

@@ -12,13 +12,18 @@ from pathlib import Path
 
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
+from lrl.prompts import solve_messages
 
 STEP_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(?P<step>\S.*)$")
 
 
 def student_messages(domain: TransferDomain, problem: Problem, strategy: str | None = None) -> list[dict]:
-    """The user turn a student sees for `problem`, with the strategy in the prompt or without it."""
-    return [{"role": "user", "content": domain.render_prompt(problem, strategy)}]
+    """The chat a student sees for `problem` (the stages' zero-shot solve prompt), strategy in it or not.
+
+    It is the very prompt stage 0 gives the base student, so the base and the trained student are
+    compared on identical inputs.
+    """
+    return solve_messages(domain, problem, strategy)
 
 
 def training_chat(domain: TransferDomain, problem: Problem, target: str, strategy: str | None = None) -> dict:
