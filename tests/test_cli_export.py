@@ -87,3 +87,23 @@ def test_lrl_eval_scores_any_problems_file(tiny, tmp_path):
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert len(lines) == 3 and all(r["verdict"] == "parse_failure" for r in lines)  # 4 random tokens never answer
     assert "parse failures" in result.output and "100.0%" in result.output and "always" in result.output
+
+
+def test_failing_gate_exits_2_with_the_report_written(tiny, tmp_path, monkeypatch):
+    import lrl.export_job as job
+
+    real_runs = job.gate_runs
+
+    def broken_q8(*args, **kwargs):  # a quantization that changes every answer
+        runs, seconds = real_runs(*args, **kwargs)
+        runs["q8_0"] = [{**r, "parsed": "NO", "parse_error": None, "verdict": "wrong"} for r in runs["q8_0"]]
+        return runs, seconds
+
+    monkeypatch.setattr(job, "gate_runs", broken_q8)
+    base, adapter, problems = tiny
+    out = tmp_path / "student.gguf"
+    result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q8_0",
+                                       "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "2"])
+    assert result.exit_code == 2 and "fidelity gate failed (q8_0: agreement 0.0%" in result.output, result.output
+    report = orjson.loads((tmp_path / "student.export.json").read_bytes())
+    assert report["gate"]["passed"] is False and "FAILED" in (tmp_path / "student.export.md").read_text()
