@@ -113,6 +113,104 @@ def lrl():
     """Linguistic RL + LoRA knowledge transfer: problems, scoring, stages, evaluation."""
 
 
+# ---------------------------------------------------------------- export, chat, eval (issue 8)
+
+def _progress(label: str):
+    """A one-line progress callback for long loops (stderr, so stdout stays clean)."""
+    def report(done, total):
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
+    return report
+
+
+@main.command("export")
+@click.option("--base", required=True, help="base GGUF: path, llamacpp:<path>, or alias (qwen0.5b, gemma270m)")
+@click.option("--adapter", "adapter_dir", required=True, type=click.Path(), help="PEFT LoRA adapter directory")
+@click.option("--quant", default="q4_k_m", show_default=True, help="q4_k_m, q5_k_m, q8_0 or f16")
+@click.option("--out", required=True, type=click.Path(), help="output GGUF (siblings: .f16/.q8_0 GGUF, report)")
+@click.option("--gate-problems", type=click.Path(), help="problems JSONL for the fidelity gate")
+@click.option("--gate-domain", default="scheduling", show_default=True, help="domain to draw gate problems from")
+@click.option("--gate-variant", default="balanced", show_default=True)
+@click.option("--gate-n", default=100, show_default=True, help="test-split problems drawn when no file is given")
+@click.option("--strategy", "strategy_file", type=click.Path(), help="strategy the student was trained with in its prompt")
+@click.option("--no-gate", is_flag=True, help="skip the fidelity gate")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--threads", type=int, default=None, help="llama.cpp threads")
+def export_cmd(base, adapter_dir, quant, out, gate_problems, gate_domain, gate_variant, gate_n, strategy_file,
+               no_gate, max_tokens, threads):
+    """Fuse a LoRA adapter into a base GGUF, quantize it, and check it answers like the fused model."""
+    from backends.export.model_path import resolve_gguf
+    from lrl.domain import get_domain, read_problems
+    from lrl.export_job import ExportConfig, export_student, render_export
+    from lrl.student_prompt import read_strategy
+
+    config = ExportConfig(quant=quant, run_gate=not no_gate, strategy=read_strategy(strategy_file),
+                          max_tokens=max_tokens, n_threads=threads)
+    domain, problems = get_domain(gate_domain), []
+    if not no_gate:
+        problems = (read_problems(gate_problems, domain) if gate_problems
+                    else domain.generate(gate_n, seed=0, split="test", variant=gate_variant))
+    report = export_student(resolve_gguf(base), adapter_dir, out, config, domain, problems,
+                            progress=lambda q, d, n: _progress(f"gate {q}")(d, n))
+    click.echo(render_export(report))
+
+
+@main.command("chat")
+@click.argument("model")
+@click.option("--system", default=None, help="system prompt")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--threads", type=int, default=None)
+def chat_cmd(model, system, max_tokens, temperature, threads):
+    """Chat with a GGUF model (its own chat template; tokens stream; /reset, /exit)."""
+    from backends.chat_session import chat_loop
+    from backends.export.model_path import resolve_gguf
+    from backends.llamacpp_backend import LlamaCppLLM
+    from backends.llm import SamplingParams
+
+    llm = LlamaCppLLM(resolve_gguf(model), n_threads=threads)
+    def read_line():
+        line = sys.stdin.readline()
+        return line if line else None
+
+    def write(text):
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+
+    chat_loop(llm, read_line, write, SamplingParams(temperature=temperature, max_tokens=max_tokens), system)
+
+
+@lrl.command("eval")
+@click.option("--model", "model_spec", required=True, help="model spec (llamacpp:file.gguf, qwen0.5b, anthropic:...)")
+@click.option("--problems", "problems_file", required=True, type=click.Path(), help="problems JSONL")
+@click.option("--domain", "domain_name", default=None, help="domain for lines without a 'domain' key")
+@click.option("--strategy", "strategy_file", type=click.Path(), help="strategy text put in the prompt")
+@click.option("--out", required=True, type=click.Path(), help="results JSONL")
+@click.option("--max-tokens", default=512, show_default=True)
+@click.option("--threads", type=int, default=None)
+def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads):
+    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures."""
+    from backends.llm import SamplingParams
+    from backends.spec import BackendOptions, build_llm
+    from lrl.domain import get_domain, read_problems, write_jsonl
+    from lrl.eval_run import EvalConfig, evaluate_model
+    from lrl.evaluation import render_table, summarize
+    from lrl.student_prompt import read_strategy
+
+    domain = get_domain(domain_name) if domain_name else None
+    problems = read_problems(problems_file, domain)
+    if not problems:
+        raise UserError(f"{problems_file}: no problems")
+    domains = {p.domain for p in problems}
+    if len(domains) > 1:
+        raise UserError(f"{problems_file}: mixes domains {sorted(domains)}; evaluate one domain per file")
+    domain = domain or get_domain(problems[0].domain)
+    config = EvalConfig(read_strategy(strategy_file), SamplingParams(temperature=0.0, max_tokens=max_tokens))
+    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
+    records = evaluate_model(llm, domain, problems, config, stage="eval", progress=_progress("eval"))
+    write_jsonl(out, records)
+    click.echo(render_table(summarize(records), title=f"{model_spec} on {problems_file}"))
+
+
 @lrl.command("problems")
 @click.option("--domain", "domain_name", required=True, help="scheduling, coding or arithmetic")
 @click.option("--variant", default=None, help="domain variant (scheduling: seed, balanced, min-rooms, large, minutes)")
@@ -164,40 +262,6 @@ def lrl_score(results, against, json_out):
     if json_out:
         write_report(json_out, report)
 
-
-@lrl.command("run")
-@click.option("--teacher", default=RunConfig.teacher, show_default=True, help="model spec, e.g. anthropic:claude-3-5-haiku-latest")
-@click.option("--student", default=RunConfig.student, show_default=True, help="model spec of the student")
-@click.option("--domain", "domain_name", default=RunConfig.domain, show_default=True, help="scheduling, coding or arithmetic")
-@click.option("--variant", default=None, help="domain variant (default: balanced for scheduling, else the domain's own)")
-@click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
-@click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
-@click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
-@click.option("--stages", "stages_text", default="all", show_default=True, help="comma list of 0,1,2,3,3b")
-@click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")
-@click.option("--budget-usd", default=None, type=float, help="hard cap on dollars spent by this run")
-@click.option("--offline", is_flag=True, help="replay from the run's response cache; a miss is an error")
-@click.option("--review", is_flag=True, help="accept, edit or reject the distilled strategy before it is used")
-@click.option("--seed", default=RunConfig.seed, show_default=True, type=int, help="problem and sampling seed")
-@click.option("--baseline-prompt", default="zero-shot", show_default=True, type=click.Choice(["zero-shot", "published"]),
-              help="'published' gives the teacher baseline the algorithm, as the published prompt did")
-@click.option("--threads", "n_threads", default=None, type=int, help="llama.cpp threads (default: llama.cpp's)")
-def lrl_run(domain_name, stages_text, **options):
-    """Run (or resume) the LRL stages: baselines, bootstrap, teacher + strategy, transfer check."""
-    from lrl.pipeline import run
-    from lrl.review import ask_person, require_terminal
-
-    if options["review"]:
-        require_terminal(sys.stdin.isatty())
-    config = RunConfig(domain=domain_name, stages=parse_stages(stages_text), **options)
-
-    def progress(label, total):
-        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)
-
-    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo)
-    click.echo(f"wrote {config.out}/report.md and results.json")
-    click.echo((config.out / "report.md").read_text(encoding="utf-8"))
-
 @lrl.command("train-student")
 @click.argument("model_path", type=click.Path())
 @click.argument("train_jsonl", type=click.Path())
@@ -231,6 +295,48 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
         eval_every=eval_every, patience=patience, checkpoint_every=max(1, eval_every), seed=seed)
     result = finetune(model_path, train_jsonl, val_jsonl, tcfg)
     click.echo(f"trained {result.steps_done} steps; best val loss {result.best_val:.4f}; adapters in {out_dir}")
+
+@lrl.command("run")
+@click.option("--teacher", default=RunConfig.teacher, show_default=True, help="model spec, e.g. anthropic:claude-3-5-haiku-latest")
+@click.option("--student", default=RunConfig.student, show_default=True, help="model spec of the student")
+@click.option("--domain", "domain_name", default=RunConfig.domain, show_default=True, help="scheduling, coding or arithmetic")
+@click.option("--variant", default=None, help="domain variant (default: balanced for scheduling, else the domain's own)")
+@click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
+@click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
+@click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
+@click.option("--stages", "stages_text", default="default", show_default=True,
+              help="comma list of 0,1,2,3,3b,4; 'default' = 0-3b; 'all' adds 4 (curriculum, LoRA, GGUF export: hours on CPU)")
+@click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
+@click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,
+              help="stage 4: share of targets written by the teacher (kept only when verified)")
+@click.option("--student-strategy-in-prompt/--no-student-strategy-in-prompt", default=True, show_default=True,
+              help="stage 4: train and test the student with the strategy in its prompt")
+@click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
+@click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
+@click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
+@click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")
+@click.option("--budget-usd", default=None, type=float, help="hard cap on dollars spent by this run")
+@click.option("--offline", is_flag=True, help="replay from the run's response cache; a miss is an error")
+@click.option("--review", is_flag=True, help="accept, edit or reject the distilled strategy before it is used")
+@click.option("--seed", default=RunConfig.seed, show_default=True, type=int, help="problem and sampling seed")
+@click.option("--baseline-prompt", default="zero-shot", show_default=True, type=click.Choice(["zero-shot", "published"]),
+              help="'published' gives the teacher baseline the algorithm, as the published prompt did")
+@click.option("--threads", "n_threads", default=None, type=int, help="llama.cpp threads (default: llama.cpp's)")
+def lrl_run(domain_name, stages_text, variant, **options):
+    """Run (or resume) the LRL stages: baselines, bootstrap, teacher + strategy, transfer check."""
+    from lrl.pipeline import run
+    from lrl.review import ask_person, require_terminal
+
+    if options["review"]:
+        require_terminal(sys.stdin.isatty())
+    config = RunConfig(domain=domain_name, stages=parse_stages(stages_text), variant=variant, **options)
+
+    def progress(label, total):
+        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+
+    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo)
+    click.echo(f"wrote {config.out}/report.md and results.json")
+    click.echo((config.out / "report.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

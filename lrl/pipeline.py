@@ -25,7 +25,7 @@ from lrl.run_config import STAGE_NAMES, RunConfig
 from lrl.run_estimate import check_estimate
 from lrl.run_report import render_report
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
-from lrl.stages import bootstrap, student_baseline, teacher_baseline, teacher_strategy, transfer_check
+from lrl.stages import bootstrap, lora_transfer, student_baseline, teacher_baseline, teacher_strategy, transfer_check
 from lrl.stages.context import StageContext, model_label
 
 SPLIT_SIZES = (("train", "n_train"), ("dev", "n_val"), ("test", "n_test"))
@@ -83,7 +83,7 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
             results[stage] = state["result"]
             continue
         strategy, provenance = None, None
-        if stage in ("3", "3b"):
+        if stage in ("3", "3b", "4"):
             strategy, provenance = _strategy_for_teaching(ctx, reviewer)
             if strategy is None:
                 results[stage] = {"skipped": provenance["review"] or "no strategy"}
@@ -108,6 +108,7 @@ _STAGE_RUNNERS = {
     "2": lambda ctx, _s: bootstrap.run(ctx),
     "3": teacher_strategy.run,
     "3b": transfer_check.run,
+    "4": lora_transfer.run,
 }
 
 
@@ -124,7 +125,7 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     where it came from: adopted on validation or only the best candidate, and the review decision."""
     boot = ctx.run.stage_state(f"2_{STAGE_NAMES['2']}")
     if not boot.get("complete"):
-        raise UserError("stages 3 and 3b need the strategy from stage 2; include 2 in --stages")
+        raise UserError("stages 3, 3b and 4 need the strategy from stage 2; include 2 in --stages")
     text, adopted = bootstrap.final_strategy(boot["result"])
     if text is None:
         return None, {"adopted_on_validation": False, "review": None}
@@ -148,6 +149,10 @@ def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
         comparisons["3_vs_1"] = compare(results["3"]["records"], results["1"]["records"])
     if "comparison" in results.get("3b", {}):
         comparisons["3b_with_vs_without"] = results["3b"]["comparison"]
+    transfer = results.get("4", {}).get("transfer", {})
+    for key in ("vs_base", "vs_teacher"):
+        if key in transfer:
+            comparisons[f"4_{key}"] = transfer[key]
     return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
             "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
             "comparisons": comparisons}

@@ -17,13 +17,15 @@ from backends.spec import parse_spec
 from k1core.errors import UserError
 from lrl.prompts import BASELINE_PROMPTS
 
-STAGES = ("0", "1", "2", "3", "3b")
+STAGES = ("0", "1", "2", "3", "3b", "4")
+DEFAULT_STAGES = ("0", "1", "2", "3", "3b")  # stage 4 trains and exports a model: hours on a CPU, asked for by name
 STAGE_NAMES = {
     "0": "student_baseline",
     "1": "teacher_baseline",
     "2": "bootstrap",
     "3": "teacher_strategy",
     "3b": "transfer_check",
+    "4": "lora_transfer",
 }
 
 # Fields that change no stage's result: a resumed or extended run may differ in them.
@@ -45,7 +47,7 @@ class RunConfig:
     n_train: int = 20
     n_val: int = 6
     n_test: int = 10
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] = DEFAULT_STAGES
     seed: int = 0
     baseline_prompt: str = "zero-shot"
     batch_size: int = 10
@@ -53,6 +55,13 @@ class RunConfig:
     solve_max_tokens: int = 96
     reflect_max_tokens: int = 160
     distill_max_tokens: int = 160
+    curriculum_size: int = 200  # stage 4: train-split problems with worked solutions
+    teacher_fraction: float = 0.5  # stage 4: share of curriculum targets the teacher writes (verified)
+    student_strategy_in_prompt: bool = True  # stage 4: the student trains and is tested with the strategy shown
+    lora_steps: int = 100
+    lora_rank: int = 8
+    lora_seq_len: int = 512
+    export_quant: str = "q4_k_m"
     out: Path = field(default_factory=lambda: Path("runs/lrl"))
     budget_usd: float | None = None
     offline: bool = False
@@ -61,7 +70,8 @@ class RunConfig:
 
     def __post_init__(self):
         for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
-                    "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens"):
+                    "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens",
+                    "curriculum_size", "lora_steps", "lora_rank", "lora_seq_len"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -75,6 +85,11 @@ class RunConfig:
             raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
+        if not 0.0 <= self.teacher_fraction <= 1.0:
+            raise UserError(f"--teacher-fraction must be in [0, 1], got {self.teacher_fraction!r}")
+        from backends.export.quantize import check_quant
+
+        object.__setattr__(self, "export_quant", check_quant(self.export_quant))
         object.__setattr__(self, "out", Path(self.out))
         if self.variant is None:
             object.__setattr__(self, "variant", DEFAULT_VARIANTS.get(self.domain))
@@ -90,7 +105,9 @@ class RunConfig:
 
 
 def parse_stages(text: str) -> tuple[str, ...]:
-    """'0,1,2' -> ('0', '1', '2'); 'all' -> every stage."""
+    """'0,1,2' -> ('0', '1', '2'); 'default' -> 0-3b; 'all' -> every stage, 4 included."""
     if text.strip() == "all":
         return STAGES
+    if text.strip() == "default":
+        return DEFAULT_STAGES
     return tuple(part.strip() for part in text.split(",") if part.strip())

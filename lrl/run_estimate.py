@@ -34,6 +34,9 @@ def planned_calls(ctx: StageContext) -> list[dict]:
               ("teacher", distillations, distill_in, cfg.distill_max_tokens)],
         "3": [("teacher", n_test, with_strategy_in, solve_out)],
         "3b": [("student", 2 * n_test, with_strategy_in, solve_out)],
+        # stage 4's model calls are the teacher's curriculum solutions; training, export and the
+        # exported student's evaluation run locally in JAX and llama.cpp
+        "4": [("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), with_strategy_in, solve_out)],
     }
     plan = []
     for stage in cfg.stages:

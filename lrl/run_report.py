@@ -9,7 +9,7 @@ from __future__ import annotations
 from lrl.run_config import STAGE_NAMES
 
 TITLES = {"0": "Student baseline", "1": "Teacher baseline", "3": "Teacher + strategy",
-          "3b": "Student + strategy (transfer check)"}
+          "3b": "Student + strategy (transfer check)", "4": "Exported student (LoRA, GGUF)"}
 
 
 def _pct(x: float) -> str:
@@ -80,13 +80,33 @@ def _candidates(boot: dict) -> list[str]:
 
 def _comparisons(comparisons: dict) -> list[str]:
     names = {"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)",
-             "3b_with_vs_without": "Student + strategy (A) vs student alone (B)"}
+             "3b_with_vs_without": "Student + strategy (A) vs student alone (B)",
+             "4_vs_base": "Exported student (A) vs base student (B)",
+             "4_vs_teacher": "Exported student (A) vs teacher baseline (B)"}
     lines = ["| Comparison | n | only A right | only B right | A − B | Newcombe 95% CI | exact McNemar p |",
              "|---|---|---|---|---|---|---|"]
     for key, c in comparisons.items():
         low, high = c["difference_ci95"]
         lines.append(f"| {names[key]} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
                      f"| {100 * low:+.1f} to {100 * high:+.1f} | {c['mcnemar_exact_p']:.3g} |")
+    return lines
+
+
+def _transfer(result: dict) -> list[str]:
+    """Curriculum provenance, training, the export's fidelity gate, and the transfer verdict."""
+    from lrl.fidelity_gate import render_gate
+
+    cur, train = result["curriculum"], result["training"]
+    lines = [f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
+             f"solutions, {cur['from_solver']} solver worked solutions); the teacher's solutions rejected by the "
+             f"checker: {cur['teacher_rejected']} of {cur['teacher_asked']} ({cur['teacher_rejection_rate']:.1%}, "
+             f"{cur['teacher_rejected_by_outcome']}).",
+             f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}. "
+             f"Prompt: {result['prompt']} (the same in training and test).", "", render_gate(result["export"]["gate"])]
+    verdict = result.get("transfer", {}).get("verdict")
+    if verdict:
+        lines += ["", f"Exported student's CI above the majority baseline: **{'yes' if verdict['beats_majority'] else 'no'}**; "
+                  f"paired CI against the base student above zero: **{'yes' if verdict['beats_base'] else 'no'}**."]
     return lines
 
 
@@ -107,6 +127,8 @@ def render_report(results: dict, ledger: dict) -> str:
         lines += ["", "## Strategy candidates (stage 2)", ""] + _candidates(stages["2"])
     if results["comparisons"]:
         lines += ["", "## Paired tests (same test items)", ""] + _comparisons(results["comparisons"])
+    if "4" in stages and "skipped" not in stages["4"]:
+        lines += ["", "## LoRA transfer (stage 4)", ""] + _transfer(stages["4"])
     lines += ["", "## Accuracy by difficulty", ""] + _difficulty_table(stages)
     total = ledger["total"]
     lines += ["", "## Cost", "",

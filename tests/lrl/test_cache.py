@@ -9,7 +9,7 @@ from backends.llm import LLMError, Request, SamplingParams
 from k1core.errors import UserError
 from lrl.cache import CachedLLM, ResponseCache, cache_key
 from lrl.ledger import Ledger
-from tests.lrl.scripted_llm import ScriptedLLM
+from tests.lrl.echo_llm import ScriptedLLM
 
 CHAT = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+3?"}]
 

@@ -8,7 +8,7 @@ from backends.pricing import Price, anthropic_price
 from k1core.errors import UserError
 from lrl.cache import CachedLLM, ResponseCache
 from lrl.ledger import BudgetExceeded, Ledger, estimate_call_usd, estimate_run_usd
-from tests.lrl.scripted_llm import ScriptedLLM
+from tests.lrl.echo_llm import ScriptedLLM
 
 HAIKU = anthropic_price("claude-haiku-4-5")  # $1 in, $5 out, $1.25 cache write, $0.10 cache read
 

@@ -1,0 +1,128 @@
+"""The student's training set: train-split problems, each with a verified worked solution that follows the strategy.
+
+Two sources of targets, mixed by `teacher_fraction`:
+- the teacher's own solutions, asked with the strategy in its prompt, kept only when the domain
+  checker verifies the final answer (rejections are counted and reported, never silently kept);
+- the domain solver's worked solutions phrased in the strategy's steps (`domain.worked_solution`),
+  correct by construction.
+Problems come only from the `train` split, which the domains make disjoint from dev and test by
+construction; `build_curriculum` re-checks that against any evaluation problems it is given.
+Output lines are chat JSONL, `{"messages": [user, assistant]}`, with the user turn built by
+`student_prompt.student_messages`, so evaluation can reproduce the training prompt exactly.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from backends.llm import Request, SamplingParams
+from k1core.errors import UserError
+from lrl.domain import Problem, TransferDomain, split_overlap, write_jsonl
+from lrl.student_prompt import strategy_steps, student_messages, training_chat
+
+TEACHER, SOLVER = "teacher", "solver"
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """How many train problems, which variants, the teacher/solver mix, and the student's prompt format."""
+
+    n_problems: int = 1000
+    variants: tuple[str, ...] = ()  # empty: the domain's default variant
+    seed: int = 0
+    teacher_fraction: float = 0.5  # share of problems whose target the teacher is asked to write
+    strategy_in_prompt: bool = True  # the student's training (and evaluation) prompt carries the strategy
+    teacher_params: SamplingParams = SamplingParams(temperature=0.0, max_tokens=1024)
+
+    def __post_init__(self):
+        if not (isinstance(self.n_problems, int) and self.n_problems >= 1):
+            raise UserError(f"curriculum: n_problems must be a positive integer, got {self.n_problems!r}")
+        if not 0.0 <= self.teacher_fraction <= 1.0:
+            raise UserError(f"curriculum: teacher_fraction must be in [0, 1], got {self.teacher_fraction!r}")
+        object.__setattr__(self, "variants", tuple(self.variants))
+
+
+@dataclass
+class Curriculum:
+    """The chat lines, where each target came from, and the teacher's rejection count by reason."""
+
+    lines: list[dict]
+    sources: list[str]  # TEACHER or SOLVER per line
+    problem_ids: list[str]
+    teacher_asked: int = 0
+    teacher_rejected: Counter = field(default_factory=Counter)  # verdict outcome -> count
+
+    def stats(self) -> dict:
+        kept = Counter(self.sources)
+        return {"lines": len(self.lines), "from_teacher": kept[TEACHER], "from_solver": kept[SOLVER],
+                "teacher_asked": self.teacher_asked, "teacher_rejected": sum(self.teacher_rejected.values()),
+                "teacher_rejected_by_outcome": dict(self.teacher_rejected),
+                "teacher_rejection_rate": (sum(self.teacher_rejected.values()) / self.teacher_asked
+                                           if self.teacher_asked else 0.0)}
+
+
+def train_problems(domain: TransferDomain, config: CurriculumConfig) -> list[Problem]:
+    """`n_problems` train-split problems, spread evenly over the variants, in a seeded shuffled order."""
+    variants = config.variants or (None,)
+    counts = [config.n_problems // len(variants) + (i < config.n_problems % len(variants)) for i in range(len(variants))]
+    problems = []
+    for variant, count in zip(variants, counts):
+        if count:
+            problems += domain.generate(count, seed=config.seed, split="train", variant=variant)
+    random.Random(config.seed).shuffle(problems)
+    return problems
+
+
+def check_disjoint(domain: TransferDomain, train: Sequence[Problem], held_out: Sequence[Problem]) -> None:
+    """UserError if any training problem is the same task as a held-out one."""
+    marked = [Problem(**{**asdict(p), "split": "train"}) for p in train]
+    marked += [Problem(**{**asdict(p), "split": "test"}) for p in held_out]
+    overlap = split_overlap(domain, marked)
+    if not overlap.clean:
+        some = next(iter(overlap.duplicates.values()))
+        raise UserError(f"curriculum: {len(overlap.duplicates)} training problems also appear in the "
+                        f"evaluation set (e.g. {some}); the splits must be disjoint")
+
+
+def build_curriculum(domain: TransferDomain, strategy: str, config: CurriculumConfig, teacher=None,
+                     held_out: Sequence[Problem] = (), progress=None) -> Curriculum:
+    """Chat lines for the student; the teacher (an LLM) is needed only when teacher_fraction > 0."""
+    if not strategy or not strategy.strip():
+        raise UserError("curriculum: the strategy text is empty")
+    if config.teacher_fraction > 0 and teacher is None:
+        raise UserError("curriculum: teacher_fraction > 0 needs a teacher model")
+    problems = train_problems(domain, config)
+    check_disjoint(domain, problems, held_out)
+    n_teacher = round(config.teacher_fraction * len(problems))
+    prompt_strategy = strategy if config.strategy_in_prompt else None
+    curriculum = Curriculum([], [], [])
+    if n_teacher:
+        asked = problems[:n_teacher]
+        requests = [Request(student_messages(domain, p, strategy), config.teacher_params, custom_id=p.id)
+                    for p in asked]
+        curriculum.teacher_asked = len(asked)
+        for problem, completion in zip(asked, teacher.complete_many(requests, progress)):
+            verdict = domain.check(problem, domain.parse(completion.text, problem))
+            if not verdict.success:
+                curriculum.teacher_rejected[verdict.outcome] += 1
+                continue
+            _add(curriculum, training_chat(domain, problem, completion.text.strip(), prompt_strategy), TEACHER, problem)
+    steps = strategy_steps(strategy)
+    for problem in problems[n_teacher:]:
+        target = domain.worked_solution(problem, steps)
+        _add(curriculum, training_chat(domain, problem, target, prompt_strategy), SOLVER, problem)
+    return curriculum
+
+
+def _add(curriculum: Curriculum, line: dict, source: str, problem: Problem) -> None:
+    curriculum.lines.append(line)
+    curriculum.sources.append(source)
+    curriculum.problem_ids.append(problem.id)
+
+
+def write_curriculum(path: str | Path, curriculum: Curriculum) -> None:
+    """The chat JSONL file the LoRA trainer reads."""
+    write_jsonl(path, curriculum.lines)

@@ -1,0 +1,99 @@
+"""The fidelity gate: does a quantized export answer like the exact fused model it came from?
+
+Reference ("the fused model's greedy answers"): the F16 GGUF of the fused weights, run greedily in
+llama.cpp. It holds base + (alpha/r) B A exactly up to f16 rounding, and running it in the same
+runtime and prompt format as the candidates means any disagreement is due to quantization, not to
+a different attention kernel or tokenizer. Each candidate (Q8_0, Q4_K_M, ...) is run on the same
+items; per item we compare the parsed final answers (two parse failures count as agreeing: both
+gave no answer). A candidate passes with agreement >= min_agreement and |accuracy - reference
+accuracy| <= max_accuracy_gap. Only the quantizations in `enforced` can fail the export; the
+others are reported alongside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from k1core.errors import UserError
+from lrl.evaluation import summarize
+
+REFERENCE = "f16"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds of the gate and which quantizations it enforces."""
+
+    min_agreement: float = 0.98
+    max_accuracy_gap: float = 0.02
+    enforced: tuple[str, ...] = ("q8_0",)
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise UserError(f"gate: min_agreement must be in [0, 1], got {self.min_agreement}")
+        if not 0.0 <= self.max_accuracy_gap <= 1.0:
+            raise UserError(f"gate: max_accuracy_gap must be in [0, 1], got {self.max_accuracy_gap}")
+        object.__setattr__(self, "enforced", tuple(self.enforced))
+
+
+def answer_key(record: dict) -> bytes:
+    """What a record answered, comparable across runs (None for a parse failure)."""
+    answer = None if record.get("parse_error") else record.get("parsed")
+    return orjson.dumps(answer, option=orjson.OPT_SORT_KEYS)
+
+
+def agreement(reference: list[dict], candidate: list[dict]) -> float:
+    """Fraction of items on which the candidate's parsed answer equals the reference's."""
+    ref = {r["id"]: answer_key(r) for r in reference}
+    cand = {r["id"]: answer_key(r) for r in candidate}
+    if ref.keys() != cand.keys() or not ref:
+        raise UserError("gate: the reference and candidate runs are not on the same items")
+    return sum(ref[i] == cand[i] for i in ref) / len(ref)
+
+
+def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig()) -> dict:
+    """Gate verdict from result records per quantization (must include the F16 reference)."""
+    if REFERENCE not in runs:
+        raise UserError("gate: the F16 reference run is missing")
+    ref_summary = summarize(runs[REFERENCE])
+    out = {"reference": REFERENCE, "n": ref_summary["n"], "config": {
+        "min_agreement": config.min_agreement, "max_accuracy_gap": config.max_accuracy_gap,
+        "enforced": list(config.enforced)}, "runs": {}}
+    passed = True
+    for quant, records in runs.items():
+        summary = summarize(records)
+        row = {"accuracy": summary["accuracy"], "ci95": summary["ci95"],
+               "parse_failure_rate": summary["parse_failure_rate"],
+               "majority_baseline": (summary["classes"] or {}).get("majority_baseline", {}).get("accuracy")}
+        if quant != REFERENCE:
+            row["agreement"] = agreement(runs[REFERENCE], records)
+            row["accuracy_gap"] = summary["accuracy"] - ref_summary["accuracy"]
+            row["passes"] = (row["agreement"] >= config.min_agreement
+                             and abs(row["accuracy_gap"]) <= config.max_accuracy_gap)
+            row["enforced"] = quant in config.enforced
+            passed &= row["passes"] or not row["enforced"]
+        out["runs"][quant] = row
+    missing = [q for q in config.enforced if q not in runs]
+    if missing:
+        raise UserError(f"gate: no run for the enforced quantization(s) {missing}")
+    out["passed"] = passed
+    return out
+
+
+def render_gate(gate: dict) -> str:
+    """A markdown table of the gate: accuracy with CI, agreement with the reference, verdict."""
+    lines = [f"### Fidelity gate ({gate['n']} items, reference: fused F16 GGUF in llama.cpp, greedy)", "",
+             "| model | accuracy [95% CI] | agreement | gap | verdict |", "|---|---|---|---|---|"]
+    for quant, row in gate["runs"].items():
+        low, high = row["ci95"]
+        acc = f"{100 * row['accuracy']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+        if quant == gate["reference"]:
+            lines.append(f"| {quant} (reference) | {acc} | - | - | - |")
+            continue
+        verdict = ("pass" if row["passes"] else "FAIL") + ("" if row["enforced"] else " (reported only)")
+        lines.append(f"| {quant} | {acc} | {100 * row['agreement']:.1f}% | {100 * row['accuracy_gap']:+.1f} pts | {verdict} |")
+    cfg = gate["config"]
+    lines += ["", f"Gate: agreement >= {100 * cfg['min_agreement']:.0f}% and |gap| <= {100 * cfg['max_accuracy_gap']:.0f} "
+              f"points, enforced for {', '.join(cfg['enforced'])}: **{'PASSED' if gate['passed'] else 'FAILED'}**"]
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""The fidelity gate's arithmetic: agreement on parsed answers, accuracy gap, which quantizations can fail."""
+from __future__ import annotations
+
+import pytest
+
+from k1core.errors import UserError
+from lrl.fidelity_gate import GateConfig, agreement, judge, render_gate
+
+
+def run(answers, truth="YES"):
+    """Records as lrl.evaluation writes them; None is a parse failure."""
+    return [{"id": str(i), "expected": truth, "parsed": a, "parse_error": None if a else "no ANSWER line",
+             "verdict": "parse_failure" if a is None else "correct" if a == truth else "wrong", "difficulty": "all"}
+            for i, a in enumerate(answers)]
+
+
+def test_identical_runs_pass_and_parse_failures_agree():
+    ref = run(["YES"] * 90 + ["NO"] * 5 + [None] * 5)
+    gate = judge({"f16": ref, "q8_0": run(["YES"] * 90 + ["NO"] * 5 + [None] * 5)})
+    assert gate["passed"] and gate["runs"]["q8_0"]["agreement"] == 1.0 and gate["runs"]["q8_0"]["accuracy_gap"] == 0.0
+    assert "PASSED" in render_gate(gate)
+
+
+def test_low_agreement_fails_even_when_accuracy_matches():
+    ref = run(["YES"] * 50 + ["NO"] * 50)
+    swapped = run(["NO"] * 3 + ["YES"] * 50 + ["NO"] * 47)  # same accuracy, 6 items disagree
+    gate = judge({"f16": ref, "q8_0": swapped})
+    assert gate["runs"]["q8_0"]["accuracy_gap"] == 0.0
+    assert gate["runs"]["q8_0"]["agreement"] == pytest.approx(0.94) and not gate["passed"]
+    assert "FAIL" in render_gate(gate)
+
+
+def test_accuracy_gap_beyond_two_points_fails():
+    ref = run(["YES"] * 100)
+    worse = run(["YES"] * 97 + ["NO"] * 3)  # 97% agreement would fail too; loosen it to isolate the gap
+    gate = judge({"f16": ref, "q8_0": worse}, GateConfig(min_agreement=0.9))
+    assert gate["runs"]["q8_0"]["accuracy_gap"] == pytest.approx(-0.03) and not gate["passed"]
+
+
+def test_unenforced_quantization_is_reported_but_cannot_fail_the_gate():
+    ref = run(["YES"] * 100)
+    gate = judge({"f16": ref, "q8_0": run(["YES"] * 100), "q4_k_m": run(["NO"] * 10 + ["YES"] * 90)})
+    assert gate["passed"] and not gate["runs"]["q4_k_m"]["passes"] and not gate["runs"]["q4_k_m"]["enforced"]
+    assert "reported only" in render_gate(gate)
+
+
+def test_missing_runs_and_mismatched_items_are_errors():
+    with pytest.raises(UserError, match="F16 reference"):
+        judge({"q8_0": run(["YES"])})
+    with pytest.raises(UserError, match="enforced"):
+        judge({"f16": run(["YES"]), "q4_k_m": run(["YES"])})
+    with pytest.raises(UserError, match="same items"):
+        agreement(run(["YES"]), run(["YES", "NO"]))
+    with pytest.raises(UserError, match="min_agreement"):
+        GateConfig(min_agreement=1.5)

@@ -1,0 +1,109 @@
+"""`k1 export`, `k1 chat` and `k1 lrl eval` in-process on a tiny random GGUF (the real model is in slow tests)."""
+from __future__ import annotations
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from lrl.domain import get_domain, write_problems
+from tests.backends.export.peft_fixtures import tiny_gguf, write_peft_adapter
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    base, cfg, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
+    write_peft_adapter(tmp_path / "adapter", cfg, std=0.02)
+    problems = tmp_path / "problems.jsonl"
+    write_problems(problems, get_domain("scheduling").generate(3, seed=0, split="test", variant="balanced"))
+    return base, tmp_path / "adapter", problems
+
+
+def test_export_writes_every_file_and_the_gate_report(tiny, tmp_path):
+    base, adapter, problems = tiny
+    out = tmp_path / "out" / "student.gguf"
+    result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q4_k_m",
+                                       "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "4"])
+    assert result.exit_code == 0, result.output
+    report = orjson.loads((tmp_path / "out" / "student.export.json").read_bytes())
+    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m"} and report["gate"]["n"] == 3
+    assert set(report["gate"]["runs"]) == {"f16", "q8_0", "q4_k_m"}
+    assert "Fidelity gate" in result.output and (tmp_path / "out" / "Modelfile").is_file()
+    assert (tmp_path / "out" / "student.gate-q8_0.jsonl").is_file() and (tmp_path / "out" / "student.lora.gguf").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--adapter", "{tmp}/missing"], "no such adapter directory"),
+    (["--base", "{tmp}/none.gguf"], "no such model file"),
+    (["--quant", "q3_x"], "unknown quantization"),
+    (["--out", "{tmp}/student.bin"], "must end in .gguf"),
+])
+def test_export_bad_input_is_one_line_and_exit_2(tiny, tmp_path, args, message):
+    base, adapter, _ = tiny
+    argv = {"--base": str(base), "--adapter": str(adapter), "--out": str(tmp_path / "s.gguf"), "--quant": "q8_0"}
+    for key, value in zip(args[::2], args[1::2]):
+        argv[key] = value.format(tmp=tmp_path)
+    flat = ["export", "--no-gate"] + [x for kv in argv.items() for x in kv]
+    result = CliRunner().invoke(main, flat)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_chat_streams_replies_until_exit(tiny):
+    base, _, _ = tiny
+    result = CliRunner().invoke(main, ["chat", str(base), "--max-tokens", "5"], input="hello there\n\n/reset\nthe cat\n/exit\n")
+    assert result.exit_code == 0, result.output
+    assert "> > (conversation reset)" in result.output  # a blank line just prompts again
+
+
+def test_chat_loop_keeps_history_and_streams_pieces(tiny):
+    from backends.chat_session import chat_loop
+    from backends.llamacpp_backend import LlamaCppLLM
+    from backends.llm import SamplingParams
+
+    llm = LlamaCppLLM(tiny[0], n_ctx=512)
+    lines, written, seen = iter(["hello\n", "again\n", "/exit\n"]), [], []
+    original = llm.prompt_tokens
+    llm.prompt_tokens = lambda messages: seen.append(list(messages)) or original(messages)
+    replies = chat_loop(llm, lambda: next(lines), written.append, SamplingParams(max_tokens=3), system="be brief")
+    assert replies == 2
+    assert [m["role"] for m in seen[1]] == ["system", "user", "assistant", "user"]
+    assert "".join(written[1:written.index("> ", 1)]) == seen[1][2]["content"] + "\n"  # streamed pieces, joined
+
+
+def test_chat_on_a_corrupt_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00")
+    result = CliRunner().invoke(main, ["chat", str(bad)], input="/exit\n")
+    assert result.exit_code == 2 and "k1: error:" in result.output and "Traceback" not in result.output
+
+
+def test_lrl_eval_scores_any_problems_file(tiny, tmp_path):
+    base, _, problems = tiny
+    out = tmp_path / "results.jsonl"
+    result = CliRunner().invoke(main, ["lrl", "eval", "--model", f"llamacpp:{base}", "--problems", str(problems),
+                                       "--out", str(out), "--max-tokens", "4"])
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert len(lines) == 3 and all(r["verdict"] == "parse_failure" for r in lines)  # 4 random tokens never answer
+    assert "parse failures" in result.output and "100.0%" in result.output and "always" in result.output
+
+
+def test_failing_gate_exits_2_with_the_report_written(tiny, tmp_path, monkeypatch):
+    import lrl.export_job as job
+
+    real_runs = job.gate_runs
+
+    def broken_q8(*args, **kwargs):  # a quantization that changes every answer
+        runs, seconds = real_runs(*args, **kwargs)
+        runs["q8_0"] = [{**r, "parsed": "NO", "parse_error": None, "verdict": "wrong"} for r in runs["q8_0"]]
+        return runs, seconds
+
+    monkeypatch.setattr(job, "gate_runs", broken_q8)
+    base, adapter, problems = tiny
+    out = tmp_path / "student.gguf"
+    result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q8_0",
+                                       "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "2"])
+    assert result.exit_code == 2 and "fidelity gate failed (q8_0: agreement 0.0%" in result.output, result.output
+    report = orjson.loads((tmp_path / "student.export.json").read_bytes())
+    assert report["gate"]["passed"] is False and "FAILED" in (tmp_path / "student.export.md").read_text()
