@@ -4,15 +4,15 @@ Why: llama.cpp's CPU kernels are chosen at compile time by instruction-set flags
 flag sets crash on some CPUs (scripts/setup.sh explains the one we avoid). Each build is run
 in its own subprocess, so a segfault is recorded as a result instead of killing the bench,
 and the builds are alternated round by round, so on a shared machine they see the same load.
-Speeds are given per wall-clock second and per CPU second of the process: with one thread
-(the default) the CPU-second rate is what the kernels cost and barely moves when other
-work steals the cores, while wall-clock rates on a busy machine mostly measure the load.
+Speeds are given per wall-clock second and per CPU second of the process (with one thread,
+the default, the CPU-second rate is what the kernels cost). Other work on the machine only
+ever adds time, so each run keeps its fastest prompt pass and its median generated token.
 
     python -m bench.bench_llama_build --model qwen.gguf \
         --build safe=/tmp/venv_safe/bin/python --build vnni=/tmp/venv_vnni/bin/python
 
 One run: load the model (n_batch >= prompt length), evaluate the prompt in one batch (the
-path that crashed), then generate greedily one token at a time. The greedy tokens are
+path that crashed) `repeats` times from an empty cache, then generate greedily one token at a time. The greedy tokens are
 compared with the first build's: a kernel that computes wrong numbers shows up there.
 """
 
@@ -41,6 +41,7 @@ class BenchConfig:
     model: Path
     builds: tuple[tuple[str, Path], ...]
     rounds: int = 3
+    repeats: int = 3
     n_threads: int = 1
     n_gen: int = 32
     n_batch: int = 512
@@ -58,16 +59,21 @@ class BenchConfig:
         for label, python in self.builds:
             if not python.is_file():
                 raise ValueError(f"--build {label}: no such python: {python}")
-        for key in ("rounds", "n_threads", "n_gen", "n_batch", "n_ctx"):
+        for key in ("rounds", "repeats", "n_threads", "n_gen", "n_batch", "n_ctx"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 1")
         if self.n_batch > self.n_ctx:
             raise ValueError("--n-batch: must be <= --n-ctx")
 
 
-def child_main(model: str, n_threads: int, n_gen: int, n_batch: int, n_ctx: int) -> None:
+def child_main(model: str, repeats: int, n_threads: int, n_gen: int, n_batch: int, n_ctx: int) -> None:
     """Inside the build's venv: one timed run, printed as one JSON line on stdout."""
     import time
+
+    def timed(fn):  # -> (wall seconds, CPU seconds of this process)
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     from llama_cpp import Llama  # the venv under test; imported here so the parent needs none
 
@@ -75,25 +81,27 @@ def child_main(model: str, n_threads: int, n_gen: int, n_batch: int, n_ctx: int)
     tokens = llm.tokenize(PROMPT.encode())[:n_batch]  # one batch: the batched path is the point
     if len(tokens) + n_gen > n_ctx:
         raise SystemExit(f"prompt ({len(tokens)}) + n_gen ({n_gen}) exceeds n_ctx ({n_ctx})")
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    llm.eval(tokens)
-    wall1, cpu1 = time.perf_counter(), time.process_time()
-    generated = []
+    prompt_times = []
+    for _ in range(repeats):
+        llm.reset()  # next eval starts at position 0 and drops the cached keys/values
+        prompt_times.append(timed(lambda: llm.eval(tokens)))
+    generated, token_times = [], []
     for _ in range(n_gen):
         token = llm.sample(temp=0.0)
         generated.append(int(token))
-        llm.eval([token])
-    wall2, cpu2 = time.perf_counter(), time.process_time()
+        token_times.append(timed(lambda: llm.eval([token])))
+    best_wall, best_cpu = (min(t[i] for t in prompt_times) for i in (0, 1))
+    median_wall, median_cpu = (statistics.median(t[i] for t in token_times) for i in (0, 1))
     # stdlib json: the venv under test holds llama-cpp-python and numpy, not orjson
     print(json.dumps({"n_prompt": len(tokens), "tokens": generated,
-                      "prompt_tps": len(tokens) / (wall1 - wall0), "prompt_cpu_tps": len(tokens) / (cpu1 - cpu0),
-                      "gen_tps": n_gen / (wall2 - wall1), "gen_cpu_tps": n_gen / (cpu2 - cpu1)}))
+                      "prompt_tps": len(tokens) / best_wall, "prompt_cpu_tps": len(tokens) / best_cpu,
+                      "gen_tps": 1 / median_wall, "gen_cpu_tps": 1 / median_cpu}))
 
 
 def run_once(cfg: BenchConfig, python: Path) -> dict:
     """One run of one build in a subprocess; a crash or timeout becomes {'crash': why}."""
     argv = [str(python), str(Path(__file__).resolve()), "--child", str(cfg.model),
-            str(cfg.n_threads), str(cfg.n_gen), str(cfg.n_batch), str(cfg.n_ctx)]
+            *map(str, (cfg.repeats, cfg.n_threads, cfg.n_gen, cfg.n_batch, cfg.n_ctx))]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.timeout_s)
     except subprocess.TimeoutExpired:
@@ -168,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="GGUF model file")
     parser.add_argument("--build", type=parse_build, action="append", default=[], metavar="LABEL=PYTHON",
                         help="a venv's python holding one llama-cpp-python build; first is the baseline")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="subprocess runs per build")
+    parser.add_argument("--repeats", type=int, default=3, help="prompt passes per run (the fastest counts)")
     parser.add_argument("--n-threads", type=int, default=1, help="1 keeps timings stable on a shared machine")
     parser.add_argument("--n-gen", type=int, default=32)
     parser.add_argument("--n-batch", type=int, default=512)
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     args = parser.parse_args(argv)
     try:
-        cfg = BenchConfig(model=args.model, builds=tuple(args.build), rounds=args.rounds, n_threads=args.n_threads,
+        cfg = BenchConfig(model=args.model, builds=tuple(args.build), rounds=args.rounds, repeats=args.repeats, n_threads=args.n_threads,
                           n_gen=args.n_gen, n_batch=args.n_batch, n_ctx=args.n_ctx)
     except ValueError as err:
         print(f"bench_llama_build: error: {err}", file=sys.stderr)
@@ -189,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 7 and sys.argv[1] == "--child":
-        model, n_threads, n_gen, n_batch, n_ctx = sys.argv[2], *map(int, sys.argv[3:])
-        child_main(model, n_threads, n_gen, n_batch, n_ctx)
+    if len(sys.argv) == 8 and sys.argv[1] == "--child":
+        child_main(sys.argv[2], *map(int, sys.argv[3:]))
     else:
         sys.exit(main())
