@@ -1,7 +1,7 @@
 """Compare llama-cpp-python builds (one venv each) on batched decode: crash or not, and speed.
 
-Why: llama.cpp's CPU kernels are chosen at compile time by instruction-set flags, and some
-flag sets crash on some CPUs (scripts/setup.sh explains the one we avoid). Each build is run
+Why: llama.cpp's CPU kernels are chosen at compile time by instruction-set flags, and a
+build was once seen to segfault on batched decode (scripts/setup.sh). Each build is run
 in its own subprocess, so a segfault is recorded as a result instead of killing the bench,
 and the builds are alternated round by round, so on a shared machine they see the same load.
 Speeds are given per wall-clock second and per CPU second of the process (with one thread,
@@ -12,8 +12,9 @@ ever adds time, so each run keeps its fastest prompt pass and its median generat
         --build safe=/tmp/venv_safe/bin/python --build vnni=/tmp/venv_vnni/bin/python
 
 One run: load the model (n_batch >= prompt length), evaluate the prompt in one batch (the
-path that crashed) `repeats` times from an empty cache, then generate greedily one token at a time. The greedy tokens are
-compared with the first build's: a kernel that computes wrong numbers shows up there.
+path that crashed) `repeats` times from an empty cache, then generate greedily one token at
+a time. The greedy tokens are compared with the first build's: a kernel that computes wrong
+numbers shows up there.
 """
 
 import argparse
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     args = parser.parse_args(argv)
     try:
-        cfg = BenchConfig(model=args.model, builds=tuple(args.build), rounds=args.rounds, repeats=args.repeats, n_threads=args.n_threads,
-                          n_gen=args.n_gen, n_batch=args.n_batch, n_ctx=args.n_ctx)
+        cfg = BenchConfig(model=args.model, builds=tuple(args.build), rounds=args.rounds, repeats=args.repeats,
+                          n_threads=args.n_threads, n_gen=args.n_gen, n_batch=args.n_batch, n_ctx=args.n_ctx)
     except ValueError as err:
         print(f"bench_llama_build: error: {err}", file=sys.stderr)
         return 2
