@@ -2,14 +2,13 @@
 # Set up k1 in ./.venv.  Usage: bash scripts/setup.sh [train|all]
 #   train: the NumPy core with the numba, jax and plot extras (enough for `k1 train`).
 #   all (default): every extra, the shipped model weights, and the test tools.
-# llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF
-# and every GGML instruction set this CPU reports (x86_cmake_args below), and cache the wheel
-# under a key that includes those flags (pip's own wheel cache ignores CMAKE_ARGS and could
-# hand back a build made for another CPU). A native build was once seen to segfault on
-# batched decode; on an AMD EPYC (Zen 5: AVX512 F/BW/DQ/VL/VBMI/VNNI/BF16, AVX-VNNI, no AMX)
-# neither -march=native nor any of these options crashes (n_batch 512, 238-token prompt, same
-# greedy tokens). Their speed over AVX512-F/BW/DQ/VL alone was within that shared machine's
-# noise (medians 0.75x to 1.16x prompt, 0.9x to 1.2x generation; bench/bench_llama_build.py).
+# llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF and
+# explicit instruction sets (x86_cmake_args below), and cache the wheel under a key that includes
+# those flags (pip's own wheel cache ignores CMAKE_ARGS and could hand back a build made with
+# other flags). A native build segfaulted on batched decode (n_batch > 1) on an AVX512 machine;
+# the culprit is among AVX512-VNNI / AVX512-BF16 / AMX. On another AVX512 CPU (AMD Zen 5) none of
+# them crashed, and they bought no speed measurable above that shared machine's noise
+# (bench/bench_llama_build.py), so they stay off: the crash-free set costs nothing measured.
 set -euo pipefail
 profile="${1:-all}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,18 +28,16 @@ esac
 # One line per GGML instruction-set option: the option, then the /proc/cpuinfo flags it compiles
 # in. Each option is switched on exactly when this CPU has all its flags, and off otherwise:
 # with GGML_NATIVE=OFF ggml turns AVX/AVX2/FMA/F16C/BMI2 on by default, and a hard-coded
-# AVX512 set dies with SIGILL on a CPU without AVX512. AMX options stay off: no AMX CPU has run them.
+# AVX512 set dies with SIGILL on a CPU without AVX512. The suspects of the batched-decode crash
+# (x86_isa_off) are always off.
 x86_isa_options='SSE42 sse4_2
 AVX avx
 AVX2 avx2
 BMI2 bmi2
 FMA fma
 F16C f16c
-AVX_VNNI avx_vnni
-AVX512 avx512f avx512cd avx512vl avx512dq avx512bw
-AVX512_VBMI avx512vbmi
-AVX512_VNNI avx512_vnni
-AVX512_BF16 avx512_bf16'
+AVX512 avx512f avx512cd avx512vl avx512dq avx512bw'
+x86_isa_off='AVX_VNNI AVX512_VBMI AVX512_VNNI AVX512_BF16 AMX_TILE AMX_INT8 AMX_BF16'
 
 x86_cmake_args() {
   local cpu_flags option needs flag on args="-DGGML_NATIVE=OFF"
@@ -50,6 +47,7 @@ x86_cmake_args() {
     for flag in $needs; do [[ "$cpu_flags" == *" $flag "* ]] || on=OFF; done
     args+=" -DGGML_$option=$on"
   done <<< "$x86_isa_options"
+  for option in $x86_isa_off; do args+=" -DGGML_$option=OFF"; done
   printf '%s' "$args"
 }
 
