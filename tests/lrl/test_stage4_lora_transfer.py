@@ -12,7 +12,7 @@ from tests.backends.export.peft_fixtures import tiny_gguf
 
 def config(tmp_path, student: str, **changes) -> RunConfig:
     return RunConfig(**{"teacher": "anthropic:claude-3-5-haiku-latest", "student": student, "out": tmp_path / "run",
-                        "progress": False, "n_train": 50, "n_val": 10, "n_test": 10, "stages": ("0", "1", "2", "4"),
+                        "n_train": 50, "n_val": 10, "n_test": 10, "stages": ("0", "1", "2", "4"),
                         "curriculum_size": 12, "lora_steps": 2, "lora_rank": 2, "lora_seq_len": 1024,
                         "export_quant": "q8_0", "solve_max_tokens": 4, **changes})
 
