@@ -322,6 +322,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--baseline-prompt", default="zero-shot", show_default=True, type=click.Choice(["zero-shot", "published"]),
               help="'published' gives the teacher baseline the algorithm, as the published prompt did")
 @click.option("--threads", "n_threads", default=None, type=int, help="llama.cpp threads (default: llama.cpp's)")
+@click.option("--anthropic-batches", is_flag=True,
+              help="send bulk calls to Anthropic as Message Batches (half price, slower; resumable)")
 def lrl_run(domain_name, stages_text, variant, **options):
     """Run (or resume) the LRL stages: baselines, bootstrap, teacher + strategy, transfer check."""
     from lrl.pipeline import run

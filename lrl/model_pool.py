@@ -18,10 +18,9 @@ from lrl.ledger import Ledger
 class LazyLLM:
     """An LLM whose identity (backend, model, price) is known from its spec before it is loaded."""
 
-    batch_discount = False
-
     def __init__(self, spec: ModelSpec, options: BackendOptions):
         self.spec, self.options = spec, options
+        self.batch_discount = spec.backend == "anthropic" and options.anthropic_batches
         self.backend, self.model = spec.backend, spec.model
         self.price = anthropic_price(spec.model) if spec.backend == "anthropic" else FREE
         self._loaded = None
@@ -41,10 +40,9 @@ class LazyLLM:
 
 
 def build_role_models(specs: dict, cache: ResponseCache, ledger: Ledger, template_version: str, *,
-                      offline: bool, n_threads: int | None, injected: dict | None = None) -> dict:
+                      offline: bool, options: BackendOptions, injected: dict | None = None) -> dict:
     """{role: CachedLLM} for roles {"teacher": spec, "student": spec}; `injected` maps a role to a
     ready LLM object instead (tests use a scripted one)."""
-    options = BackendOptions(n_threads=n_threads)
     shared: dict[str, object] = {}
     models = {}
     for role, text in specs.items():

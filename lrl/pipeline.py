@@ -15,6 +15,7 @@ from typing import Callable
 from backends.model_assets import ASSETS
 from k1core import __version__ as k1_version
 from k1core.errors import UserError
+from backends.spec import BackendOptions
 from lrl.cache import ResponseCache
 from lrl.domain import get_domain, write_problems
 from lrl.evaluation import compare
@@ -53,7 +54,10 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     ledger = _ledger(rundir, config.budget_usd)
     cache = ResponseCache(rundir.cache_path)
     models = build_role_models({"teacher": config.teacher, "student": config.student}, cache, ledger,
-                               TEMPLATE_VERSION, offline=config.offline, n_threads=config.n_threads, injected=llms)
+                               TEMPLATE_VERSION, offline=config.offline, injected=llms,
+                               options=BackendOptions(n_threads=config.n_threads,
+                                                      anthropic_batches=config.anthropic_batches,
+                                                      batch_dir=rundir.path / "batches"))
     _write_manifest(rundir, config, models)
     ctx = StageContext(config, rundir, domain, splits, models["teacher"], models["student"], ledger, progress, echo)
     check_estimate(ctx)

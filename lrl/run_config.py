@@ -29,7 +29,7 @@ STAGE_NAMES = {
 }
 
 # Fields that change no stage's result: a resumed or extended run may differ in them.
-RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "stages")
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages")
 
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
@@ -67,6 +67,7 @@ class RunConfig:
     offline: bool = False
     review: bool = False
     n_threads: int | None = None
+    anthropic_batches: bool = False  # bulk calls through Message Batches: half price, minutes to hours of latency
 
     def __post_init__(self):
         for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
