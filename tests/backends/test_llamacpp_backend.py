@@ -1,5 +1,4 @@
 """llama.cpp on the real Qwen2.5-Coder-0.5B (loads in ~1 s): template, greedy decoding, batched decode, bad files."""
-import importlib.metadata as metadata
 import subprocess
 import sys
 import textwrap
@@ -11,19 +10,16 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 from backends.llamacpp_backend import LlamaCppLLM, render_chat  # noqa: E402
 from backends.llm import Request, SamplingParams  # noqa: E402
-from backends.model_assets import GEMMA_270M, QWEN_0_5B, assemble  # noqa: E402
+from backends.model_assets import GEMMA_270M, QWEN_0_5B  # noqa: E402
 from k1core.errors import UserError  # noqa: E402
+from tests.conftest import shipped_model  # noqa: E402
 
 CHAT = [{"role": "system", "content": "You are terse."},
         {"role": "user", "content": "What is 2+3? Answer with a number only."}]
 
 
 def model_path(asset):
-    try:
-        metadata.distribution(asset.parts[0].distribution)
-    except metadata.PackageNotFoundError:
-        pytest.skip("models extra not installed")
-    return assemble(asset)
+    return shipped_model(asset.alias)
 
 
 @pytest.fixture(scope="module")

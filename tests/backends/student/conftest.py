@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from tiny_models import random_weights, tiny_config, tiny_tokenizer, write_gguf, write_hf_dir
@@ -26,9 +24,6 @@ def tiny_files(tmp_path_factory, tiny_tok):
 
 
 @pytest.fixture(scope="session")
-def real_qwen_gguf():
-    """Path of the real Qwen2.5-Coder-0.5B-Instruct GGUF (env K1_QWEN_GGUF), or skip."""
-    path = os.environ.get("K1_QWEN_GGUF", "/tmp/qwen0.5b.gguf")
-    if not os.path.isfile(path):
-        pytest.skip(f"real Qwen GGUF not found at {path} (set K1_QWEN_GGUF to the assembled file)")
-    return path
+def real_qwen_gguf(qwen_gguf):
+    """Path of the real Qwen2.5-Coder-0.5B-Instruct GGUF (the shipped, hash-checked asset)."""
+    return str(qwen_gguf)
