@@ -21,9 +21,9 @@ import orjson
 
 from backends.export.fused_gguf import write_fused_gguf
 from backends.export.lora_gguf import write_lora_gguf
-from backends.export.peft_delta import read_peft_deltas
 from backends.export.quantize import check_quant, quantize_gguf
 from backends.llm import SamplingParams
+from backends.student.peft_delta import read_peft_deltas
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
 from lrl.eval_run import EvalConfig, evaluate_model

@@ -10,12 +10,12 @@ biases) stay F32 as llama.cpp's converter keeps them. Tensors are streamed one a
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backends.export.atomic_gguf import atomic_gguf_writer
 from backends.student.gguf_loader import canonical_name, dequantized, open_gguf, permute_rope_rows, read_config
 from k1core.errors import UserError
 from k1core.lazy import require
@@ -96,21 +96,18 @@ def write_fused_gguf(base_path: str | Path, deltas: dict[str, np.ndarray], out_p
         if delta.shape != shape:
             raise UserError(f"the adapter's delta for {name} has shape {delta.shape}, but {base_path} "
                             f"stores it as {shape} (is the adapter for a different model?)")
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), cfg.arch)
-    copy_metadata(reader, writer, out_type)
-    plan = []
-    for tensor in reader.tensors:
-        shape = tuple(int(n) for n in reversed(tensor.shape))  # numpy order: (out, in)
-        qtype = storage_type(shape, out_type)
-        block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
-        nbytes = int(np.prod(shape)) // block * block_bytes
-        # Shapes in numpy order; with raw_dtype given, the writer records them as the element shape.
-        writer.add_tensor_info(tensor.name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
-        plan.append((tensor, shape, qtype))
     n_fused, max_delta = 0, 0.0
-    try:
+    with atomic_gguf_writer(out_path, cfg.arch) as writer:
+        copy_metadata(reader, writer, out_type)
+        plan = []
+        for tensor in reader.tensors:
+            shape = tuple(int(n) for n in reversed(tensor.shape))  # numpy order: (out, in)
+            qtype = storage_type(shape, out_type)
+            block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+            nbytes = int(np.prod(shape)) // block * block_bytes
+            # Shapes in numpy order; with raw_dtype given, the writer records them as the element shape.
+            writer.add_tensor_info(tensor.name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+            plan.append((tensor, shape, qtype))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
@@ -123,10 +120,4 @@ def write_fused_gguf(base_path: str | Path, deltas: dict[str, np.ndarray], out_p
                 n_fused += 1
                 max_delta = max(max_delta, float(np.abs(delta).max()))
             writer.write_tensor_data(encode(values, qtype))
-        writer.close()
-        os.replace(tmp, out_path)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
     return FuseSummary(str(out_path), out_type, len(plan), n_fused, max_delta)

@@ -5,6 +5,7 @@ so the adapted model starts exactly at the base model.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +17,18 @@ ALL_TARGETS = ATTN_PROJ + MLP_PROJ
 _SHORT = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
 
 
+def lora_scale(alpha: float, rank: int, rslora: bool = False) -> float:
+    """The factor on B @ A when merging: alpha / r, or alpha / sqrt(r) for rsLoRA (PEFT's `use_rslora`)."""
+    return alpha / math.sqrt(rank) if rslora else alpha / rank
+
+
 @dataclass(frozen=True)
 class LoraConfig:
     targets: tuple = ALL_TARGETS
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
+    rslora: bool = False
 
     def __post_init__(self):
         targets = tuple(_SHORT.get(t, t) for t in self.targets)
@@ -36,7 +43,7 @@ class LoraConfig:
 
     @property
     def scale(self) -> float:
-        return self.alpha / self.rank
+        return lora_scale(self.alpha, self.rank, self.rslora)
 
 
 def target_dims(cfg: StudentConfig, target: str) -> tuple[int, int]:

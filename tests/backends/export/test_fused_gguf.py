@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from backends.export.fused_gguf import write_fused_gguf
-from backends.export.peft_delta import read_peft_deltas
 from backends.export.quantize import quantize_gguf
 from backends.student.architectures import StudentConfig
 from backends.student.base_model import BaseModel
 from backends.student.forward_numpy import numpy_logits
 from backends.student.gguf_loader import field_value, open_gguf
 from backends.student.layer_stack import stack_layers
+from backends.student.peft_delta import read_peft_deltas
 from k1core.errors import UserError
 from tests.backends.export.peft_fixtures import llamacpp_logits, tiny_gguf, write_peft_adapter
 

@@ -4,16 +4,18 @@ PEFT stores, per adapted projection, `...q_proj.lora_A.weight` (r, in) and `...l
 (out, r); merging adds scale * B @ A to the (out, in) weight, scale = alpha / r (alpha / sqrt(r)
 with rsLoRA). We read the files ourselves instead of importing peft/torch so export stays a
 numpy-only job, and reject layouts we would merge wrongly (fan_in_fan_out, per-module ranks).
+The trainer's adapter loading and fusing (`adapters.py`) and the GGUF export both go through this
+module, so they cannot disagree about what an adapter means.
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from backends.student.lora import lora_scale
 from backends.student.safetensors_io import read_safetensors
 from k1core.errors import UserError
 
@@ -31,7 +33,12 @@ def adapter_scale(config: dict, where: Path) -> float:
         raise UserError(f"{where}: keys 'r' and 'lora_alpha' must be numbers") from None
     if rank <= 0:
         raise UserError(f"{where}: r must be positive, got {rank}")
-    return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    return lora_scale(alpha, rank, bool(config.get("use_rslora")))
+
+
+def lora_delta(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    """The merged change to one weight: scale * B @ A, A (r, in) and B (out, r) -> (out, in) float32."""
+    return (np.float32(scale) * (b @ a)).astype(np.float32)
 
 
 def read_adapter_config(adapter_dir: Path) -> dict:
@@ -51,6 +58,7 @@ def read_adapter_config(adapter_dir: Path) -> dict:
         raise UserError(f"{path}: per-module rank_pattern/alpha_pattern is not supported")
     if config.get("use_dora"):
         raise UserError(f"{path}: DoRA adapters cannot be merged as a plain LoRA delta")
+    adapter_scale(config, path)  # r and lora_alpha present and numeric before any tensor is read
     return config
 
 
@@ -78,6 +86,9 @@ def read_peft_pairs(adapter_dir: str | Path) -> tuple[dict[str, tuple[np.ndarray
         a, b = ab["A"].astype(np.float32), ab["B"].astype(np.float32)  # (r, in), (out, r)
         if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
             raise UserError(f"{weights_path}: {target} has A {a.shape} and B {b.shape}, expected (r, in) and (out, r)")
+        if a.shape[0] != int(config["r"]):
+            raise UserError(f"{weights_path}: {target} has rank {a.shape[0]}, but adapter_config.json says "
+                            f"r = {config['r']}")
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
             raise UserError(f"{weights_path}: {target} holds NaN or infinite values")
         pairs[target] = (a, b)
@@ -87,5 +98,5 @@ def read_peft_pairs(adapter_dir: str | Path) -> tuple[dict[str, tuple[np.ndarray
 def read_peft_deltas(adapter_dir: str | Path) -> dict[str, np.ndarray]:
     """{canonical weight name: delta (out, in) float32} for every module the adapter touches."""
     pairs, config = read_peft_pairs(adapter_dir)
-    scale = np.float32(adapter_scale(config, Path(adapter_dir) / "adapter_config.json"))
-    return {target: (scale * (b @ a)).astype(np.float32) for target, (a, b) in pairs.items()}
+    scale = adapter_scale(config, Path(adapter_dir) / "adapter_config.json")
+    return {target: lora_delta(a, b, scale) for target, (a, b) in pairs.items()}
