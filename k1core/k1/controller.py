@@ -1,7 +1,9 @@
 """Autonomy: a parameter controller, a stopping rule and diagnostics with corrective actions.
 
 Runs on every probe (every `trust_interval` steps). Diagnostics and stopping run in both phases;
-the parameter controller only adapts in phase 2.
+the parameter controller only adapts in phase 2. Each probe is a fresh random batch, so the rules
+below (but divergence) read an exponential moving average of the probe loss: the minimum of raw
+noisy probes is biased low, which made "no new best" and "three rises" fire on noise alone.
   divergence      probe loss not finite or > best x divergence_factor -> restore the best
                   weights, halve the lr scale; a second divergence stops training
   instability     probe loss rose on 3 consecutive probes -> lr scale x 0.7
@@ -31,6 +33,8 @@ class Controller:
     rises: int = 0
     divergences: int = 0
     last: float = math.inf
+    smoothed: float = math.inf  # EMA of the probe loss
+    smoothing: float = 0.3  # weight of the newest probe in the EMA
     history: list = field(default_factory=list)
 
     def observe(self, step: int, probe_loss: float, mean_trust: float | None, n_agents: int, adapt: bool) -> list[dict]:
@@ -48,10 +52,12 @@ class Controller:
             if self.divergences >= 2:
                 events.append({"step": step, "type": "stop", "reason": "divergence"})
             return events
-        self.rises = self.rises + 1 if probe_loss > self.last else 0
-        self.last = probe_loss
-        if probe_loss < self.best:
-            self.best, self.since_best = probe_loss, 0
+        a = self.smoothing
+        self.smoothed = probe_loss if math.isinf(self.smoothed) else (1 - a) * self.smoothed + a * probe_loss
+        self.rises = self.rises + 1 if self.smoothed > self.last else 0
+        self.last = self.smoothed
+        if self.smoothed < self.best:
+            self.best, self.since_best = self.smoothed, 0
         else:
             self.since_best += 1
         if self.rises >= 3:
