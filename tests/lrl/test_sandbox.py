@@ -71,8 +71,10 @@ def test_huge_output_is_capped_and_classified():
 def test_parent_is_unharmed_and_temp_dirs_are_removed(tmp_path, monkeypatch):
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private /tmp: other runs cannot race
-    run_python("raise SystemExit(3)", LIMITS)
-    assert not [p for p in os.listdir(tmp_path) if p.startswith("k1-sandbox-")]
+    run = run_python("import os\nprint(os.getcwd())\nraise SystemExit(3)", LIMITS)
+    workdir = run.stdout.strip()
+    assert workdir.startswith(str(tmp_path))  # the sandbox really ran under the private temp dir
+    assert not os.path.exists(workdir) and not os.listdir(tmp_path)
     assert os.getcwd() and open(__file__).read(1)  # still here, still able to read
 
 
