@@ -78,17 +78,25 @@ def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
     return du
 
 
-def causal_softmax_forward(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of scores (..., T, T) after adding the causal -inf mask; in place."""
-    scores += mask
+def softmax_forward(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of scores (..., K), in place.
+
+    Not in the KernelSet: the backend kernels assume square (T, T) attention blocks, while K-1's
+    router gates take this shape-generic reference on their small (n, children) blocks."""
     scores -= scores.max(axis=-1, keepdims=True)
     np.exp(scores, out=scores)
     scores /= scores.sum(axis=-1, keepdims=True)
     return scores
 
 
+def causal_softmax_forward(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of scores (..., T, T) after adding the causal -inf mask; in place."""
+    scores += mask
+    return softmax_forward(scores)
+
+
 def softmax_backward(datt: np.ndarray, att: np.ndarray) -> np.ndarray:
-    """d scores = att * (datt - sum(datt * att)); overwrites and returns datt."""
+    """d scores = att * (datt - sum(datt * att)) over the last axis (any shape); overwrites and returns datt."""
     inner = (datt * att).sum(axis=-1, keepdims=True)
     datt -= inner
     datt *= att

@@ -7,6 +7,7 @@ from k1core import registry
 from k1core.errors import UserError
 from k1core.k1.config import K1Config, config_from_mapping
 from k1core.k1.model import K1SelfLearningLM
+from k1core.kernels import NUMPY_KERNELS, KernelSet
 
 # run-level settings the harness may carry, and the K1Config field each one sets
 RUN_FIELDS = {"steps": "total_steps", "total_steps": "total_steps", "max_steps": "total_steps",
@@ -29,12 +30,19 @@ def _run_settings(train_config) -> dict:
 
 def build_k1(train_config=None, **overrides) -> K1SelfLearningLM:
     """K-1 with its default config, the run's steps/context/seed, and any K1Config field overrides."""
-    backend = getattr(train_config, "backend", "numpy")
-    if backend != "numpy":
-        raise UserError(f"K-1 runs on the numpy backend only (got backend {backend!r}); "
-                        "use --model gpt with --backend numba or jax")
     values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | overrides
-    return K1SelfLearningLM(config_from_mapping(values))
+    return K1SelfLearningLM(config_from_mapping(values), kernels=_kernels(getattr(train_config, "backend", "numpy")))
+
+
+def _kernels(backend: str) -> KernelSet:
+    """The KernelSet for `backend`; numba is imported only when chosen, so the core needs numpy only."""
+    if backend == "numpy":
+        return NUMPY_KERNELS
+    if backend == "numba":
+        from backends.numba_kernels import NUMBA_KERNELS
+        return NUMBA_KERNELS
+    raise UserError(f"K-1 runs on the numpy or numba backend (got backend {backend!r}); "
+                    "use --model gpt with --backend jax")
 
 
 def build_k1_no_tree(train_config=None, **overrides) -> K1SelfLearningLM:

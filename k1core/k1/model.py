@@ -19,7 +19,6 @@ from k1core.k1.agents import agent_param_count
 from k1core.k1.config import K1Config, config_from_mapping
 from k1core.k1.controller import Controller
 from k1core.k1.credit import UpdateIndex, responsibility, select_top_k
-from k1core.k1.layers import softmax
 from k1core.k1.mixer import mixer_flops_per_token
 from k1core.k1.network import backward, forward, init_params
 from k1core.k1.routing import exploration_rate
@@ -27,6 +26,7 @@ from k1core.k1.snapshots import restore_snapshot, take_snapshot, validated_chang
 from k1core.k1.tree import Tree
 from k1core.k1.trust import ablation_gain, trust_histogram, trust_update
 from k1core.k1.usage import UsageTracker
+from k1core.kernels import NUMPY_KERNELS, KernelSet, softmax_forward
 from k1core.optim import AdamW, AdamWConfig, lr_at
 from k1core.params import ParamStore
 
@@ -45,10 +45,11 @@ def _decay(name: str, shape: tuple) -> bool:
 class K1SelfLearningLM:
     """The K-1 language model; implements k1core.model_api.LanguageModel."""
 
-    def __init__(self, cfg: K1Config | dict | None = None):
+    def __init__(self, cfg: K1Config | dict | None = None, kernels: KernelSet = NUMPY_KERNELS):
         if isinstance(cfg, dict):
             cfg = config_from_mapping(cfg)
         self.cfg = cfg = cfg or K1Config()
+        self.k = kernels
         self.rng = np.random.default_rng(cfg.seed)
         self.tree = Tree.balanced(cfg.tree_levels, cfg.branching, cfg.capacity, cfg.max_depth, cfg.max_children)
         init = init_params(cfg, self.rng)
@@ -87,9 +88,9 @@ class K1SelfLearningLM:
         cfg, ctl = self.cfg, self.controller
         eps = min(1.0, exploration_rate(self.step, cfg.explore_start, cfg.explore_end, cfg.explore_decay_steps)
                   + ctl.explore_boost)
-        fwd = forward(self.params.p, self.tree, cfg, x, y, eps, self.rng)
+        fwd = forward(self.params.p, self.tree, cfg, x, y, eps, self.rng, k=self.k)
         self.params.zero_grad()
-        backward(self.params.p, self.params.g, cfg, fwd)
+        backward(self.params.p, self.params.g, cfg, fwd, self.k)
         select = None
         if cfg.use_tree:
             resp = responsibility(self.params.g, fwd, cfg.capacity)
@@ -104,7 +105,7 @@ class K1SelfLearningLM:
         return fwd.ce
 
     def loss(self, x, y) -> float:
-        return forward(self.params.p, self.tree, self.cfg, x, y).ce
+        return forward(self.params.p, self.tree, self.cfg, x, y, k=self.k).ce
 
     def evaluate(self, batches) -> float:
         total, n = 0.0, 0
@@ -118,14 +119,14 @@ class K1SelfLearningLM:
         ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
         for _ in range(max_new_tokens):
             ctx = np.asarray(ids[-self.cfg.context:], dtype=np.int64)[None, :]
-            logits = forward(self.params.p, self.tree, self.cfg, ctx, None).logits[-1].astype(np.float64)
+            logits = forward(self.params.p, self.tree, self.cfg, ctx, None, k=self.k).logits[-1].astype(np.float64)
             if temperature <= 0:
                 ids.append(int(logits.argmax()))
                 continue
             logits = logits / temperature
             if top_k:
                 logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
-            ids.append(int(rng.choice(len(logits), p=softmax(logits))))
+            ids.append(int(rng.choice(len(logits), p=softmax_forward(logits))))
         return np.asarray(ids, dtype=np.int64)
 
     def on_step_end(self, step: int, probe) -> list[dict]:
@@ -146,9 +147,9 @@ class K1SelfLearningLM:
     def _probe(self, step: int, batch, adapt: bool) -> list[dict]:
         cfg, tree = self.cfg, self.tree
         x, y = batch
-        fwd = forward(self.params.p, tree, cfg, x, y)
+        fwd = forward(self.params.p, tree, cfg, x, y, k=self.k)
         if cfg.use_tree:
-            gain, count = ablation_gain(self.params.p, fwd, y.reshape(-1), cfg.capacity)
+            gain, count = ablation_gain(self.params.p, fwd, y.reshape(-1), cfg.capacity, self.k)
             self.trust = trust_update(self.trust, tree.alive, gain, count, cfg.trust_rate, cfg.trust_scale,
                                       cfg.trust_decay)
             leaf = fwd.paths[np.arange(len(fwd.paths)), (fwd.paths >= 0).sum(axis=1) - 1]

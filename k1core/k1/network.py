@@ -12,13 +12,13 @@ gate weights through the chosen child's softmax probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from k1core.k1.agents import agent_param_shapes, agents_backward, agents_forward
 from k1core.k1.config import K1Config
-from k1core.k1.layers import (cross_entropy_backward, cross_entropy_forward, embedding_backward,
-                              embedding_forward, layernorm_backward, layernorm_forward)
+from k1core.kernels import NUMPY_KERNELS, KernelSet
 from k1core.k1.mixer import mixer_backward, mixer_forward, mixer_param_shapes
 from k1core.k1.routing import load_balance, route_backward, route_forward, router_param_shapes
 from k1core.k1.tree import ROOT, Tree
@@ -70,27 +70,43 @@ class LevelTrace:
     route_cache: tuple | None
 
 
+def token_losses(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Cross-entropy (nats) of each row of logits (N, V) against targets (N,), in float64.
+
+    K-1 needs losses per token (trust ablations, leaf losses); the kernels' fused
+    softmax_xent_forward_backward gives only their mean, and the training step needs only that."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    return np.log(np.exp(z).sum(axis=-1)) - z[np.arange(len(targets)), targets]
+
+
 @dataclass
 class ForwardResult:
     loss: float  # cross-entropy + balance term (what the gradient is of)
     ce: float  # mean cross-entropy, nats/byte
     balance: float
-    per_token: np.ndarray | None  # (N,) cross-entropy per token (None without targets)
+    targets: np.ndarray | None  # (N,) next-byte ids (None in generation)
     logits: np.ndarray  # (N, V)
     paths: np.ndarray  # (N, max_depth) slot per level, -1 after the leaf
     levels: list[LevelTrace]
     r_final: np.ndarray  # (N, D) residual stream entering LN_f
     cache: tuple
 
+    @cached_property
+    def per_token(self) -> np.ndarray | None:
+        """(N,) cross-entropy per token (None without targets); computed only when asked for."""
+        return None if self.targets is None else token_losses(self.logits, self.targets)
 
-def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, paths=None) -> ForwardResult:
+
+def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, paths=None,
+            k: KernelSet = NUMPY_KERNELS) -> ForwardResult:
     """Loss on (x, y) (B, T); routes with the gates (+ epsilon exploration) unless `paths` is given.
 
-    With y None only the logits are computed (generation)."""
+    With y None only the logits are computed (generation). Element-wise work runs on the kernels `k`."""
     b, t = x.shape
     n = b * t
-    e = embedding_forward(x, p["tok_emb"], p["pos_emb"])
-    h, mix_cache = mixer_forward(e, p, cfg.n_heads)
+    e = p["tok_emb"][x] + p["pos_emb"][:t]  # (B, T, D)
+    h, mix_cache = mixer_forward(e, p, cfg.n_heads, k)
     r = h.reshape(n, cfg.d_model).copy()
     levels: list[LevelTrace] = []
     out_paths = np.full((n, cfg.max_depth), -1, dtype=np.int64)
@@ -104,7 +120,7 @@ def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, path
                 tokens, parent = tokens[keep], agent[keep]
                 if tokens.size == 0:
                     break
-            u, ln_cache = layernorm_forward(r[tokens], p["tree.ln.g"][level], p["tree.ln.b"][level])
+            u, ln_cache = k.layernorm_forward(r[tokens], p["tree.ln.g"][level], p["tree.ln.b"][level])
             probs = col = route_cache = None
             if level == 0:
                 gate = np.ones(len(tokens), dtype=r.dtype)
@@ -121,22 +137,22 @@ def forward(p, tree: Tree, cfg: K1Config, x, y, eps: float = 0.0, rng=None, path
             out_paths[tokens, level] = agent
             levels.append(LevelTrace(tokens, u, agent.copy(), gate, out, probs, None if level == 0 else parent,
                                      col, ln_cache, agent_cache, route_cache))
-    f, lnf_cache = layernorm_forward(r, p["ln_f.g"], p["ln_f.b"])
-    logits = f @ p["head.w"] + p["head.b"]
-    ce, per_token, ce_cache = (float("nan"), None, None) if y is None else \
-        cross_entropy_forward(logits, y.reshape(-1))
+    f, lnf_cache = k.layernorm_forward(r, p["ln_f.g"], p["ln_f.b"])
+    logits = f @ p["head.w"] + p["head.b"]  # (N, V)
+    targets = None if y is None else y.reshape(-1)
+    ce, dlogits = (float("nan"), None) if y is None else \
+        k.softmax_xent_forward_backward(logits.copy(), targets)  # the kernel consumes its input
     loss = ce + cfg.balance_coef * balance
-    return ForwardResult(loss, ce, balance, per_token, logits, out_paths, levels, r,
-                         (x, mix_cache, f, lnf_cache, ce_cache, lb_grads))
+    return ForwardResult(loss, ce, balance, targets, logits, out_paths, levels, r,
+                         (x, mix_cache, f, lnf_cache, dlogits, lb_grads))
 
 
-def backward(p, g, cfg: K1Config, fwd: ForwardResult) -> None:
-    """Accumulate d loss / d params into g (dict of arrays, zeroed by the caller)."""
-    x, mix_cache, f, lnf_cache, ce_cache, lb_grads = fwd.cache
-    dlogits = cross_entropy_backward(ce_cache)
+def backward(p, g, cfg: K1Config, fwd: ForwardResult, k: KernelSet = NUMPY_KERNELS) -> None:
+    """Put d loss / d params into g (dict of arrays, zeroed by the caller); one call per forward."""
+    x, mix_cache, f, lnf_cache, dlogits, lb_grads = fwd.cache
     g["head.w"] += f.T @ dlogits
     g["head.b"] += dlogits.sum(axis=0)
-    dr, dg, db = layernorm_backward(dlogits @ p["head.w"].T, lnf_cache)
+    dr, dg, db = k.layernorm_backward(dlogits @ p["head.w"].T, lnf_cache, p["ln_f.g"])
     g["ln_f.g"] += dg
     g["ln_f.b"] += db
     for level in range(len(fwd.levels) - 1, -1, -1):
@@ -147,19 +163,17 @@ def backward(p, g, cfg: K1Config, fwd: ForwardResult) -> None:
             dprobs = cfg.balance_coef * lb_grads[level - 1]
             dprobs[np.arange(len(tr.tokens)), tr.col] += (d_in * tr.out).sum(axis=1)
             du += route_backward(dprobs, p, g, tr.route_cache)
-        dx, dg, db = layernorm_backward(du, tr.ln_cache)
+        dx, dg, db = k.layernorm_backward(du, tr.ln_cache, p["tree.ln.g"][level])
         g["tree.ln.g"][level] += dg
         g["tree.ln.b"][level] += db
         dr[tr.tokens] += dx
     b, t = x.shape
-    de = mixer_backward(dr.reshape(b, t, cfg.d_model), p, g, mix_cache, cfg.n_heads)
-    dtok, dpos = embedding_backward(de, x, cfg.vocab_size, cfg.context)
-    g["tok_emb"] += dtok
-    g["pos_emb"] += dpos
+    de = mixer_backward(dr.reshape(b, t, cfg.d_model), p, g, mix_cache, k)  # (B, T, D)
+    k.embedding_backward(g["tok_emb"], x.reshape(-1), de.reshape(b * t, cfg.d_model))
+    g["pos_emb"][:t] += de.sum(axis=0)
 
 
-def head_loss(p, r, y_flat) -> np.ndarray:
+def head_loss(p, r, y_flat, k: KernelSet = NUMPY_KERNELS) -> np.ndarray:
     """Per-token cross-entropy from a residual stream r (N, D) (used to ablate agents)."""
-    f, _ = layernorm_forward(r, p["ln_f.g"], p["ln_f.b"])
-    _, per_token, _ = cross_entropy_forward(f @ p["head.w"] + p["head.b"], y_flat)
-    return per_token
+    f, _ = k.layernorm_forward(r, p["ln_f.g"], p["ln_f.b"])
+    return token_losses(f @ p["head.w"] + p["head.b"], y_flat)

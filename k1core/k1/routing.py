@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from k1core.k1.agents import group_by_agent
-from k1core.k1.layers import softmax, softmax_backward
+from k1core.kernels import softmax_backward, softmax_forward
 
 
 def router_param_shapes(capacity: int, d_model: int, max_children: int) -> dict[str, tuple]:
@@ -39,7 +39,7 @@ def route_forward(u, node, p, child_counts, eps: float, rng, forced_col=None):
     us = u[order]
     for a, s, e in blocks:
         k = int(child_counts[a])
-        probs[order[s:e], :k] = softmax(us[s:e] @ p["router.w"][a][:, :k] + p["router.b"][a][:k])
+        probs[order[s:e], :k] = softmax_forward(us[s:e] @ p["router.w"][a][:, :k] + p["router.b"][a][:k])
     if forced_col is not None:
         col = np.asarray(forced_col, dtype=np.int64)
     else:

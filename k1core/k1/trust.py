@@ -15,15 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 from k1core.k1.network import ForwardResult, head_loss
+from k1core.kernels import NUMPY_KERNELS, KernelSet
 
 
-def ablation_gain(p, fwd: ForwardResult, y_flat: np.ndarray, capacity: int):
+def ablation_gain(p, fwd: ForwardResult, y_flat: np.ndarray, capacity: int, k: KernelSet = NUMPY_KERNELS):
     """Per-slot (sum of CE gains from keeping the agent, probe token count)."""
     gain_sum = np.zeros(capacity)
     count = np.zeros(capacity)
     for tr in fwd.levels:
         r_without = fwd.r_final[tr.tokens] - tr.gate[:, None] * tr.out
-        gain = head_loss(p, r_without, y_flat[tr.tokens]) - fwd.per_token[tr.tokens]
+        gain = head_loss(p, r_without, y_flat[tr.tokens], k) - fwd.per_token[tr.tokens]
         gain_sum += np.bincount(tr.agent, weights=gain, minlength=capacity)
         count += np.bincount(tr.agent, minlength=capacity)
     return gain_sum, count

@@ -21,8 +21,10 @@ def test_corrupted_grow_is_rolled_back_bit_for_bit(tiny_cfg, batches):
 
     def harmful():
         child = ops.apply_grow(m.params.p, m.tree, leaf)
-        m.params["agents.w2"][child] = 50.0  # the new agent now shouts into the residual stream
-        m.params["agents.b2"][child] = 50.0
+        # the new agent now shouts into the residual stream; a ramp, since LayerNorm would remove
+        # a constant vector exactly and leave the loss unchanged up to rounding
+        m.params["agents.w2"][child] = 50.0
+        m.params["agents.b2"][child] = np.linspace(-50.0, 50.0, m.cfg.d_model)
 
     events = validated_change(m, "grow", {"agent": leaf}, harmful, lambda: m.loss(vx, vy), 0.0, step=7)
     assert [e["type"] for e in events] == ["grow", "rollback"]
