@@ -26,7 +26,7 @@ SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.8, 200
 
 
 GROUPS = {"both": ["gpt", "k1"], "all": ["gpt", "k1", "k1-notree"]}
-PROBE_FRACTION = 0.02  # tail of the train split held out for K-1's trust and plasticity checks
+PROBE_FRACTION = 0.02  # head of the train split held out for K-1's trust and plasticity checks
 
 
 def model_names(cfg: TrainConfig) -> list[str]:
@@ -34,14 +34,16 @@ def model_names(cfg: TrainConfig) -> list[str]:
 
 
 def hold_out_probe(splits: Splits, context: int) -> tuple[Splits, np.ndarray]:
-    """Train split without its tail, and that tail as probe data.
+    """Train split without its head, and that head as probe data.
 
     K-1 decides trust and keeps or rolls back structural changes on probe batches; drawing them
     from the validation split would let those decisions fit the data its loss is reported on.
-    No model trains on the probe tail, so the comparison stays fair.
+    No model trains on the probe data, so the comparison stays fair. The head, not the tail: the
+    tail runs straight into the validation text (same play, same speakers), and holding it out
+    cost the GPT 0.044 nats of validation loss (1.870 -> 1.915 at the default config).
     """
     n = max(context + 2, int(len(splits.train) * PROBE_FRACTION))
-    return Splits(splits.train[:-n], splits.val, splits.test), splits.train[-n:]
+    return Splits(splits.train[n:], splits.val, splits.test), splits.train[:n]
 
 
 def write_json(path: Path, obj) -> None:
