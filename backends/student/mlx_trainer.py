@@ -65,7 +65,11 @@ def read_lora(model, n_layers: int, lcfg: LoraConfig) -> dict:
 
 def check_mlx_input(model_dir: str | Path) -> Path:
     """The model directory, or a UserError when mlx-lm is missing or the path is not an HF directory."""
-    require("mlx_lm", "mlx")
+    try:
+        require("mlx_lm", "mlx")
+    except UserError as err:  # the extra only installs mlx on Apple silicon
+        raise UserError(f"{err} on Apple silicon; elsewhere use --trainer jax "
+                        "(or pip install 'mlx[cpu]' mlx-lm, which is slow)") from None
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: the mlx trainer needs a Hugging Face model directory "
