@@ -26,7 +26,7 @@ def numpy_greedy(model, prompt_ids: list[int], eos: int, max_tokens: int) -> lis
     return out
 
 
-def test_greedy_generation_matches_the_numpy_forward(tmp_path, monkeypatch):
+def test_greedy_generation_matches_the_numpy_forward(tmp_path, monkeypatch, request):
     pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (on Linux: pip install 'mlx[cpu]' mlx-lm)")
     from tiny_models import random_weights, tiny_config, tiny_tokenizer, write_hf_dir
 
@@ -39,6 +39,10 @@ def test_greedy_generation_matches_the_numpy_forward(tmp_path, monkeypatch):
     cfg = tiny_config("llama", tok.get_vocab_size() + 8)
     hf_dir = write_hf_dir(cfg, random_weights(cfg, seed=4), tok, tmp_path / "llama")
     monkeypatch.setattr(mlx_backend, "check_platform", lambda: None)
+    import mlx.core as mx
+
+    mx.disable_compile()  # eager: mlx[cpu] would first build fused kernels with the C++ compiler (slow when cold)
+    request.addfinalizer(mx.enable_compile)
     llm = mlx_backend.MlxLLM(str(hf_dir))
     messages = [{"role": "user", "content": "what is 2 + 3 ?"}]
     first = llm.complete(messages, SamplingParams(temperature=0.0, max_tokens=12))
