@@ -77,6 +77,16 @@ def check_mlx_input(model_dir: str | Path) -> Path:
     return model_dir
 
 
+def save_mlx_adapter(model, out_dir: Path, n_layers: int, lcfg: LoraConfig) -> None:
+    """mlx-lm's own adapter layout (adapters.safetensors + adapter_config.json) for mlx_lm's --adapter-path."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    mx.save_safetensors(str(out_dir / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
+    (out_dir / "adapter_config.json").write_bytes(orjson.dumps(
+        {"fine_tune_type": "lora", "num_layers": n_layers, "lora_parameters": mlx_lora_parameters(lcfg)}))
+
+
 def load_mlx_lora_model(model_dir: str | Path, lcfg: LoraConfig, seed: int):
     """mlx-lm model of an HF directory, base frozen, LoRA layers on the targets initialised as init_lora does.
 
@@ -234,8 +244,7 @@ def train_lora_mlx(model_dir: str | Path, train: list[Example], val: list[Exampl
     if evaluating and stopped_at is None:  # mlx-lm's last evaluation precedes the last step
         evals.on_val_loss_report({"iteration": iters, "val_loss": evaluate(
             model, val, tcfg.batch_size, -1, tcfg.seq_len, loss=masked_nll, iterate_batches=batches)})
-    (out / "mlx" / "adapter_config.json").write_bytes(orjson.dumps(
-        {"fine_tune_type": "lora", "num_layers": cfg.n_layers, "lora_parameters": mlx_lora_parameters(lcfg)}))
+    save_mlx_adapter(model, out / "mlx", cfg.n_layers, lcfg)
     lora = read_lora(model, cfg.n_layers, lcfg)
     save_adapter(out / "final", lora, lcfg, str(model_dir))
     best = evals.best_val if evals.best_val is not None else float("nan")

@@ -85,6 +85,19 @@ def test_loss_falls_and_the_peft_adapter_reproduces_mlx_logits(mlx, tiny_files, 
     np.testing.assert_allclose(got, want, atol=1e-5 * scale)  # float32 round-off; measured below 1e-6 * scale
 
 
+def test_grad_accumulation_and_dropout_train(mlx, tiny_files, tmp_path):
+    from backends.student.mlx_trainer import train_lora_mlx
+
+    hf_dir = tiny_files["qwen2"][0]
+    data = examples(load_hf_dir(hf_dir))
+    cfg = tiny_train_config(tmp_path, steps=8, grad_accum=2, lora=LoraConfig(targets=("q", "v", "up"), rank=4, alpha=8.0,
+                                                                               dropout=0.1))
+    result = train_lora_mlx(hf_dir, data, data, cfg)
+    assert [h["step"] for h in result.history] == [0, 3, 7, 8]  # mlx-lm evaluates before steps 1, 4, 8; we after 8
+    assert result.history[-1]["val_loss"] < 0.8 * result.history[0]["val_loss"]
+    assert set(result.lora) == {"q_proj", "v_proj", "up_proj"}
+
+
 @pytest.mark.slow
 def test_compiled_training_gives_the_eager_adapter(mlx, tiny_files, tmp_path):
     from backends.student.mlx_trainer import train_lora_mlx
@@ -155,6 +168,7 @@ def test_early_stopping_and_accuracy_callback(mlx, tiny_files, tmp_path):
     assert result.stopped_early and result.steps_done == 2  # evaluated before step 1 and after steps 1, 2
     assert len(calls) == 3 and result.history[0]["accuracy"] == 0.5
     assert (tmp_path / "final" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "mlx" / "adapters.safetensors").exists()
 
 
 def test_gguf_input_is_refused_with_one_line(mlx, tiny_files, tmp_path):
