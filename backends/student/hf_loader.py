@@ -93,6 +93,12 @@ def load_hf_dir(model_dir: str | Path, with_tokenizer: bool = True) -> BaseModel
     if cfg.tied_embeddings:
         weights.pop("lm_head.weight", None)
     check_weights(cfg, weights, str(model_dir))
+    tokenizer, template, tok_cfg = read_hf_tokenizer(model_dir, with_tokenizer)
+    return BaseModel(cfg, weights, tokenizer, template, str(model_dir), {"eos_token": tok_cfg.get("eos_token")})
+
+
+def read_hf_tokenizer(model_dir: Path, with_tokenizer: bool = True) -> tuple:
+    """(tokenizer or None, chat template or None, tokenizer_config dict) of an HF directory, no weights read."""
     tok_cfg_path = model_dir / "tokenizer_config.json"
     tok_cfg = _read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
     template = tok_cfg.get("chat_template")
@@ -103,4 +109,4 @@ def load_hf_dir(model_dir: str | Path, with_tokenizer: bool = True) -> BaseModel
         from backends.student.tokenizer import HFTokenizer
 
         tokenizer = HFTokenizer(model_dir / "tokenizer.json")
-    return BaseModel(cfg, weights, tokenizer, template, str(model_dir), {"eos_token": tok_cfg.get("eos_token")})
+    return tokenizer, template, tok_cfg
