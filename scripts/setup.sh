@@ -70,3 +70,6 @@ if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
   pip install -q "$cache"/llama_cpp_python-*.whl
 fi
 pip install -q -e "$root[all,dev]"
+# The mlx extra is for Apple silicon; elsewhere the tests still exercise the mlx trainer and backend
+# on tiny models through mlx's CPU build (far slower than NumPy/JAX, so never the default there).
+if [ "$(uname -s)" = "Linux" ]; then pip install -q "mlx[cpu]>=0.32" "mlx-lm>=0.32"; fi
