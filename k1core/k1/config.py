@@ -53,7 +53,7 @@ class K1Config:
     # controller and stopping
     patience: int = 30  # probes without a new best probe loss before "stop"
     divergence_factor: float = 1.5  # probe loss above best x factor = divergence
-    max_agents_soft: int = 26  # at this size grow stops and the diagnostics call it bloat
+    max_agents_soft: int = 26  # grow (a split into 2) stops when it would exceed this; the diagnostics call that bloat
     seed: int = 0
     dtype: str = "float32"
 

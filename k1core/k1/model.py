@@ -71,7 +71,9 @@ class K1SelfLearningLM:
         self.usage.share[self.tree.alive] = 1.0 / cfg.branching
         self.leaf_loss = np.zeros(cfg.capacity)
         self.streak = np.zeros(cfg.capacity, dtype=np.int64)
-        self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor, cfg.max_agents_soft)
+        # bloat = a split (two new agents) no longer fits under max_agents_soft, i.e. grow has stopped
+        self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor,
+                                     cfg.max_agents_soft - ops.SPLIT + 1)
         self.step = 0
         self.probe_fwd = None
         self.best_snapshot = None
@@ -210,11 +212,12 @@ class K1SelfLearningLM:
     def _apply(self, op: str, cand: dict) -> None:
         p, tree = self.params.p, self.tree
         if op == "grow":
-            child = ops.apply_grow(p, tree, rng=self.rng, **cand)
-            self.trust[child] = self.cfg.trust_initial
-            self.usage.reset_slot(child, 1.0 / len(tree.children[cand["agent"]]))
+            children = ops.apply_grow(p, tree, rng=self.rng, **cand)
+            for child in children:
+                self.trust[child] = self.cfg.trust_initial
+                self.usage.reset_slot(child, 1.0 / len(tree.children[cand["agent"]]))
             self.streak[cand["agent"]] = 0
-            self._reset_moments([child], [cand["agent"]])
+            self._reset_moments(children, [cand["agent"]])
         elif op == "prune":
             parent = int(tree.parent[cand["agent"]])
             ops.apply_prune(p, tree, **cand)

@@ -96,31 +96,48 @@ def apply_merge(p, tree: Tree, agent: int, other: int, share_a: float, share_b: 
     apply_prune(p, tree, other)
 
 
-# --- grow: a child for a persistently high-loss leaf ------------------------------------------
+# --- grow: split a persistently high-loss leaf into two children -------------------------------
+SPLIT = 2  # children a grow adds: a Net2Net-style split, so the two can divide the high-loss cluster
+
+
 def grow_candidate(tree: Tree, streak, leaf_loss, patience: int, max_agents: int):
     """The deepenable leaf with the highest probe loss among those high-loss for `patience` probes
-    (none once the tree holds `max_agents` agents)."""
+    (none unless the tree has room for both children of the split: `max_agents` and capacity)."""
     cands = [n for n in tree.leaves()
-             if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth]
-    if not cands or tree.alive.sum() >= min(max_agents, tree.capacity):
+             if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth and tree.max_children >= SPLIT]
+    if not cands or tree.alive.sum() + SPLIT > min(max_agents, tree.capacity):
         return None
     n = max(cands, key=lambda a: leaf_loss[a])
     return {"agent": n, "loss": float(leaf_loss[n]), "streak": int(streak[n])}
 
 
-def apply_grow(p, tree: Tree, agent: int, rng=None, **_) -> int:
-    """New child of `agent`, function-preserving: hidden layer copied from the parent (plus small
-    noise to break symmetry), output layer zero, so the model's outputs are unchanged."""
-    child = tree.add_child(agent)
-    col = tree.column(child)
-    noise = 0.0 if rng is None else rng.normal(0.0, 1e-3, p["agents.w1"][agent].shape)
-    p["agents.w1"][child] = p["agents.w1"][agent] + noise
-    p["agents.b1"][child] = p["agents.b1"][agent]
-    p["agents.w2"][child] = 0.0
-    p["agents.b2"][child] = 0.0
-    p["router.w"][agent][:, col] = 0.0
-    p["router.b"][agent][col] = 0.0
-    return child
+def apply_grow(p, tree: Tree, agent: int, rng=None, **_) -> list[int]:
+    """Split `agent` into two new children, function-preserving (Net2Net-style).
+
+    Both children copy the parent's hidden layer, each with its own small noise so their gradients
+    differ, and get zero output layers, so the model's outputs are unchanged. Their gate columns have
+    equal (zero) biases and opposite tiny weights +r / -r: the gate probabilities stay ~1/2 each, but
+    the argmax sends the tokens on either side of the random hyperplane r to different children, so
+    from the first step each child trains on its own part of the high-loss cluster. (With exactly
+    equal logits every token would go to the first child.) Without `rng` there is no noise and both
+    gate columns are zero. Children that fail to specialise stay near-identical, which is exactly
+    what the merge rule looks for. Returns the two new slots.
+    """
+    d = p["agents.w1"][agent].shape
+    split = 0.0 if rng is None else rng.normal(0.0, 1e-3, p["router.w"][agent].shape[0])
+    children = []
+    for sign in (1.0, -1.0):  # the SPLIT children
+        child = tree.add_child(agent)
+        col = tree.column(child)
+        noise = 0.0 if rng is None else rng.normal(0.0, 1e-3, d)
+        p["agents.w1"][child] = p["agents.w1"][agent] + noise
+        p["agents.b1"][child] = p["agents.b1"][agent]
+        p["agents.w2"][child] = 0.0
+        p["agents.b2"][child] = 0.0
+        p["router.w"][agent][:, col] = sign * split
+        p["router.b"][agent][col] = 0.0
+        children.append(child)
+    return children
 
 
 # --- reorganize: move an agent to the parent whose router prefers it ----------------------------

@@ -25,15 +25,16 @@ def test_train_step_updates_only_top_k_agents(tiny_cfg, batches):
 
 
 def test_a_freshly_grown_agent_can_be_selected_and_learns(tiny_cfg, batches):
-    """A grown agent outputs zero at first; it must still earn responsibility and get updated."""
+    """Both children of a split output zero at first; each must still get tokens, earn responsibility
+    and so get updated."""
     from k1core.k1 import plasticity as ops
     from k1core.k1.network import forward, backward
     from k1core.k1.credit import responsibility
     m = K1SelfLearningLM(tiny_cfg)
-    x, y = batches(1)[0]
+    x, y = (np.concatenate(a) for a in zip(*batches(10)))  # enough tokens for the split to send some each way
     busiest = np.bincount(forward(m.params.p, m.tree, m.cfg, x, y).paths[:, 2]).argmax()
-    child = ops.apply_grow(m.params.p, m.tree, int(busiest))
+    children = ops.apply_grow(m.params.p, m.tree, int(busiest), rng=np.random.default_rng(0))
     fwd = forward(m.params.p, m.tree, m.cfg, x, y)
     m.params.zero_grad()
     backward(m.params.p, m.params.g, m.cfg, fwd)
-    assert responsibility(m.params.g, fwd, m.cfg.capacity)[child] > 0
+    assert (responsibility(m.params.g, fwd, m.cfg.capacity)[children] > 0).all()

@@ -22,8 +22,9 @@ def _setup(use_tree=True, grow=False):
     tree = Tree.balanced(cfg.tree_levels, cfg.branching, cfg.capacity, cfg.max_depth, cfg.max_children)
     x = rng.integers(0, cfg.vocab_size, size=(3, cfg.context))
     y = rng.integers(0, cfg.vocab_size, size=(3, cfg.context))
-    if grow:  # an uneven tree: the busiest leaf gets a child (4 levels), node 1 a third child
+    if grow:  # an uneven tree: the busiest leaf is split into two children (4 levels), node 1 gets a third child
         busiest = np.bincount(forward(p, tree, cfg, x, y).paths[:, 2]).argmax()
+        tree.add_child(int(busiest))
         tree.add_child(int(busiest))
         tree.add_child(1)
     return cfg, p, tree, x, y, rng

@@ -20,7 +20,7 @@ def test_corrupted_grow_is_rolled_back_bit_for_bit(tiny_cfg, batches):
     leaf = m.tree.leaves()[0]
 
     def harmful():
-        child = ops.apply_grow(m.params.p, m.tree, leaf)
+        child = ops.apply_grow(m.params.p, m.tree, leaf)[0]
         # the new agent now shouts into the residual stream; a ramp, since LayerNorm would remove
         # a constant vector exactly and leave the loss unchanged up to rounding
         m.params["agents.w2"][child] = 50.0
@@ -54,8 +54,26 @@ def test_merging_dissimilar_agents_is_rolled_back(tiny_cfg, batches):
 
 
 def test_grow_is_function_preserving(tiny_cfg, batches):
+    """The split adds two children with distinct hidden layers, zero outputs and equal gates."""
     m = _trained(tiny_cfg, batches)
     x, y = batches(1)[0]
     before = m.loss(x, y)
-    ops.apply_grow(m.params.p, m.tree, m.tree.leaves()[0], rng=np.random.default_rng(0))
+    leaf = m.tree.leaves()[0]
+    a, b = ops.apply_grow(m.params.p, m.tree, leaf, rng=np.random.default_rng(0))
+    assert m.tree.children[leaf] == [a, b]
     assert m.loss(x, y) == before
+    p = m.params.p
+    assert not np.array_equal(p["agents.w1"][a], p["agents.w1"][b])  # independent noise breaks symmetry
+    np.testing.assert_allclose(p["agents.w1"][a], p["agents.w1"][leaf], atol=1e-2)
+    assert not p["agents.w2"][[a, b]].any() and not p["agents.b2"][[a, b]].any()
+    np.testing.assert_array_equal(p["router.w"][leaf][:, 0], -p["router.w"][leaf][:, 1])  # opposite gates
+    assert not p["router.b"][leaf][:2].any() and np.abs(p["router.w"][leaf][:, :2]).max() < 1e-2
+
+
+def test_grow_needs_room_for_both_children(tiny_cfg):
+    """A split needs two free slots under max_agents_soft / capacity."""
+    m = K1SelfLearningLM(tiny_cfg)
+    streak, loss = np.full(m.cfg.capacity, 5), np.ones(m.cfg.capacity)
+    alive = int(m.tree.alive.sum())
+    assert ops.grow_candidate(m.tree, streak, loss, 1, alive + 2)["agent"] in m.tree.leaves()
+    assert ops.grow_candidate(m.tree, streak, loss, 1, alive + 1) is None
