@@ -9,13 +9,13 @@ NumPy measured faster in bench/bench_kernels.py. Compiled code is cached on disk
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 
 import numpy as np
 
 from k1core import kernels as ref
-from k1core.kernels import KernelSet
 from k1core.lazy import require
 from k1core.optim import AdamWConfig
 
@@ -307,8 +307,10 @@ def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg:
 
 
 # Per kernel the faster of Numba and NumPy by bench/bench_kernels.py (GPT shapes, 1 thread, shared
-# 2-core machine): Numba won or tied every kernel once exp and tanh were vectorisable, so all are Numba.
-NUMBA_KERNELS = KernelSet(
+# 2-core machine): Numba won or tied every kernel once exp and tanh were vectorisable, so all are Numba
+# except dropout, which stays the reference's so the RNG stream matches it bit for bit.
+NUMBA_KERNELS = dataclasses.replace(
+    ref.NUMPY_KERNELS,
     name="numba",
     layernorm_forward=layernorm_forward,
     layernorm_backward=layernorm_backward,
@@ -318,6 +320,4 @@ NUMBA_KERNELS = KernelSet(
     softmax_backward=softmax_backward,
     softmax_xent_forward_backward=softmax_xent_forward_backward,
     embedding_backward=embedding_backward,
-    dropout_forward=ref.dropout_forward,  # RNG stream must match the reference bit for bit
-    dropout_backward=ref.dropout_backward,
 )
