@@ -311,11 +311,16 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
 @click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,
               help="stage 4: share of targets written by the teacher (kept only when verified)")
-@click.option("--student-strategy-in-prompt/--no-student-strategy-in-prompt", default=True, show_default=True,
-              help="stage 4: train and test the student with the strategy in its prompt")
+@click.option("--student-prompts", default=RunConfig.student_prompts, show_default=True,
+              type=click.Choice(["both", "strategy", "zero-shot"]),
+              help="stage 4: prompt formats the student trains on (both: half the curriculum each); it is tested in both")
 @click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
+@click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
+              "(a seeded subset; default: all)")
+@click.option("--solve-max-tokens", default=RunConfig.solve_max_tokens, show_default=True, type=int,
+              help="token limit of every solve call (a trained student writes its worked solution: ~250 tokens)")
 @click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")
 @click.option("--budget-usd", default=None, type=float, help="hard cap on dollars spent by this run")
 @click.option("--offline", is_flag=True, help="replay from the run's response cache; a miss is an error")

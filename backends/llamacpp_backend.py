@@ -102,6 +102,10 @@ class LlamaCppLLM:
             cache_read_tokens=0, cache_write_tokens=0, latency_s=time.perf_counter() - start, cost_usd=0.0,
             model=self.model, backend=self.backend, stop_reason=choice["finish_reason"] or "unknown")
 
+    def close(self) -> None:
+        """Free the model's memory (weights and KV cache) now rather than at garbage collection."""
+        self.llama.close()
+
     def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         """One request after another (one process-wide model; batching across requests is not worth it on CPU)."""
         return complete_sequentially(self, requests, progress)

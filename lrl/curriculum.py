@@ -8,7 +8,9 @@ Two sources of targets, mixed by `teacher_fraction`:
 Problems come only from the `train` split, which the domains make disjoint from dev and test by
 construction; `build_curriculum` re-checks that against any evaluation problems it is given.
 Output lines are chat JSONL, `{"messages": [user, assistant]}`, with the user turn built by
-`student_prompt.student_messages`, so evaluation can reproduce the training prompt exactly.
+`student_prompt.student_messages`, so evaluation can reproduce the training prompt exactly. With
+both prompt formats asked for, the (shuffled) problems alternate between them, so each format gets
+half the lines from each source and the student is trained, and later tested, on both.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Sequence
 from backends.llm import Request, SamplingParams
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain, split_overlap, write_jsonl
-from lrl.student_prompt import strategy_steps, student_messages, training_chat
+from lrl.student_prompt import PROMPT_FORMATS, prompt_strategy, strategy_steps, student_messages, training_chat
 
 TEACHER, SOLVER = "teacher", "solver"
 
@@ -34,7 +36,7 @@ class CurriculumConfig:
     variants: tuple[str, ...] = ()  # empty: the domain's default variant
     seed: int = 0
     teacher_fraction: float = 0.5  # share of problems whose target the teacher is asked to write
-    strategy_in_prompt: bool = True  # the student's training (and evaluation) prompt carries the strategy
+    prompt_formats: tuple[str, ...] = PROMPT_FORMATS  # the student's training (and evaluation) prompt formats
     teacher_params: SamplingParams = SamplingParams(temperature=0.0, max_tokens=1024)
 
     def __post_init__(self):
@@ -43,6 +45,11 @@ class CurriculumConfig:
         if not 0.0 <= self.teacher_fraction <= 1.0:
             raise UserError(f"curriculum: teacher_fraction must be in [0, 1], got {self.teacher_fraction!r}")
         object.__setattr__(self, "variants", tuple(self.variants))
+        formats = tuple(self.prompt_formats)
+        if not formats or len(set(formats)) != len(formats) or not set(formats) <= set(PROMPT_FORMATS):
+            raise UserError(f"curriculum: prompt_formats must be distinct names among {', '.join(PROMPT_FORMATS)}, "
+                            f"got {formats!r}")
+        object.__setattr__(self, "prompt_formats", formats)
 
 
 @dataclass
@@ -52,12 +59,14 @@ class Curriculum:
     lines: list[dict]
     sources: list[str]  # TEACHER or SOLVER per line
     problem_ids: list[str]
+    formats: list[str] = field(default_factory=list)  # the prompt format of each line
     teacher_asked: int = 0
     teacher_rejected: Counter = field(default_factory=Counter)  # verdict outcome -> count
 
     def stats(self) -> dict:
         kept = Counter(self.sources)
         return {"lines": len(self.lines), "from_teacher": kept[TEACHER], "from_solver": kept[SOLVER],
+                "by_prompt_format": dict(Counter(self.formats)),
                 "teacher_asked": self.teacher_asked, "teacher_rejected": sum(self.teacher_rejected.values()),
                 "teacher_rejected_by_outcome": dict(self.teacher_rejected),
                 "teacher_rejection_rate": (sum(self.teacher_rejected.values()) / self.teacher_asked
@@ -97,30 +106,31 @@ def build_curriculum(domain: TransferDomain, strategy: str, config: CurriculumCo
     problems = train_problems(domain, config)
     check_disjoint(domain, problems, held_out)
     n_teacher = round(config.teacher_fraction * len(problems))
-    prompt_strategy = strategy if config.strategy_in_prompt else None
+    formats = [config.prompt_formats[i % len(config.prompt_formats)] for i in range(len(problems))]
     curriculum = Curriculum([], [], [])
     if n_teacher:
         asked = problems[:n_teacher]
         requests = [Request(student_messages(domain, p, strategy), config.teacher_params, custom_id=p.id)
                     for p in asked]
         curriculum.teacher_asked = len(asked)
-        for problem, completion in zip(asked, teacher.complete_many(requests, progress)):
+        for i, (problem, completion) in enumerate(zip(asked, teacher.complete_many(requests, progress))):
             verdict = domain.check(problem, domain.parse(completion.text, problem))
             if not verdict.success:
                 curriculum.teacher_rejected[verdict.outcome] += 1
                 continue
-            _add(curriculum, training_chat(domain, problem, completion.text.strip(), prompt_strategy), TEACHER, problem)
+            _add(curriculum, domain, problem, completion.text.strip(), strategy, formats[i], TEACHER)
     steps = strategy_steps(strategy)
-    for problem in problems[n_teacher:]:
-        target = domain.worked_solution(problem, steps)
-        _add(curriculum, training_chat(domain, problem, target, prompt_strategy), SOLVER, problem)
+    for i, problem in enumerate(problems[n_teacher:], start=n_teacher):
+        _add(curriculum, domain, problem, domain.worked_solution(problem, steps), strategy, formats[i], SOLVER)
     return curriculum
 
 
-def _add(curriculum: Curriculum, line: dict, source: str, problem: Problem) -> None:
-    curriculum.lines.append(line)
+def _add(curriculum: Curriculum, domain: TransferDomain, problem: Problem, target: str, strategy: str,
+         prompt_format: str, source: str) -> None:
+    curriculum.lines.append(training_chat(domain, problem, target, prompt_strategy(prompt_format, strategy)))
     curriculum.sources.append(source)
     curriculum.problem_ids.append(problem.id)
+    curriculum.formats.append(prompt_format)
 
 
 def write_curriculum(path: str | Path, curriculum: Curriculum) -> None:

@@ -11,8 +11,10 @@ The gate failing raises GateFailure (a UserError: one line, non-zero exit) after
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +45,7 @@ class ExportConfig:
     run_gate: bool = True
     strategy: str | None = None  # the prompt format the student was trained with
     max_tokens: int = 512
+    seed: int = 0  # sampling seed of the gate's greedy runs (part of their response-cache keys)
     n_threads: int | None = None
     n_ctx: int = 4096
 
@@ -76,44 +79,70 @@ def build_files(base: Path, adapter_dir: Path, out: Path, config: ExportConfig) 
     return files
 
 
-def gate_runs(files: dict[str, Path], domain: TransferDomain, problems: Sequence[Problem],
-              config: ExportConfig, progress=None) -> tuple[dict[str, list[dict]], dict[str, float]]:
-    """Greedy result records of every file on the gate problems, and seconds per item for each."""
+@contextmanager
+def open_llamacpp(quant: str, path: Path, config: ExportConfig):
+    """The default model opener of the gate: the file loaded straight into llama.cpp, closed after."""
     from backends.llamacpp_backend import LlamaCppLLM
 
-    eval_config = EvalConfig(config.strategy, SamplingParams(temperature=0.0, max_tokens=config.max_tokens))
+    llm = LlamaCppLLM(path, model=f"export-{quant}", n_ctx=config.n_ctx, n_threads=config.n_threads)
+    try:
+        yield llm
+    finally:
+        llm.close()
+
+
+def gate_runs(files: dict[str, Path], domain: TransferDomain, problems: Sequence[Problem],
+              config: ExportConfig, progress=None, open_model=open_llamacpp) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Greedy result records of every file on the gate problems, and seconds per item for each.
+
+    `open_model(quant, path, config)` is a context manager giving the LLM for one file; a run
+    routes it through its response cache so a killed gate resumes without asking again.
+    """
+    eval_config = EvalConfig(config.strategy, SamplingParams(temperature=0.0, max_tokens=config.max_tokens,
+                                                             seed=config.seed))
     runs, seconds = {}, {}
     for quant, path in files.items():
-        llm = LlamaCppLLM(path, model=f"export-{quant}", n_ctx=config.n_ctx, n_threads=config.n_threads)
-        start = time.perf_counter()
-        runs[quant] = evaluate_model(llm, domain, list(problems), eval_config, stage=f"export-{quant}",
-                                     progress=(lambda d, n, q=quant: progress(q, d, n)) if progress else None)
-        seconds[quant] = (time.perf_counter() - start) / max(1, len(problems))
-        llm.llama.close()
+        with open_model(quant, path, config) as llm:
+            start = time.perf_counter()
+            runs[quant] = evaluate_model(llm, domain, list(problems), eval_config, stage=f"export-{quant}",
+                                         progress=(lambda d, n, q=quant: progress(q, d, n)) if progress else None)
+            seconds[quant] = (time.perf_counter() - start) / max(1, len(problems))
     return runs, seconds
 
 
-def export_student(base: str | Path, adapter_dir: str | Path, out: str | Path, config: ExportConfig = ExportConfig(),
-                   domain: TransferDomain | None = None, gate_problems: Sequence[Problem] = (),
-                   progress=None) -> dict:
-    """Run the whole export; returns the report (also written as JSON and markdown next to `out`)."""
+def file_digest(path: Path) -> str:
+    """sha256 hex of a file, read in chunks (an F16 0.5B export is over a gigabyte)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_export(base: str | Path, adapter_dir: str | Path, out: str | Path, config: ExportConfig = ExportConfig()) -> dict:
+    """Write every file of the export; the report's first half (files with sizes and sha256, extras)."""
     base, adapter_dir, out = Path(base), Path(adapter_dir), Path(out)
     if out.suffix != ".gguf":
         raise UserError(f"--out must end in .gguf, got {out}")
-    if config.run_gate and (domain is None or not gate_problems):
-        raise UserError("the fidelity gate needs problems (give --gate-problems, or skip it with --no-gate)")
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     files = build_files(base, adapter_dir, out, config)
-    report = {"base": str(base), "adapter": str(adapter_dir), "quant": config.quant,
-              "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()},
-              "build_seconds": round(time.perf_counter() - started, 1), "config": asdict(config),
-              "modelfile": str(write_modelfile(out)),
-              "lora_gguf": str(write_lora_gguf(base, adapter_dir, out.with_name(f"{out.stem}.lora.gguf")))}
+    return {"base": str(base), "adapter": str(adapter_dir), "quant": config.quant,
+            "files": {q: {"path": str(p), "bytes": p.stat().st_size, "sha256": file_digest(p)} for q, p in files.items()},
+            "build_seconds": round(time.perf_counter() - started, 1), "config": asdict(config),
+            "modelfile": str(write_modelfile(out)),
+            "lora_gguf": str(write_lora_gguf(base, adapter_dir, out.with_name(f"{out.stem}.lora.gguf")))}
+
+
+def gate_export(report: dict, config: ExportConfig, domain: TransferDomain | None = None,
+                gate_problems: Sequence[Problem] = (), progress=None, open_model=open_llamacpp) -> dict:
+    """Run the fidelity gate on a built export (unless switched off), write the report files next to
+    the output, and raise GateFailure when an enforced quantization fails; returns the report."""
+    out = Path(report["files"][config.quant]["path"])
     if config.run_gate:
-        runs, seconds = gate_runs(files, domain, gate_problems, config, progress)
-        report["gate"] = judge(runs, config.gate)
-        report["gate"]["seconds_per_item"] = seconds
+        files = {q: Path(f["path"]) for q, f in report["files"].items()}
+        runs, seconds = gate_runs(files, domain, gate_problems, config, progress, open_model)
+        report = {**report, "gate": judge(runs, config.gate), "gate_seconds_per_item": seconds}
         for quant, records in runs.items():
             (out.parent / f"{out.stem}.gate-{quant}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     json_path = out.with_name(f"{out.stem}.export.json")
@@ -124,6 +153,15 @@ def export_student(base: str | Path, adapter_dir: str | Path, out: str | Path, c
                    for q, r in report["gate"]["runs"].items() if r.get("enforced") and not r["passes"]]
         raise GateFailure(f"fidelity gate failed ({'; '.join(failing)}); report: {json_path}")
     return report
+
+
+def export_student(base: str | Path, adapter_dir: str | Path, out: str | Path, config: ExportConfig = ExportConfig(),
+                   domain: TransferDomain | None = None, gate_problems: Sequence[Problem] = (),
+                   progress=None) -> dict:
+    """Run the whole export (`k1 export`); returns the report (also written as JSON and markdown next to `out`)."""
+    if config.run_gate and (domain is None or not gate_problems):
+        raise UserError("the fidelity gate needs problems (give --gate-problems, or skip it with --no-gate)")
+    return gate_export(build_export(base, adapter_dir, out, config), config, domain, gate_problems, progress)
 
 
 def render_export(report: dict) -> str:

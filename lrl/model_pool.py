@@ -16,12 +16,16 @@ from lrl.ledger import Ledger
 
 
 class LazyLLM:
-    """An LLM whose identity (backend, model, price) is known from its spec before it is loaded."""
+    """An LLM whose identity (backend, model, price) is known from its spec before it is loaded.
 
-    def __init__(self, spec: ModelSpec, options: BackendOptions):
+    `label` replaces the spec's model name as its identity (the response-cache key): a file
+    written by the run is labelled by its content hash, since its path says nothing of its weights.
+    """
+
+    def __init__(self, spec: ModelSpec, options: BackendOptions, label: str | None = None):
         self.spec, self.options = spec, options
         self.batch_discount = spec.backend == "anthropic" and options.anthropic_batches
-        self.backend, self.model = spec.backend, spec.model
+        self.backend, self.model = spec.backend, label or spec.model
         self.price = anthropic_price(spec.model) if spec.backend == "anthropic" else FREE
         self._loaded = None
 
@@ -37,6 +41,13 @@ class LazyLLM:
 
     def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         return self.loaded.complete_many(requests, progress)
+
+    def unload(self) -> None:
+        """Free the loaded model's memory now, if its backend holds any (a later call loads it again)."""
+        close = getattr(self._loaded, "close", None)
+        if close is not None:
+            close()
+        self._loaded = None
 
 
 def build_role_models(specs: dict, cache: ResponseCache, ledger: Ledger, template_version: str, *,

@@ -59,7 +59,8 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
                                                       anthropic_batches=config.anthropic_batches,
                                                       batch_dir=rundir.path / "batches"))
     _write_manifest(rundir, config, models)
-    ctx = StageContext(config, rundir, domain, splits, models["teacher"], models["student"], ledger, progress, echo)
+    ctx = StageContext(config, rundir, domain, splits, models["teacher"], models["student"], ledger, progress, echo,
+                       cache=cache)
     check_estimate(ctx)
     results = _run_stages(ctx, reviewer)
     ctx.save_ledger()
@@ -154,9 +155,12 @@ def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
     if "comparison" in results.get("3b", {}):
         comparisons["3b_with_vs_without"] = results["3b"]["comparison"]
     transfer = results.get("4", {}).get("transfer", {})
-    for key in ("vs_base", "vs_teacher"):
-        if key in transfer:
-            comparisons[f"4_{key}"] = transfer[key]
+    for fmt, summary in transfer.get("formats", {}).items():
+        for key in ("vs_base", "vs_teacher"):
+            if key in summary:
+                comparisons[f"4_{fmt}_{key}"] = summary[key]
+    if "strategy_vs_zero_shot" in transfer:
+        comparisons["4_strategy_vs_zero-shot"] = transfer["strategy_vs_zero_shot"]
     return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
             "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
             "comparisons": comparisons}

@@ -16,6 +16,7 @@ from pathlib import Path
 from backends.spec import parse_spec
 from k1core.errors import UserError
 from lrl.prompts import BASELINE_PROMPTS
+from lrl.student_prompt import TRAINING_PROMPTS
 
 STAGES = ("0", "1", "2", "3", "3b", "4")
 DEFAULT_STAGES = ("0", "1", "2", "3", "3b")  # stage 4 trains and exports a model: hours on a CPU, asked for by name
@@ -57,11 +58,12 @@ class RunConfig:
     distill_max_tokens: int = 160
     curriculum_size: int = 200  # stage 4: train-split problems with worked solutions
     teacher_fraction: float = 0.5  # stage 4: share of curriculum targets the teacher writes (verified)
-    student_strategy_in_prompt: bool = True  # stage 4: the student trains and is tested with the strategy shown
+    student_prompts: str = "both"  # stage 4: prompt formats the student trains on (both: half the lines each)
     lora_steps: int = 100
     lora_rank: int = 8
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"
+    gate_items: int | None = None  # stage 4: the fidelity gate runs on this many test items (seeded subset); None: all
     out: Path = field(default_factory=lambda: Path("runs/lrl"))
     budget_usd: float | None = None
     offline: bool = False
@@ -86,6 +88,11 @@ class RunConfig:
             raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
+        if self.student_prompts not in TRAINING_PROMPTS:
+            raise UserError(f"--student-prompts must be one of {', '.join(TRAINING_PROMPTS)}, got {self.student_prompts!r}")
+        if self.gate_items is not None and (isinstance(self.gate_items, bool) or not isinstance(self.gate_items, int)
+                                            or self.gate_items < 1):
+            raise UserError(f"--gate-items must be a positive integer, got {self.gate_items!r}")
         if not 0.0 <= self.teacher_fraction <= 1.0:
             raise UserError(f"--teacher-fraction must be in [0, 1], got {self.teacher_fraction!r}")
         from backends.export.quantize import check_quant

@@ -7,6 +7,7 @@ strategy candidates with their validation scores, the paired tests and the cost.
 from __future__ import annotations
 
 from lrl.run_config import STAGE_NAMES
+from lrl.student_prompt import PROMPT_FORMATS
 
 TITLES = {"0": "Student baseline", "1": "Teacher baseline", "3": "Teacher + strategy",
           "3b": "Student + strategy (transfer check)", "4": "Exported student (LoRA, GGUF)"}
@@ -51,6 +52,11 @@ def _main_table(stages: dict) -> list[str]:
             if stage == "3b":
                 lines.append(_row("3b", "Student alone (transfer check)", result, result["without_strategy"],
                                   "zero-shot"))
+            if stage == "4":
+                for fmt, summary in result["by_prompt"].items():
+                    if fmt != result["prompt"]:
+                        trained = "" if fmt in result["trained_prompts"] else ", not trained on it"
+                        lines.append(_row("4", TITLES["4"], result, summary, fmt + trained))
     return lines
 
 
@@ -81,8 +87,10 @@ def _candidates(boot: dict) -> list[str]:
 def _comparisons(comparisons: dict) -> list[str]:
     names = {"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)",
              "3b_with_vs_without": "Student + strategy (A) vs student alone (B)",
-             "4_vs_base": "Exported student (A) vs base student (B)",
-             "4_vs_teacher": "Exported student (A) vs teacher baseline (B)"}
+             "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)"}
+    for fmt in PROMPT_FORMATS:
+        names[f"4_{fmt}_vs_base"] = f"Exported student (A) vs base student (B), both {fmt}"
+        names[f"4_{fmt}_vs_teacher"] = f"Exported student, {fmt} (A) vs teacher baseline (B)"
     lines = ["| Comparison | n | only A right | only B right | A − B | Newcombe 95% CI | exact McNemar p |",
              "|---|---|---|---|---|---|---|"]
     for key, c in comparisons.items():
@@ -93,20 +101,24 @@ def _comparisons(comparisons: dict) -> list[str]:
 
 
 def _transfer(result: dict) -> list[str]:
-    """Curriculum provenance, training, the export's fidelity gate, and the transfer verdict."""
+    """Curriculum provenance, training, the export's fidelity gate, and both prompt formats side by side."""
     from lrl.fidelity_gate import render_gate
+    from lrl.transfer_report import render_transfer
 
-    cur, train = result["curriculum"], result["training"]
+    cur, train, export = result["curriculum"], result["training"], result["export"]
+    trained = " and ".join(f"`{f}`" for f in result["trained_prompts"])
+    gate_items = (f"all {export['items']} test items" if export["subset_seed"] is None else
+                  f"{export['items']} of the {export['test_items']} test items (a subset drawn with seed "
+                  f"{export['subset_seed']}, so its accuracies are not the test-set numbers below)")
     lines = [f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
-             f"solutions, {cur['from_solver']} solver worked solutions); the teacher's solutions rejected by the "
-             f"checker: {cur['teacher_rejected']} of {cur['teacher_asked']} ({cur['teacher_rejection_rate']:.1%}, "
-             f"{cur['teacher_rejected_by_outcome']}).",
-             f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}. "
-             f"Prompt: {result['prompt']} (the same in training and test).", "", render_gate(result["export"]["gate"])]
-    verdict = result.get("transfer", {}).get("verdict")
-    if verdict:
-        lines += ["", f"Exported student's CI above the majority baseline: **{'yes' if verdict['beats_majority'] else 'no'}**; "
-                  f"paired CI against the base student above zero: **{'yes' if verdict['beats_base'] else 'no'}**."]
+             f"solutions, {cur['from_solver']} solver worked solutions; prompt formats {cur['by_prompt_format']}); "
+             f"the teacher's solutions rejected by the checker: {cur['teacher_rejected']} of {cur['teacher_asked']} "
+             f"({cur['teacher_rejection_rate']:.1%}, {cur['teacher_rejected_by_outcome']}).",
+             f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}; trained on the "
+             f"{trained} prompt format(s). The student is tested in both formats below, each with exactly the "
+             "prompt it is named by; a format it was not trained on is marked.",
+             "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt.", "",
+             render_gate(export["gate"]), "", render_transfer(result["transfer"])]
     return lines
 
 

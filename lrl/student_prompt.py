@@ -2,8 +2,10 @@
 
 A student trained on `student_messages(..., strategy)` is evaluated on exactly those messages
 (the chat template is applied by the runtime from the model file, never by hand), and a student
-trained without the strategy is evaluated without it. `strategy_steps` turns a strategy file into
-the numbered steps the domain's worked solutions follow.
+trained without the strategy is evaluated without it. There are two prompt formats, named in
+PROMPT_FORMATS: "zero-shot" (the problem alone) and "strategy" (the strategy text above it); a
+curriculum may train on either or on both. `strategy_steps` turns a strategy file into the
+numbered steps the domain's worked solutions follow.
 """
 from __future__ import annotations
 
@@ -15,6 +17,15 @@ from lrl.domain import Problem, TransferDomain
 from lrl.prompts import solve_messages
 
 STEP_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(?P<step>\S.*)$")
+PROMPT_FORMATS = ("zero-shot", "strategy")  # without, then with the strategy text in the student's prompt
+TRAINING_PROMPTS = {"both": PROMPT_FORMATS, "zero-shot": ("zero-shot",), "strategy": ("strategy",)}
+
+
+def prompt_strategy(prompt_format: str, strategy: str | None) -> str | None:
+    """The strategy text a prompt format puts in the student's prompt (None for zero-shot)."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise UserError(f"unknown student prompt format {prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+    return strategy if prompt_format == "strategy" else None
 
 
 def student_messages(domain: TransferDomain, problem: Problem, strategy: str | None = None) -> list[dict]:

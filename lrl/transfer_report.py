@@ -1,13 +1,19 @@
-"""Stage 4's section of report.md: the exported student against the majority class, the base student and the teacher.
+"""Stage 4's section of report.md: the exported student against the majority class, the base student
+and the teacher, side by side for both prompt formats (zero-shot, strategy in the prompt).
 
 Every accuracy carries its Wilson 95% CI; each comparison is paired on the same test items
-(exact McNemar p-value, Newcombe 95% CI of the difference). The claim "the transfer worked"
-needs the student's CI to clear the majority baseline and the paired CI against the base student
-to exclude zero; `verdict` spells out which of those hold instead of leaving it to the reader.
+(exact McNemar p-value, Newcombe 95% CI of the difference). The claim "the transfer worked" needs
+the student's CI to clear the majority baseline and the paired CI against the base student (same
+prompt format) to exclude zero; `verdict` spells out which of those hold instead of leaving it to
+the reader. Each column says whether the student was trained on that prompt format: a number on
+a format it never saw in training measures generalization, not the trained behaviour.
 """
 from __future__ import annotations
 
 from lrl.evaluation import compare, summarize
+from lrl.student_prompt import PROMPT_FORMATS
+
+FORMAT_TITLES = {"zero-shot": "no strategy in prompt", "strategy": "strategy in prompt"}
 
 
 def _pct(x: float) -> str:
@@ -33,29 +39,59 @@ def transfer_summary(student: list[dict], base: list[dict], teacher: list[dict] 
     return out
 
 
-def render_transfer(summary: dict, title: str = "Stage 4: LoRA transfer, exported GGUF") -> str:
-    """Markdown: accuracy table with CIs and majority baseline, then the paired tests."""
-    lines = [f"## {title}", "", "| model | correct/n | accuracy | 95% CI (Wilson) | parse failures |", "|---|---|---|---|---|"]
-    rows = [("exported student", summary["student"]), ("base student", summary["base"])]
-    if "teacher" in summary:
-        rows.append(("teacher", summary["teacher"]))
-    for name, s in rows:
-        lines.append(f"| {name} | {s['correct']}/{s['n']} | {_pct(s['accuracy'])} | {_ci(s['ci95'])} | "
-                     f"{_pct(s['parse_failure_rate'])} |")
-    classes = summary["student"]["classes"]
-    if classes:
-        m = classes["majority_baseline"]
-        lines.append(f"| majority class ({classes['majority_class']}) | {m['correct']}/{m['n']} | {_pct(m['accuracy'])} | "
-                     f"{_ci(m['ci95'])} | - |")
-    lines += ["", "| paired comparison | student only | other only | difference [95% CI, Newcombe] | McNemar exact p |",
-              "|---|---|---|---|---|"]
-    for name, key in (("student vs base student", "vs_base"), ("student vs teacher", "vs_teacher")):
-        if key in summary:
-            c = summary[key]
-            lines.append(f"| {name} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
-                         f"{_ci(c['difference_ci95'])} | {c['mcnemar_exact_p']:.3g} |")
-    v = summary["verdict"]
-    lines += ["", f"Student CI above the majority baseline: **{'yes' if v['beats_majority'] else 'no'}**; "
-              f"paired CI against the base student excludes zero in the student's favour: "
-              f"**{'yes' if v['beats_base'] else 'no'}**."]
+def transfer_by_format(exported: dict[str, list[dict]], base: dict[str, list[dict]], teacher: list[dict] | None,
+                       trained: tuple[str, ...]) -> dict:
+    """`transfer_summary` per prompt format (exported and base student asked alike), which formats the
+    student was trained on, and the exported student's strategy-vs-zero-shot paired test."""
+    formats = {fmt: {"trained": fmt in trained, **transfer_summary(exported[fmt], base[fmt], teacher)}
+               for fmt in PROMPT_FORMATS if fmt in exported}
+    out = {"formats": formats}
+    if set(formats) == set(PROMPT_FORMATS):
+        out["strategy_vs_zero_shot"] = compare(exported["strategy"], exported["zero-shot"])
+    return out
+
+
+def _cell(s: dict) -> str:
+    return f"{_pct(s['accuracy'])} {_ci(s['ci95'])} ({s['correct']}/{s['n']}; {_pct(s['parse_failure_rate'])} unparsed)"
+
+
+def _paired(c: dict) -> str:
+    return f"{100 * c['difference']:+.1f} pts {_ci(c['difference_ci95'])}, p = {c['mcnemar_exact_p']:.3g} ({c['only_a']} vs {c['only_b']})"
+
+
+def _yes(flag: bool) -> str:
+    return "**yes**" if flag else "**no**"
+
+
+def render_transfer(summary: dict, title: str = "Exported student by prompt format") -> str:
+    """Markdown: one column per prompt format; accuracies with Wilson CIs and parse failures, the
+    majority class, paired tests (difference [Newcombe CI], exact McNemar p, discordant counts) and the verdict."""
+    formats = summary["formats"]
+    columns = list(formats)
+    header = "| | " + " | ".join(f"{FORMAT_TITLES[f]} (`{f}`)" for f in columns) + " |"
+    lines = [f"### {title}", "", header, "|---|" + "---|" * len(columns),
+             "| student trained on this prompt | " + " | ".join("yes" if formats[f]["trained"] else
+                                                               "**no** (generalization only)" for f in columns) + " |"]
+    rows = [("exported student", "student"), ("base student", "base"), ("teacher (stage 1, zero-shot)", "teacher")]
+    for name, key in rows:
+        if all(key in formats[f] for f in columns):
+            lines.append(f"| {name} | " + " | ".join(_cell(formats[f][key]) for f in columns) + " |")
+    majority = []
+    for f in columns:
+        classes = formats[f]["student"]["classes"]
+        m = classes["majority_baseline"] if classes else None
+        majority.append(f"{_pct(m['accuracy'])} {_ci(m['ci95'])} (always {classes['majority_class']})" if m else "n/a")
+    lines.append("| majority class | " + " | ".join(majority) + " |")
+    for name, key in (("exported − base (paired)", "vs_base"), ("exported − teacher (paired)", "vs_teacher")):
+        if all(key in formats[f] for f in columns):
+            lines.append(f"| {name} | " + " | ".join(_paired(formats[f][key]) for f in columns) + " |")
+    lines.append("| exported CI above the majority baseline | " + " | ".join(
+        _yes(formats[f]["verdict"]["beats_majority"]) for f in columns) + " |")
+    lines.append("| paired CI vs base student above zero | " + " | ".join(
+        _yes(formats[f]["verdict"]["beats_base"]) for f in columns) + " |")
+    lines += ["", "Paired cells: exported − other, Newcombe 95% CI, exact McNemar p, and the discordant items "
+              "(only the exported student right vs only the other right)."]
+    if "strategy_vs_zero_shot" in summary:
+        lines += ["", f"Exported student, strategy in prompt − no strategy (paired): "
+                      f"{_paired(summary['strategy_vs_zero_shot'])}."]
     return "\n".join(lines) + "\n"

@@ -13,10 +13,11 @@ from typing import Callable, Sequence
 
 from backends.llm import Request, SamplingParams
 from lrl.batch_stats import batch_statistics
+from lrl.cache import CachedLLM, ResponseCache
 from lrl.domain import Problem, TransferDomain
 from lrl.evaluation import result_record, summarize
 from lrl.ledger import Ledger
-from lrl.prompts import solve_messages
+from lrl.prompts import TEMPLATE_VERSION, solve_messages
 from lrl.run_config import RunConfig
 from lrl.rundir import RunDir, write_json_atomic
 
@@ -36,6 +37,13 @@ class StageContext:
     ledger: Ledger
     progress: ProgressFactory | None = None
     echo: Callable[[str], None] = lambda _text: None
+    cache: ResponseCache | None = None  # the run's response cache, for models a stage builds itself
+
+    def cached(self, llm) -> CachedLLM:
+        """`llm` (e.g. a GGUF the run exported) answering through the run's response cache and ledger,
+        so its calls are resumable and replayable like the teacher's and the student's."""
+        return CachedLLM(llm, self.cache, template_version=TEMPLATE_VERSION, ledger=self.ledger,
+                         offline=self.config.offline)
 
     def params(self, max_tokens: int) -> SamplingParams:
         """Greedy sampling with the run's seed; `max_tokens` per kind of call."""

@@ -1,26 +1,42 @@
 """Stage 4: teach the strategy to the student's weights: curriculum -> LoRA -> GGUF export -> test evaluation.
 
 1. Curriculum from the train split (verified teacher solutions + solver worked solutions in the
-   strategy's steps), disjoint from dev and test; a tenth is held back as the trainer's validation set.
+   strategy's steps), disjoint from dev and test, in the prompt formats of --student-prompts:
+   by default both, the shuffled problems alternating between no strategy in the prompt and the
+   strategy in the prompt, so one student is trained on both. A tenth is the trainer's validation set.
 2. LoRA training with the JAX trainer (best adapter by validation loss).
-3. Export: fused F16 and Q8_0, quantized to the configured type, with the fidelity gate run on the
-   test split (a failing gate stops the run with its report written).
-4. The exported GGUF's test evaluation is the gate's run of that quantization: the same items,
-   the student's training prompt, greedy, in llama.cpp. It is paired with stage 0 (base student)
-   and stage 1 (teacher) for McNemar tests when those stages ran.
-Each step's outcome is saved in the stage state, so a resumed run skips what finished.
+3. Export: fused F16 and Q8_0 and the configured quantization, each file's sha256 kept.
+4. Fidelity gate on the test split, or on a seeded subset of --gate-items of it, asked in the
+   first trained format (a failing gate stops the run with its report written).
+5. The exported GGUF and the base student, each on the whole test split in both prompt formats,
+   paired for McNemar tests with each other and with stage 1's teacher when it ran.
+Why train on both formats: the issue asks that the student be measured with exactly the prompt it
+was trained with, and with and without the strategy; a student trained on both meets both at
+once with one training run and one export. A single-format student (--student-prompts strategy
+or zero-shot) is still measured in both formats, its untrained column marked as such.
+
+Every model call, the exported files' included, goes through the run's response cache (an
+exported file is named by its sha256) and every evaluation saves its records chunk by chunk, so a
+killed run resumes without asking any model the same thing twice; each step's outcome is saved in
+the stage state, so a resumed run skips what finished.
 """
 from __future__ import annotations
 
+import random
+from contextlib import contextmanager
+from pathlib import Path
+
 from backends.export.model_path import resolve_gguf
-from backends.spec import parse_spec
+from backends.spec import BackendOptions, ModelSpec, parse_spec
 from k1core.errors import UserError
 from lrl.curriculum import CurriculumConfig, build_curriculum
-from lrl.domain import read_jsonl, write_jsonl
-from lrl.export_job import ExportConfig, export_student
+from lrl.domain import Problem, write_jsonl
+from lrl.export_job import ExportConfig, build_export, gate_export
+from lrl.model_pool import LazyLLM
 from lrl.run_config import STAGE_NAMES
-from lrl.stages.context import StageContext, evaluation_summary
-from lrl.transfer_report import transfer_summary
+from lrl.stages.context import StageContext, evaluate, evaluation_summary
+from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS, prompt_strategy
+from lrl.transfer_report import transfer_by_format
 
 NAME = "4_lora_transfer"
 
@@ -38,7 +54,7 @@ def make_curriculum(ctx: StageContext, strategy: str, work) -> dict:
     cfg = ctx.config
     config = CurriculumConfig(n_problems=cfg.curriculum_size, variants=(cfg.variant,) if cfg.variant else (),
                               seed=cfg.seed, teacher_fraction=cfg.teacher_fraction,
-                              strategy_in_prompt=cfg.student_strategy_in_prompt,
+                              prompt_formats=TRAINING_PROMPTS[cfg.student_prompts],
                               teacher_params=ctx.params(cfg.solve_max_tokens))
     curriculum = build_curriculum(ctx.domain, strategy, config, teacher=ctx.teacher,
                                   held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]))
@@ -47,7 +63,8 @@ def make_curriculum(ctx: StageContext, strategy: str, work) -> dict:
     write_jsonl(work / "curriculum.train.jsonl", curriculum.lines[n_val:])
     stats = curriculum.stats()
     ctx.echo(f"stage 4: curriculum of {stats['lines']} chats ({stats['from_teacher']} teacher, "
-             f"{stats['from_solver']} solver); teacher solutions rejected: {stats['teacher_rejected']}/{stats['teacher_asked']}")
+             f"{stats['from_solver']} solver; prompts {stats['by_prompt_format']}); teacher solutions rejected: "
+             f"{stats['teacher_rejected']}/{stats['teacher_asked']}")
     return stats
 
 
@@ -68,36 +85,90 @@ def train_adapter(ctx: StageContext, base, work) -> dict:
     return {"steps": result.steps_done, "best_val_loss": result.best_val, "history": result.history}
 
 
+def gate_problems(ctx: StageContext) -> list[Problem]:
+    """The test split, or --gate-items of it drawn with the run's seed (kept in test order)."""
+    test, n = list(ctx.splits["test"]), ctx.config.gate_items
+    if n is None or n >= len(test):
+        return test
+    return [test[i] for i in sorted(random.Random(ctx.config.seed).sample(range(len(test)), n))]
+
+
+def exported_llm(ctx: StageContext, file: dict) -> LazyLLM:
+    """One exported GGUF, loaded on its first uncached call, named by its content for the cache."""
+    path = Path(file["path"])
+    return LazyLLM(ModelSpec("llamacpp", str(path)), BackendOptions(n_threads=ctx.config.n_threads),
+                   label=f"{path.name}@{file['sha256'][:12]}")
+
+
+def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: list[Problem]) -> dict:
+    """The fidelity gate over the built files, every call through the run's response cache."""
+    @contextmanager
+    def open_cached(quant, _path, _config):
+        lazy = exported_llm(ctx, built["files"][quant])
+        try:
+            yield ctx.cached(lazy)
+        finally:
+            lazy.unload()
+
+    def progress(quant, done, total):
+        if done in (1, total):
+            ctx.echo(f"stage 4: gate {quant}: {done}/{total}")
+
+    ctx.echo(f"stage 4: fidelity gate on {len(problems)} of {len(ctx.splits['test'])} test items")
+    report = gate_export(built, config, ctx.domain, problems, progress, open_cached)
+    return {"gate": report["gate"], "items": len(problems), "test_items": len(ctx.splits["test"]),
+            "subset_seed": ctx.config.seed if len(problems) < len(ctx.splits["test"]) else None}
+
+
+def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained: tuple[str, ...]) -> dict:
+    """{"exported"|"base": {format: records}} on the whole test split; the trained formats first."""
+    test = ctx.splits["test"]
+    exported = exported_llm(ctx, built["files"][ctx.config.export_quant])
+    order = list(trained) + [f for f in PROMPT_FORMATS if f not in trained]
+    runs = {"exported": {}, "base": {}}
+    for fmt in order:
+        runs["exported"][fmt] = evaluate(ctx, NAME, f"exported_{fmt}", ctx.cached(exported), test,
+                                         prompt_strategy(fmt, strategy), f"stage 4: exported student, {fmt}")
+    exported.unload()
+    for fmt in order:
+        runs["base"][fmt] = evaluate(ctx, NAME, f"base_{fmt}", ctx.student, test, prompt_strategy(fmt, strategy),
+                                     f"stage 4: base student, {fmt}")
+    return runs
+
+
 def run(ctx: StageContext, strategy: str) -> dict:
-    """Curriculum, training, export with its gate, and the exported student's paired test evaluation."""
+    """Curriculum, training, export with its gate, and the paired test evaluations in both prompt formats."""
     cfg = ctx.config
     base = student_gguf(cfg.student)
     work = ctx.run / "transfer"
     work.mkdir(exist_ok=True)
+    trained = TRAINING_PROMPTS[cfg.student_prompts]
+    out = work / "student.gguf"
+    export_config = ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
+                                 max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads)
     state = ctx.run.stage_state(NAME)
     steps = (("curriculum", lambda: make_curriculum(ctx, strategy, work)),
-             ("training", lambda: train_adapter(ctx, base, work)))
+             ("training", lambda: train_adapter(ctx, base, work)),
+             ("files", lambda: build_export(base, work / "lora" / "best", out, export_config)),
+             ("export", lambda: run_gate(ctx, export_config, state["files"], gate_problems(ctx))))
     for key, step in steps:
         if key not in state:
-            state[key] = step()
+            value = step()
+            state = ctx.run.stage_state(NAME)  # evaluations save their records into it meanwhile
+            state[key] = value
             ctx.run.save_stage_state(NAME, state)
-    out = work / "student.gguf"
-    if "export" not in state:
-        export = export_student(base, work / "lora" / "best", out, ExportConfig(
-            quant=cfg.export_quant, strategy=strategy if cfg.student_strategy_in_prompt else None,
-            max_tokens=cfg.solve_max_tokens, n_threads=cfg.n_threads), ctx.domain, ctx.splits["test"])
-        state["export"] = {"files": export["files"], "gate": export["gate"]}
-        ctx.run.save_stage_state(NAME, state)
-    records = [obj for _, obj in read_jsonl(work / f"student.gate-{cfg.export_quant}.jsonl")]
-    result = {"model": f"llamacpp:{out.name}", "role": "student", "split": "test",
-              "with_strategy": cfg.student_strategy_in_prompt,
-              "prompt": "strategy" if cfg.student_strategy_in_prompt else "zero-shot",
-              "summary": evaluation_summary(records, cfg.batch_size), "records": records,
-              "curriculum": state["curriculum"], "training": {k: v for k, v in state["training"].items() if k != "history"},
-              "export": state["export"]}
-    base_state = ctx.run.stage_state(f"0_{STAGE_NAMES['0']}")
+    runs = evaluate_both_formats(ctx, strategy, state["files"], trained)
     teacher_state = ctx.run.stage_state(f"1_{STAGE_NAMES['1']}")
-    if base_state.get("complete"):
-        teacher_records = teacher_state["result"]["records"] if teacher_state.get("complete") else None
-        result["transfer"] = transfer_summary(records, base_state["result"]["records"], teacher_records)
-    return result
+    teacher = teacher_state["result"]["records"] if teacher_state.get("complete") else None
+    primary = trained[0]
+    return {"model": f"llamacpp:{out.name}", "role": "student", "split": "test",
+            "prompt": primary, "with_strategy": primary == "strategy", "trained_prompts": list(trained),
+            "summary": evaluation_summary(runs["exported"][primary], cfg.batch_size),
+            "records": runs["exported"][primary],
+            "by_prompt": {fmt: evaluation_summary(records, cfg.batch_size) for fmt, records in runs["exported"].items()},
+            "curriculum": state["curriculum"],
+            "training": {k: v for k, v in state["training"].items() if k != "history"},
+            "export": {"files": {q: {"path": str(Path(f["path"]).relative_to(ctx.run.path)), "bytes": f["bytes"],
+                                     "sha256": f["sha256"]} for q, f in state["files"]["files"].items()},
+                       **state["export"]},
+            "transfer": transfer_by_format(runs["exported"], runs["base"], teacher, trained)}

@@ -46,10 +46,12 @@ def test_teacher_rejections_are_counted_and_solver_fills_the_rest():
     assert stats["teacher_rejected"] == 20 - stats["from_teacher"] > 0
     assert set(stats["teacher_rejected_by_outcome"]) == {"wrong", "parse_failure"}
     assert all(STRATEGY in prompt for prompt in teacher.prompts)  # the teacher always sees the strategy
-    for line, source, pid in zip(cur.lines, cur.sources, cur.problem_ids):
+    assert stats["by_prompt_format"] == {"zero-shot": cur.formats.count("zero-shot"), "strategy": cur.formats.count("strategy")}
+    for line, source, pid, fmt in zip(cur.lines, cur.sources, cur.problem_ids, cur.formats):
         problem = teacher.problems[pid]
         *prompt, assistant = line["messages"]
-        assert prompt == student_messages(domain, problem, STRATEGY) and assistant["role"] == "assistant"
+        shown = STRATEGY if fmt == "strategy" else None
+        assert prompt == student_messages(domain, problem, shown) and assistant["role"] == "assistant"
         verdict = domain.check(problem, domain.parse(assistant["content"], problem))
         assert verdict.success, (source, assistant["content"])  # every kept target is verified
         if source == SOLVER:
@@ -60,12 +62,28 @@ def test_teacher_rejections_are_counted_and_solver_fills_the_rest():
 def test_no_strategy_variant_and_train_split_only():
     domain = get_domain("scheduling")
     config = CurriculumConfig(n_problems=30, variants=("balanced", "min-rooms"), teacher_fraction=0.0,
-                              strategy_in_prompt=False)
+                              prompt_formats=("zero-shot",))
     cur = build_curriculum(domain, STRATEGY, config)
     assert len(cur.lines) == 30 and cur.stats()["teacher_asked"] == 0
     assert all("STRATEGY" not in m["content"] for line in cur.lines for m in line["messages"][:-1])
     problems = train_problems(domain, config)
     assert {p.split for p in problems} == {"train"} and {p.variant for p in problems} == {"balanced", "min-rooms"}
+
+
+def test_both_formats_split_every_source_in_half():
+    domain = get_domain("scheduling")
+    config = CurriculumConfig(n_problems=40, variants=("balanced",), teacher_fraction=0.5)
+    teacher = ScriptedTeacher(domain, lambda p: "right")
+    teacher.problems = {p.id: p for p in train_problems(domain, config)}
+    cur = build_curriculum(domain, STRATEGY, config, teacher)
+    for source in (TEACHER, SOLVER):
+        formats = [f for f, s in zip(cur.formats, cur.sources) if s == source]
+        assert formats.count("strategy") == formats.count("zero-shot") == 10
+    with_strategy = [any("STRATEGY" in m["content"] for m in line["messages"][:-1]) for line in cur.lines]
+    assert with_strategy == [f == "strategy" for f in cur.formats]
+    only = build_curriculum(domain, STRATEGY, CurriculumConfig(n_problems=6, teacher_fraction=0.0,
+                                                              prompt_formats=("strategy",)))
+    assert only.stats()["by_prompt_format"] == {"strategy": 6}
 
 
 def test_overlap_with_held_out_problems_is_refused():
@@ -79,7 +97,9 @@ def test_overlap_with_held_out_problems_is_refused():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n_problems": 0}, "n_problems"), ({"teacher_fraction": 1.5}, "teacher_fraction")])
+    ({"n_problems": 0}, "n_problems"), ({"teacher_fraction": 1.5}, "teacher_fraction"),
+    ({"prompt_formats": ()}, "prompt_formats"), ({"prompt_formats": ("strategy", "strategy")}, "prompt_formats"),
+    ({"prompt_formats": ("few-shot",)}, "prompt_formats")])
 def test_bad_config_names_the_key(kwargs, message):
     with pytest.raises(UserError, match=message):
         CurriculumConfig(**kwargs)

@@ -1,4 +1,5 @@
-"""Stage 4 end to end on a tiny random GGUF student: curriculum, JAX LoRA, export with gate, paired report."""
+"""Stage 4 end to end on a tiny random GGUF student: curriculum in both prompt formats, JAX LoRA,
+export with a gate on a seeded subset, the exported and the base student in both formats, paired report."""
 from __future__ import annotations
 
 import pytest
@@ -14,26 +15,61 @@ def config(tmp_path, student: str, **changes) -> RunConfig:
     return RunConfig(**{"teacher": "anthropic:claude-3-5-haiku-latest", "student": student, "out": tmp_path / "run",
                         "n_train": 50, "n_val": 10, "n_test": 10, "stages": ("0", "1", "2", "4"),
                         "curriculum_size": 12, "lora_steps": 2, "lora_rank": 2, "lora_seq_len": 1024,
-                        "export_quant": "q8_0", "solve_max_tokens": 4, **changes})
+                        "export_quant": "q8_0", "solve_max_tokens": 4, "gate_items": 4, **changes})
 
 
 @pytest.mark.slow
-def test_stage4_trains_exports_gates_and_reports(tmp_path):
+def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
     llm = RulesLLM()
     results = run(config(tmp_path, f"llamacpp:{base}"), llms={"teacher": llm, "student": llm})
     stage = results["stages"]["4"]
     assert stage["curriculum"]["lines"] == 12 - stage["curriculum"]["teacher_rejected"]
-    assert stage["training"]["steps"] == 2
-    assert stage["export"]["gate"]["passed"] and set(stage["export"]["gate"]["runs"]) == {"f16", "q8_0"}
-    assert stage["summary"]["n"] == 10 and "4_vs_base" in results["comparisons"] and "4_vs_teacher" in results["comparisons"]
+    assert set(stage["curriculum"]["by_prompt_format"]) == {"zero-shot", "strategy"}
+    assert stage["training"]["steps"] == 2 and stage["trained_prompts"] == ["zero-shot", "strategy"]
+    gate = stage["export"]
+    assert gate["gate"]["passed"] and set(gate["gate"]["runs"]) == {"f16", "q8_0"}
+    assert (gate["items"], gate["test_items"], gate["subset_seed"], gate["gate"]["n"]) == (4, 10, 0, 4)
+    assert stage["export"]["files"]["q8_0"]["path"] == "transfer/student.gguf"
+    assert {f: s["n"] for f, s in stage["by_prompt"].items()} == {"zero-shot": 10, "strategy": 10}
+    formats = stage["transfer"]["formats"]
+    assert all(formats[f]["trained"] for f in ("zero-shot", "strategy"))
+    # The base student in the zero-shot format is stage 0's model on stage 0's prompts.
+    stage0 = results["stages"]["0"]["summary"]
+    assert {k: formats["zero-shot"]["base"][k] for k in ("correct", "outcomes")} == {k: stage0[k] for k in ("correct", "outcomes")}
+    assert {"4_zero-shot_vs_base", "4_strategy_vs_base", "4_zero-shot_vs_teacher", "4_strategy_vs_teacher",
+            "4_strategy_vs_zero-shot"} <= set(results["comparisons"])
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "## LoRA transfer (stage 4)" in report and "Fidelity gate" in report
-    assert "Exported student (A) vs base student (B)" in report
+    assert "## LoRA transfer (stage 4)" in report and "Fidelity gate (4 items" in report
+    assert "4 of the 10 test items (a subset drawn with seed 0" in report
+    assert "no strategy in prompt (`zero-shot`) | strategy in prompt (`strategy`)" in report
+    assert "Exported student (A) vs base student (B), both strategy" in report
     assert (tmp_path / "run" / "transfer" / "student.gguf").is_file()
+
+
+@pytest.mark.slow
+def test_single_format_student_is_still_measured_in_both(tmp_path):
+    base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
+    llm = RulesLLM()
+    results = run(config(tmp_path, f"llamacpp:{base}", student_prompts="strategy", stages=("2", "4"), gate_items=None),
+                  llms={"teacher": llm, "student": llm})
+    stage = results["stages"]["4"]
+    assert stage["curriculum"]["by_prompt_format"] == {"strategy": stage["curriculum"]["lines"]}
+    assert stage["prompt"] == "strategy" and stage["export"]["subset_seed"] is None and stage["export"]["items"] == 10
+    assert not stage["transfer"]["formats"]["zero-shot"]["trained"] and stage["transfer"]["formats"]["strategy"]["trained"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "zero-shot, not trained on it" in report and "**no** (generalization only)" in report
+    assert "teacher (stage 1" not in report  # stage 1 did not run
 
 
 def test_stage4_needs_a_local_gguf_student(tmp_path):
     llm = RulesLLM()
     with pytest.raises(UserError, match="must be a local GGUF"):
         run(config(tmp_path, "anthropic:claude-3-5-haiku-latest"), llms={"teacher": llm, "student": llm})
+
+
+@pytest.mark.parametrize("changes, message", [({"student_prompts": "few-shot"}, "--student-prompts"),
+                                              ({"gate_items": 0}, "--gate-items")])
+def test_bad_stage4_options_are_one_clear_error(tmp_path, changes, message):
+    with pytest.raises(UserError, match=message):
+        config(tmp_path, "qwen0.5b", **changes)

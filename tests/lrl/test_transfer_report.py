@@ -1,7 +1,8 @@
-"""Stage 4's report section: CIs, majority baseline, paired tests and a verdict that follows the numbers."""
+"""Stage 4's report section: CIs, majority baseline, paired tests and a verdict that follows the numbers,
+both prompt formats side by side."""
 from __future__ import annotations
 
-from lrl.transfer_report import render_transfer, transfer_summary
+from lrl.transfer_report import render_transfer, transfer_by_format, transfer_summary
 
 
 def records(correct_ids, n=200, truth=lambda i: "YES" if i % 4 else "NO"):
@@ -10,18 +11,38 @@ def records(correct_ids, n=200, truth=lambda i: "YES" if i % 4 else "NO"):
             for i in range(n)]
 
 
+STUDENT = records(set(range(200)) - set(range(0, 200, 20)))  # 95%
+ALWAYS_YES = records({i for i in range(200) if i % 4})  # 75% = the majority class
+TEACHER = records(set(range(200)) - set(range(0, 200, 10)))  # 90%
+
+
 def test_clear_win_over_base_and_majority_is_reported_as_such():
-    student = records(set(range(200)) - set(range(0, 200, 20)))  # 95%
-    base = records({i for i in range(200) if i % 4})  # 75% = always YES
-    teacher = records(set(range(200)) - set(range(0, 200, 10)))  # 90%
-    summary = transfer_summary(student, base, teacher)
+    summary = transfer_summary(STUDENT, ALWAYS_YES, TEACHER)
     assert summary["verdict"] == {"beats_majority": True, "beats_base": True}
-    text = render_transfer(summary)
-    assert "majority class (YES)" in text and "student vs teacher" in text and text.count("**yes**") == 2
+    assert summary["vs_base"]["only_a"] == 40 and summary["vs_teacher"]["only_a"] == 10
 
 
 def test_no_better_than_majority_is_reported_as_no():
-    student = records({i for i in range(200) if i % 4})
-    summary = transfer_summary(student, student)
+    summary = transfer_summary(ALWAYS_YES, ALWAYS_YES)
     assert summary["verdict"] == {"beats_majority": False, "beats_base": False}
-    assert "**no**" in render_transfer(summary) and "teacher" not in render_transfer(summary)
+
+
+def test_both_formats_side_by_side_with_trained_marks_and_the_format_comparison():
+    summary = transfer_by_format({"zero-shot": STUDENT, "strategy": ALWAYS_YES},
+                                 {"zero-shot": ALWAYS_YES, "strategy": ALWAYS_YES}, TEACHER, ("zero-shot",))
+    assert summary["formats"]["zero-shot"]["trained"] and not summary["formats"]["strategy"]["trained"]
+    assert summary["formats"]["zero-shot"]["verdict"] == {"beats_majority": True, "beats_base": True}
+    assert summary["formats"]["strategy"]["verdict"] == {"beats_majority": False, "beats_base": False}
+    assert summary["strategy_vs_zero_shot"]["only_b"] == 40
+    text = render_transfer(summary)
+    assert "no strategy in prompt (`zero-shot`) | strategy in prompt (`strategy`)" in text
+    assert "**no** (generalization only)" in text and "always YES" in text and "teacher (stage 1" in text
+    assert "95.0% [91.0, 97.3] (190/200; 0.0% unparsed)" in text
+    assert "| exported CI above the majority baseline | **yes** | **no** |" in text
+    assert "strategy in prompt − no strategy (paired): -20.0 pts" in text
+
+
+def test_without_a_teacher_there_is_no_teacher_row():
+    summary = transfer_by_format({"zero-shot": STUDENT}, {"zero-shot": ALWAYS_YES}, None, ("zero-shot",))
+    text = render_transfer(summary)
+    assert "teacher" not in text and "strategy_vs_zero_shot" not in summary

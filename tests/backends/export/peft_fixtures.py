@@ -6,22 +6,26 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from backends.student.architectures import StudentConfig, projection_name
+from backends.student.architectures import StudentConfig, arch_switches, projection_name
 from backends.student.safetensors_io import write_safetensors
 from tests.backends.student.tiny_models import random_weights, tiny_config, tiny_tokenizer, write_gguf
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def tiny_gguf(tmp_path: Path, arch: str, seed: int = 0, wide: bool = False):
+def tiny_gguf(tmp_path: Path, arch: str, seed: int = 0, wide: bool = False, **changes):
     """(path, config, weights) of a tiny random model of `arch` written as an F32 GGUF.
 
-    `wide` gives rows of 256, the K-quant block size, so Q4_K_M really uses K-quants.
+    `wide` gives rows of 256, the K-quant block size, so Q4_K_M really uses K-quants; `changes`
+    overrides config fields (e.g. n_layers).
     """
     tok = tiny_tokenizer()
     cfg = tiny_config(arch, tok.get_vocab_size() + 4)
     if wide:
-        cfg = StudentConfig(**{**cfg.__dict__, "dim": 256, "ffn_dim": 512, "head_dim": 64})
+        changes = {"dim": 256, "ffn_dim": 512, "head_dim": 64, **changes}
+    if changes:
+        dim = changes.get("dim", cfg.dim)
+        cfg = StudentConfig(**{**cfg.__dict__, "embed_scale": arch_switches(arch, dim).get("embed_scale", 1.0), **changes})
     weights = random_weights(cfg, seed)
     return write_gguf(cfg, weights, tok, tmp_path / f"tiny-{arch}.gguf"), cfg, weights
 
