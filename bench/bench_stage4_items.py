@@ -9,7 +9,7 @@ scheduling/balanced test items, for each model file given:
                 the trained student takes to write the answer it was trained to write, measured
                 without having to train one first.
 The load average is recorded before and after each block: on a shared machine the absolute
-seconds mean little without it. Rounds are interleaved over models so load hits them alike.
+seconds mean little without it. Models and thread counts take turns item by item, so load hits them alike.
 Run: python -m bench.bench_stage4_items --strategy strategy.md --models base=qwen0.5b f16=x.f16.gguf
 """
 from __future__ import annotations
@@ -37,8 +37,12 @@ def timed_trained(llm, messages: list[dict], target: str) -> tuple[float, int, i
     return time.perf_counter() - start, len(prompt), len(answer)
 
 
-def measure(models: dict[str, Path], threads: int, n_items: int, strategy: str, max_tokens: int) -> list[dict]:
-    """One row per (model, format, kind) with the median seconds per item and token counts."""
+def measure(models: dict[str, Path], threads: list[int], n_items: int, strategy: str, max_tokens: int) -> list[dict]:
+    """One row per (model, threads, format, kind) with the median seconds per item and token counts.
+
+    Every thread count gets its own loaded copy and the copies take turns item by item, so the
+    comparison between thread counts sees the same load from other processes.
+    """
     from backends.llamacpp_backend import LlamaCppLLM
     from backends.llm import SamplingParams
     from lrl.domain import get_domain
@@ -46,34 +50,35 @@ def measure(models: dict[str, Path], threads: int, n_items: int, strategy: str, 
 
     domain = get_domain("scheduling")
     problems = domain.generate(n_items, seed=0, split="test", variant="balanced")
-    loaded = {name: LlamaCppLLM(path, n_ctx=2048, n_threads=threads) for name, path in models.items()}
+    loaded = {(name, n): LlamaCppLLM(path, n_ctx=2048, n_threads=n) for name, path in models.items() for n in threads}
     samples: dict[tuple, list] = {}
     load_before = os.getloadavg()
     for problem in problems:
         target = domain.worked_solution(problem, strategy_steps(strategy))
-        for name, llm in loaded.items():
+        for (name, n), llm in loaded.items():
             for fmt, text in (("zero-shot", None), ("strategy", strategy)):
                 messages = student_messages(domain, problem, text)
                 if name == "base":
                     done = llm.complete(messages, SamplingParams(temperature=0.0, max_tokens=max_tokens))
-                    samples.setdefault((name, fmt, "greedy"), []).append(
+                    samples.setdefault((name, n, fmt, "greedy"), []).append(
                         (done.latency_s, done.input_tokens, done.output_tokens))
-                samples.setdefault((name, fmt, "trained"), []).append(timed_trained(llm, messages, target))
+                samples.setdefault((name, n, fmt, "trained"), []).append(timed_trained(llm, messages, target))
     load_after = os.getloadavg()
     for llm in loaded.values():
-        llm.llama.close()
-    return [{"model": name, "format": fmt, "kind": kind, "threads": threads, "items": len(rows),
+        llm.close()
+    return [{"model": name, "format": fmt, "kind": kind, "threads": n, "items": len(rows),
              "seconds_per_item": statistics.median(r[0] for r in rows),
              "prompt_tokens": statistics.median(r[1] for r in rows),
              "output_tokens": statistics.median(r[2] for r in rows),
              "load_before": load_before, "load_after": load_after}
-            for (name, fmt, kind), rows in samples.items()]
+            for (name, n, fmt, kind), rows in samples.items()]
 
 
 def render(rows: list[dict]) -> str:
-    lines = [f"{'threads':>7} {'model':<6} {'format':<10} {'kind':<8} {'s/item':>7} {'prompt':>7} {'output':>7}  load 1/5/15 min"]
-    for r in rows:
-        load = "/".join(f"{x:.1f}" for x in r["load_before"])
+    lines = [f"{'threads':>7} {'model':<6} {'format':<10} {'kind':<8} {'s/item':>7} {'prompt':>7} {'output':>7}  "
+             "load 1/5/15 min before -> after"]
+    for r in sorted(rows, key=lambda r: (r["threads"], r["model"])):
+        load = "/".join(f"{x:.1f}" for x in r["load_before"]) + " -> " + "/".join(f"{x:.1f}" for x in r["load_after"])
         lines.append(f"{r['threads']:>7} {r['model']:<6} {r['format']:<10} {r['kind']:<8} {r['seconds_per_item']:>7.2f} "
                      f"{r['prompt_tokens']:>7.0f} {r['output_tokens']:>7.0f}  {load}")
     return "\n".join(lines)
@@ -94,10 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     strategy = Path(args.strategy).read_text(encoding="utf-8").strip() if args.strategy else DEFAULT_STRATEGY
     models = {name: resolve_gguf(spec) for name, spec in (m.split("=", 1) for m in args.models)}
-    rows = []
-    for threads in args.threads:
-        rows += measure(models, threads, args.items, strategy, args.max_tokens)
-        print(render(rows), flush=True)
+    rows = measure(models, args.threads, args.items, strategy, args.max_tokens)
+    print(render(rows), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"items": args.items, "max_tokens": args.max_tokens, "strategy": strategy, "rows": rows,

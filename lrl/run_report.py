@@ -129,9 +129,10 @@ def render_report(results: dict, ledger: dict) -> str:
              f"Teacher `{results['models']['teacher']}`, student `{results['models']['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
              f"validation, {cfg['n_test']} test problems; seed {cfg['seed']}; prompts {results['template_version']}.",
              "", "## Results", ""] + _main_table(stages)
-    used = next((r["strategy"] for r in stages.values() if "strategy" in r), None)
-    if used:
-        lines += ["", "Stages 3 and 3b used `strategy.md`: " + (
+    users = [stage for stage, r in stages.items() if "strategy" in r]
+    if users:
+        used = stages[users[0]]["strategy"]
+        lines += ["", f"Stage{'s' if len(users) > 1 else ''} {', '.join(users)} used `strategy.md`: " + (
             "it beat the zero-shot prompt on validation" if used["adopted_on_validation"] else
             "**no candidate beat the zero-shot prompt on validation**, so this is only the best-scoring "
             "candidate") + (f"; the reviewer chose to {used['review']} it." if used["review"] else ".")]
