@@ -316,6 +316,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
               help="stage 4: prompt formats the student trains on (both: half the curriculum each); it is tested in both")
 @click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
+@click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,
+              help="stage 4: training row length (examples are packed into rows)")
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
 @click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
               "(a seeded subset; default: all)")

@@ -43,3 +43,23 @@ def test_bad_flags_are_one_line(tmp_path):
         result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_readme_bar_command_parses_into_its_run_config(tmp_path, monkeypatch):
+    import lrl.pipeline
+
+    seen = []
+    monkeypatch.setattr(lrl.pipeline, "run", lambda config, **_: seen.append(config))
+    (tmp_path / "runs" / "bar-balanced").mkdir(parents=True)
+    (tmp_path / "runs" / "bar-balanced" / "report.md").write_text("report")
+    args = ("--teacher qwen0.5b --student qwen0.5b --domain scheduling --variant balanced --n-train 100 --n-val 50 "
+            "--n-test 1000 --stages all --curriculum-size 400 --teacher-fraction 0.5 --student-prompts both "
+            "--lora-steps 150 --lora-rank 8 --lora-seq-len 1024 --export-quant q4_k_m --gate-items 200 "
+            f"--solve-max-tokens 320 --threads 1 --out {tmp_path}/runs/bar-balanced").split()
+    result = CliRunner().invoke(main, ["lrl", "run", *args])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert (config.n_test, config.gate_items, config.solve_max_tokens, config.lora_seq_len, config.student_prompts,
+            config.stages[-1], config.n_threads) == (1000, 200, 320, 1024, "both", "4", 1)
+    bad = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), "--student-prompts", "mixed"])
+    assert bad.exit_code == 2 and "--student-prompts" in bad.output
