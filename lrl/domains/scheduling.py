@@ -116,32 +116,50 @@ def generate_seed(n: int, seed: int, split: str, difficulty: str | None = None) 
 
 def generate_disjoint(n: int, seed: int, split: str, variant: str,
                       difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
-    """Rejection-sampled problems owned by `split` (disjoint by construction), optionally balanced."""
+    """Rejection-sampled problems owned by `split` (disjoint by construction), optionally balanced.
+
+    Difficulties are stratified in thirds while each has unseen problems left. The small profiles
+    hold few distinct easy problems (about 30 balanced ones per test split), so once a difficulty
+    runs dry its remaining slots go to the difficulties that still have problems: a 1000-item test
+    set is then mostly medium and hard, which the per-difficulty report shows.
+    """
     profile, kind, balanced = VARIANTS[variant]
     rng = random.Random(seed * 1000 + split_salt(split))
-    problems, seen, drawn = [], set(), {d: 0 for d in DIFFICULTIES}
+    problems, seen, drawn, dry = [], set(), {d: 0 for d in DIFFICULTIES}, set()
     for index, diff in enumerate(_stratified_difficulties(rng, n, difficulty)):
-        # Alternate YES/NO within each difficulty: equal counts per difficulty (up to one).
-        target = (YES, NO)[drawn[diff] % 2] if balanced else None
+        while True:
+            if diff in dry:
+                left = [d for d in DIFFICULTIES if d not in dry and difficulty is None]
+                if not left:
+                    raise UserError(f"could not draw {n} distinct {variant} problems for split {split} "
+                                    f"(the {variant} variant holds only {len(problems)} here)")
+                diff = rng.choice(left)
+            meetings, rooms = _draw_unseen(rng, profile, kind, balanced, diff, drawn[diff], split, seen, exclude)
+            if meetings is not None:
+                break
+            dry.add(diff)
         drawn[diff] += 1
-        for _ in range(100_000):
-            meetings = _draw_meetings(rng, rng.choice(profile.meetings[diff]), profile)
-            if balanced:
-                rooms = _rooms_for(rng, peak_overlap(meetings), target)
-                if rooms is None:
-                    continue
-            else:
-                rooms = rng.choice(profile.rooms[diff]) if kind == "feasible" else None
-            key = canonical_meetings_key(meetings, rooms)
-            if key in seen or key in exclude or owner_split(key) != split:
-                continue
-            seen.add(key)
-            problems.append(_make(f"{variant}-{split}-{diff}_{index}", split, diff, variant,
-                                  meetings, rooms, profile.unit))
-            break
-        else:  # pragma: no cover - only for absurd sizes
-            raise UserError(f"could not draw {n} distinct {variant} problems for split {split}")
+        seen.add(canonical_meetings_key(meetings, rooms))
+        problems.append(_make(f"{variant}-{split}-{diff}_{index}", split, diff, variant, meetings, rooms, profile.unit))
     return problems
+
+
+def _draw_unseen(rng, profile, kind, balanced, diff, drawn, split, seen, exclude, tries=100_000):
+    """(meetings, rooms) of a `diff` problem owned by `split` and not in `seen` or `exclude`; (None, None) when
+    `tries` draws find none (the difficulty has run dry). Balanced sets alternate YES/NO per difficulty."""
+    target = (YES, NO)[drawn % 2] if balanced else None
+    for _ in range(tries):
+        meetings = _draw_meetings(rng, rng.choice(profile.meetings[diff]), profile)
+        if balanced:
+            rooms = _rooms_for(rng, peak_overlap(meetings), target)
+            if rooms is None:
+                continue
+        else:
+            rooms = rng.choice(profile.rooms[diff]) if kind == "feasible" else None
+        key = canonical_meetings_key(meetings, rooms)
+        if key not in seen and key not in exclude and owner_split(key) == split:
+            return meetings, rooms
+    return None, None
 
 
 def _rooms_for(rng: random.Random, peak: int, target: str) -> int | None:

@@ -80,6 +80,25 @@ def test_balanced_variants_have_equal_yes_and_no_per_difficulty(variant):
         assert counts[diff, "YES"] == counts[diff, "NO"] == 15
 
 
+@pytest.mark.parametrize("variant", ["balanced", "min-rooms"])
+def test_a_1000_item_test_set_exists_once_easy_problems_run_dry(variant):
+    """The seed-sized profile holds only ~30-50 distinct easy test problems; the rest of a large set
+    comes from medium and hard, still distinct, still owned by the test split, still balanced."""
+    problems = DOMAIN.generate(1000, 123, "test", variant)
+    assert len({DOMAIN.canonical_key(p) for p in problems}) == 1000
+    assert split_overlap(DOMAIN, problems + DOMAIN.generate(200, 123, "train", variant)).clean
+    by_difficulty = Counter(p.difficulty for p in problems)
+    assert by_difficulty["easy"] < 100 and min(by_difficulty["medium"], by_difficulty["hard"]) > 400
+    if variant == "balanced":
+        answers = Counter((p.difficulty, p.answer) for p in problems)
+        assert all(abs(answers[d, "YES"] - answers[d, "NO"]) <= 1 for d in by_difficulty)
+
+
+def test_a_difficulty_that_runs_dry_on_its_own_is_a_clear_error():
+    with pytest.raises(UserError, match="could not draw 200 distinct balanced problems"):
+        DOMAIN.generate(200, 1, "test", "balanced", difficulty="easy")
+
+
 def test_min_rooms_answers_are_integers_and_exclude_masks_problems():
     problems = DOMAIN.generate(30, 1, "dev", "min-rooms")
     assert all(isinstance(p.answer, int) and p.payload["rooms"] is None for p in problems)
