@@ -20,7 +20,7 @@ from typing import Callable
 
 GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # the harness issue's GPT configuration
 BATCH = 12  # sequences per step for both models (k1 train's default batch)
-K1_STEPS = 10_000  # schedule length: the timed steps stay in phase 1 (no structural ops mid-benchmark)
+SCHEDULE_STEPS = 10_000  # lr schedule length; K-1 stays in phase 1 (no structural ops mid-benchmark)
 MODELS = ("gpt", "k1")
 RESULTS = Path(__file__).parent / "results"
 
@@ -31,7 +31,7 @@ def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
     from backends.compute import build_gpt
     from k1core.gpt import GPTConfig
     from k1core.optim import AdamWConfig
-    gpt_cfg, optim = GPTConfig(**gpt), AdamWConfig(warmup_steps=10, total_steps=K1_STEPS)
+    gpt_cfg, optim = GPTConfig(**gpt), AdamWConfig(warmup_steps=10, total_steps=SCHEDULE_STEPS)
     out = {}
     for backend in backends:
         if "gpt" in models:
@@ -51,7 +51,7 @@ def build_k1_for_bench(backend: str, context: int, batch: int, overrides: dict):
     backend its builder learns is benchmarked too): the default K1Config plus `overrides`."""
     from k1core import registry
     from k1core.config import make_config
-    run = make_config({"backend": backend, "context": context, "steps": K1_STEPS, "batch_size": batch})
+    run = make_config({"backend": backend, "context": context, "steps": SCHEDULE_STEPS, "batch_size": batch})
     return registry.builder("k1")(run, **overrides)
 
 
