@@ -26,7 +26,12 @@ prange = numba.prange
 # raising, which removes the per-division check that otherwise stops every loop from vectorising.
 FAST = {"reassoc", "contract", "arcp", "nsz", "afn"}
 jit = numba.njit(cache=True, fastmath=FAST, error_model="numpy")
-PARALLEL_MIN_ELEMENTS = 1 << 16  # below this, waking the thread pool costs more than it saves
+# Below this many elements a kernel runs serially. Numba's OpenMP pool and BLAS's pool are two
+# pools of n threads each: a parallel kernel between two threaded matrix products leaves 2n threads
+# spinning on n cores. Measured on the shared 2-core machine (load ~9, 2 threads, interleaved):
+# GPT step 2652 -> 668 ms median and K-1 step 1331 -> 416 ms when 64K-1M element kernels run
+# serially; a serial pass over 1M floats costs ~1 ms, so only larger inputs can repay the pool.
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _serial_copy(fn):
@@ -308,7 +313,7 @@ def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg:
 
 # Per kernel the faster of Numba and NumPy by bench/bench_kernels.py (GPT shapes, 1 thread, shared
 # 2-core machine): Numba won or tied every kernel once exp and tanh were vectorisable, so all are Numba
-# except dropout, which stays the reference's so the RNG stream matches it bit for bit.
+# (the AdamW update included) except dropout, which stays the reference's so the RNG stream matches it bit for bit.
 NUMBA_KERNELS = dataclasses.replace(
     ref.NUMPY_KERNELS,
     name="numba",
@@ -320,4 +325,5 @@ NUMBA_KERNELS = dataclasses.replace(
     softmax_backward=softmax_backward,
     softmax_xent_forward_backward=softmax_xent_forward_backward,
     embedding_backward=embedding_backward,
+    adamw_update=adamw_update,
 )

@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from k1core.optim import adamw_update
+
 GELU_C = math.sqrt(2.0 / math.pi)  # tanh approximation of GELU (Hendrycks & Gimpel)
 GELU_A = 0.044715
 
@@ -159,6 +161,7 @@ class KernelSet:
     embedding_backward: Callable
     dropout_forward: Callable
     dropout_backward: Callable
+    adamw_update: Callable = adamw_update  # the optimizer's element-wise update over flat (slices of) buffers
 
 
 NUMPY_KERNELS = KernelSet(

@@ -6,6 +6,8 @@ temporary per product. Element-wise work goes through a `KernelSet` (see kernels
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from k1core.kernels import KernelSet
@@ -41,7 +43,9 @@ def attention_forward(qkv: np.ndarray, batch: int, n_heads: int, mask: np.ndarra
     c = three_c // 3
     t, hs = n // batch, c // n_heads
     heads = qkv.reshape(batch, t, 3, n_heads, hs).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hs) view
-    q = heads[0] * (1.0 / np.sqrt(hs))  # scale folded into q: one (B,H,T,hs) pass, not (B,H,T,T)
+    # scale folded into q: one (B,H,T,hs) pass, not (B,H,T,T). A Python float, not np.sqrt's float64:
+    # under NumPy 2 a float64 scalar promotes the float32 array, and all attention would run in float64.
+    q = heads[0] * (1.0 / math.sqrt(hs))
     key, v = heads[1], heads[2]
     att = q @ key.transpose(0, 1, 3, 2)  # (B, H, T, T)
     k.causal_softmax_forward(att, mask[:t, :t])
@@ -62,5 +66,5 @@ def attention_backward(dy: np.ndarray, cache, k: KernelSet) -> np.ndarray:
     dscores = k.softmax_backward(datt, att)
     np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])  # dk (q already carries the scale)
     np.matmul(dscores, key, out=dheads[0])  # dq before the scale
-    dheads[0] *= 1.0 / np.sqrt(hs)
+    dheads[0] *= 1.0 / math.sqrt(hs)
     return dqkv.reshape(b * t, 3 * h * hs)

@@ -1,7 +1,8 @@
 """AdamW with decoupled weight decay, global-norm clipping and a warmup + cosine schedule.
 
-The update runs over the ParamStore's single flat buffer (a handful of whole-array ops),
-or over a flat index subset when only some parameters may change (K-1's top-K credit).
+The update runs over the ParamStore's single flat buffer (a handful of whole-array ops), or in
+place over a few contiguous flat ranges when only some parameters may change (K-1's top-K credit:
+the shared layers plus the selected agents' rows), so nothing is gathered or scattered.
 """
 from __future__ import annotations
 
@@ -67,36 +68,32 @@ class AdamW:
         self.decay_mask = params.mask(decay)
         self.t = 0
 
-    def clip_grad(self, select: np.ndarray | None = None) -> float:
-        """Scale gradients (or the selected ones) to global norm <= grad_clip; returns the norm before."""
-        g = self.params.grad if select is None else self.params.grad[select]
+    def clip_grad(self, ranges: np.ndarray | None = None) -> float:
+        """Scale gradients (or those in `ranges`) to global norm <= grad_clip; returns the norm before."""
+        grad = self.params.grad
+        # the selected gradients in flat order, so the norm is the same dot as over a gathered subset
+        g = grad if ranges is None else np.concatenate([grad[a:b] for a, b in _spans(ranges, 0)])
         norm = float(np.sqrt(np.dot(g, g)))
         if self.cfg.grad_clip > 0 and norm > self.cfg.grad_clip:
             scale = self.cfg.grad_clip / (norm + 1e-12)
-            if select is None:
-                self.params.grad *= scale
-            else:
-                self.params.grad[select] = g * scale
+            for a, b in _spans(ranges, grad.size):
+                grad[a:b] *= scale
         return norm
 
-    def step(self, lr: float, select: np.ndarray | None = None) -> None:
-        """One AdamW update with learning rate `lr`, of all parameters or the flat indices `select`.
+    def step(self, lr: float, ranges: np.ndarray | None = None) -> None:
+        """One AdamW update with learning rate `lr` of all parameters, or of the flat [start, stop)
+        rows of `ranges` (R, 2), updated in place.
 
-        Unselected parameters keep their values and moments; bias correction uses the global
+        Parameters outside `ranges` keep their values and moments; bias correction uses the global
         step count, so a rarely selected parameter gets a slightly damped first update.
         """
         c = self.cfg
         self.t += 1
         bc1 = 1.0 - c.beta1**self.t
         bc2 = 1.0 - c.beta2**self.t
-        if select is None:
-            p, g, m, v, dm = self.params.flat, self.params.grad, self.m, self.v, self.decay_mask
-        else:
-            p, g, m, v = self.params.flat[select], self.params.grad[select], self.m[select], self.v[select]
-            dm = self.decay_mask[select]
-        self.update(p, g, m, v, dm, lr, bc1, bc2, c)
-        if select is not None:
-            self.params.flat[select], self.m[select], self.v[select] = p, m, v
+        p, g, m, v, dm = self.params.flat, self.params.grad, self.m, self.v, self.decay_mask
+        for a, b in _spans(ranges, p.size):  # contiguous slices are views: the update writes in place
+            self.update(p[a:b], g[a:b], m[a:b], v[a:b], dm[a:b], lr, bc1, bc2, c)
 
     def state_dict(self) -> dict:
         """Moments by parameter name (so they survive a structural change) and the step count."""
@@ -126,3 +123,8 @@ class AdamW:
         self.v = np.zeros_like(params.flat)
         self.decay_mask = params.mask(self.decay)
         self.load_state_dict(state)
+
+
+def _spans(ranges: np.ndarray | None, size: int):
+    """(start, stop) pairs of `ranges` as Python ints, or the whole buffer when ranges is None."""
+    return [(0, size)] if ranges is None else ranges.tolist()

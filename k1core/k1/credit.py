@@ -20,7 +20,7 @@ def responsibility(g, fwd: ForwardResult, capacity: int) -> np.ndarray:
     """(capacity,) gradient norm times share of the batch's tokens per agent slot."""
     grad_sq = sum((g[k].reshape(capacity, -1).astype(np.float64) ** 2).sum(axis=1) for k in AGENT_ARRAYS)
     tokens = sum(np.bincount(tr.agent, minlength=capacity) for tr in fwd.levels)
-    return np.sqrt(grad_sq) * tokens / len(fwd.per_token)
+    return np.sqrt(grad_sq) * tokens / len(fwd.targets)
 
 
 def select_top_k(resp, trust, alive, k: int) -> np.ndarray:
@@ -31,22 +31,26 @@ def select_top_k(resp, trust, alive, k: int) -> np.ndarray:
 
 
 class UpdateIndex:
-    """Flat parameter indices per agent slot, and of everything always updated, for AdamW(select=...)."""
+    """Flat [start, stop) ranges of each agent slot's rows and of everything always updated, for
+    AdamW's in-place update of the selected parameters (AdamW.step(lr, ranges))."""
 
     def __init__(self, params: ParamStore, capacity: int, has_tree: bool):
-        self.capacity = capacity
-        per_slot = [[] for _ in range(capacity)]
-        shared = []
+        self.shared: list[tuple[int, int]] = []
+        self.slot: list[list[tuple[int, int]]] = [[] for _ in range(capacity)]
         for name, (a, b) in params.offsets.items():
             if has_tree and name in AGENT_ARRAYS:
-                rows = np.arange(a, b).reshape(capacity, -1)
+                row = (b - a) // capacity  # stacked arrays: slot s owns one contiguous row
                 for s in range(capacity):
-                    per_slot[s].append(rows[s])
+                    self.slot[s].append((a + s * row, a + (s + 1) * row))
             else:
-                shared.append(np.arange(a, b))
-        self.shared = np.concatenate(shared)
-        self.slot = [np.concatenate(r) if r else np.zeros(0, np.int64) for r in per_slot]
+                self.shared.append((a, b))
 
     def select(self, slots) -> np.ndarray:
-        """Sorted flat indices of the shared parameters plus the rows of `slots`."""
-        return np.sort(np.concatenate([self.shared] + [self.slot[s] for s in slots]))
+        """(R, 2) sorted ranges of the shared parameters plus the rows of `slots`, touching ones merged."""
+        merged: list[list[int]] = []
+        for a, b in sorted(self.shared + [r for s in slots for r in self.slot[s]]):
+            if merged and merged[-1][1] == a:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
+        return np.array(merged, dtype=np.int64).reshape(-1, 2)

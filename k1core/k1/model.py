@@ -64,7 +64,8 @@ class K1SelfLearningLM:
         self.params = ParamStore(init, dtype=np.dtype(cfg.dtype))
         self.opt = AdamW(self.params, AdamWConfig(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                                                   total_steps=cfg.total_steps, weight_decay=cfg.weight_decay,
-                                                  grad_clip=cfg.grad_clip), decay=_decay)
+                                                  grad_clip=cfg.grad_clip), decay=_decay,
+                        update=kernels.adamw_update)
         self.index = UpdateIndex(self.params, cfg.capacity, cfg.use_tree)
         self.trust = np.where(self.tree.alive, cfg.trust_initial, 0.0)
         self.usage = UsageTracker(cfg.capacity, cfg.max_depth)
@@ -93,16 +94,16 @@ class K1SelfLearningLM:
         fwd = forward(self.params.p, self.tree, cfg, x, y, eps, self.rng, k=self.k)
         self.params.zero_grad()
         backward(self.params.p, self.params.g, cfg, fwd, self.k)
-        select = None
+        ranges = None
         if cfg.use_tree:
             resp = responsibility(self.params.g, fwd, cfg.capacity)
             slots = select_top_k(resp, self.trust, self.tree.alive, ctl.top_k)
-            select = self.index.select(slots)
+            ranges = self.index.select(slots)
             self.usage.record(fwd, self.step, self.tree.parent, self.tree.alive)
             self.updated_fraction_last = self._updated_params(len(slots)) / self.param_count()
         self.updated_fraction_sum += self.updated_fraction_last
-        self.opt.clip_grad(select)
-        self.opt.step(lr_at(self.step, self.opt.cfg) * ctl.lr_scale, select)
+        self.opt.clip_grad(ranges)
+        self.opt.step(lr_at(self.step, self.opt.cfg) * ctl.lr_scale, ranges)
         self.step += 1
         return fwd.ce
 

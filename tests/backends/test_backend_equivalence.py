@@ -55,7 +55,14 @@ def test_adamw_steps_match_numpy(backend):
     assert np.abs(ref.params.flat - start).max() > 1e-3  # the steps really moved the weights
     for name, value in ref.params.p.items():
         err = np.abs(moved[name] - value)
-        assert err.max() <= 2e-3 * OPTIM.lr * steps and err.mean() <= 1e-6, (name, err.max(), err.mean())
+        mean_err = _without_key_bias(name, err).mean()
+        assert err.max() <= 2e-3 * OPTIM.lr * steps and mean_err <= 1e-6, (name, err.max(), mean_err)
+
+
+def _without_key_bias(name, err):
+    """The key bias's true gradient is exactly 0 (softmax ignores a shift shared by a row), so its
+    Adam update is normalised round-off (measured 3e-6 mean vs jax): held to the max bound only."""
+    return np.delete(err.reshape(3, -1), 1, axis=0) if name.endswith("attn.b_qkv") else err
 
 
 def test_greedy_generation_matches_numpy(backend):

@@ -98,3 +98,10 @@ def test_adamw_one_pass_matches_reference(dtype):
     nk.adamw_update(bufs[0], g, bufs[1], bufs[2], decay, 3e-3, 0.2, 0.05, cfg)
     for got, want in zip(bufs, bufs_ref):
         np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def test_adamw_in_place_over_ranges_matches_gathered_update():
+    """The fused update, applied in place to contiguous slices (K-1's top-K), equals it applied to a
+    gathered copy and scattered back, bit for bit."""
+    from tests.k1core.test_optim import assert_in_place_ranges_match_gathered_update
+    assert_in_place_ranges_match_gathered_update(nk.adamw_update)

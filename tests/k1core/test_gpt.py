@@ -3,6 +3,7 @@ import pytest
 
 from k1core.errors import UserError
 from k1core.gpt import BaselineGPT, GPTConfig
+from k1core.kernels import NUMPY_KERNELS
 from k1core.optim import AdamWConfig
 
 TINY = dict(context=5, d_model=8, n_layers=2, n_heads=2, vocab_size=11)
@@ -127,3 +128,11 @@ def test_dropout_gradient_is_exact_for_fixed_masks():
         flat[i] = old
         assert abs((up - down) / 2e-6 - analytic[i]) < 1e-7, i
     assert loss_with_same_masks() != model.loss(x, y)  # dropout really is active in training
+
+
+def test_float32_attention_stays_float32():
+    """A float64 scalar in the attention scale once promoted the whole GPT to float64 under NumPy 2."""
+    from k1core.layers import attention_forward, causal_mask
+    qkv = np.random.default_rng(0).normal(size=(2 * 8, 3 * 16)).astype(np.float32)
+    y, (q, key, v, att) = attention_forward(qkv, 2, 4, causal_mask(8, np.float32), NUMPY_KERNELS)
+    assert y.dtype == q.dtype == att.dtype == np.float32

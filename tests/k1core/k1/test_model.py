@@ -95,3 +95,14 @@ def test_builders_and_registry():
     m = build_k1({"steps": 77, "context": 32, "seed": 3}, d_model=32, n_heads=2, d_hidden=16)
     assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model) == (77, 32, 3, 32)
     assert not build_k1_no_tree(None, d_model=32, n_heads=2).cfg.use_tree
+
+
+def test_float32_model_computes_in_float32(tiny_cfg, batches):
+    """No float64 scalar may promote the activations (NumPy 2 promotes float32 * np.float64)."""
+    from k1core.k1.network import forward
+    m = K1SelfLearningLM(tiny_cfg)
+    x, y = batches(1)[0]
+    fwd = forward(m.params.p, m.tree, m.cfg, x, y, 0.1, m.rng)
+    arrays = [fwd.logits, fwd.r_final] + [a for tr in fwd.levels for a in (tr.u, tr.out, tr.gate, tr.probs)
+                                          if a is not None]
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
