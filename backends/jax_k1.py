@@ -52,14 +52,17 @@ def power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def tree_arrays(tree) -> tuple[TreeArrays, tuple[int, ...]]:
-    """The tree as fixed-shape int32 arrays, and S_l (slots at depth l, to a power of two) for l >= 1."""
+def tree_arrays(tree, rows: dict[int, int]) -> tuple[TreeArrays, tuple[int, ...]]:
+    """The tree as fixed-shape int32 arrays, and the bucket rows S_l for depths l >= 1.
+
+    `rows` (depth -> S_l) is raised to the power of two that fits the depth's agents and never
+    lowered, so a prune or move that empties rows reuses the compiled step."""
     table, counts = tree.children_table()
     row = np.zeros(tree.capacity, dtype=np.int32)
     level_slots, sizes = [], []
     for depth in range(1, int(tree.depth[tree.alive].max()) + 1):
         slots = np.flatnonzero(tree.alive & (tree.depth == depth))
-        size = power_of_two(len(slots))
+        size = rows[depth] = max(rows.get(depth, 1), power_of_two(len(slots)))
         row[slots] = np.arange(len(slots))
         level_slots.append(np.pad(slots, (0, size - len(slots))).astype(np.int32))  # spare rows: the root, no tokens
         sizes.append(size)
@@ -72,6 +75,8 @@ def routed_step(aux: dict, max_depth: int) -> RoutedStep:
     on_device = np.asarray(aux["paths"])  # (levels, N)
     n = on_device.shape[1]
     paths = np.full((n, max_depth), -1, dtype=np.int64)
+    if on_device.shape[0] == 0:  # the no-tree ablation routes nothing
+        return RoutedStep(float(aux["ce"]), np.asarray(aux["per_token"], dtype=np.float64), paths, [])
     levels = [RoutedLevel(np.arange(n), np.zeros(n, dtype=np.int64), None, None)]
     paths[:, 0] = 0
     for level in range(1, on_device.shape[0]):
@@ -91,6 +96,7 @@ class JaxK1(K1SelfLearningLM):
         if cfg.dtype != "float32":
             raise UserError("the jax backend runs K-1 in float32 (set dtype=float32 or use --backend numpy)")
         super().__init__(cfg)
+        self.rows: dict[int, int] = {}  # level -> S_l, only ever grown
         self.per_slot: dict[int, int] = {}  # level -> C_l, only ever grown
         self.programs: dict[tuple, object] = {}  # (Buckets, batch shape) -> compiled step
         self.compile_seconds: dict[str, float] = {}
@@ -108,7 +114,7 @@ class JaxK1(K1SelfLearningLM):
     def gradients(self, x, y, eps: float) -> RoutedStep:
         """Loss and every gradient (into params.g) on the device; returns the step's routing."""
         x, y = np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.int32)
-        tree, slots = tree_arrays(self.tree) if self.cfg.use_tree else (None, ())
+        tree, slots = tree_arrays(self.tree, self.rows) if self.cfg.use_tree else (None, ())
         n, levels = x.size, 1 + len(slots)
         if eps > 0:  # drawn only when exploring, so eps = 0 leaves the rng exactly where NumPy leaves it
             explore_u, column_u = self.rng.random((2, levels, n), dtype=np.float32)

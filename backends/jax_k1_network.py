@@ -139,7 +139,7 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
     agent = jnp.zeros(n, jnp.int32)  # every path starts at the root
     group = Group(jnp.zeros(1, jnp.int32), jnp.arange(n, dtype=jnp.int32)[None, :], jnp.arange(n))
     balance = jnp.zeros((), r.dtype)
-    paths, probs_per_level, group_max = [agent], [], []
+    paths, probs_per_level, group_max = [], [], []
     for level in range(1 + len(buckets.slots) if cfg.use_tree else 0):  # no levels in the ablation
         u = layernorm(r, p["tree.ln.g"][level], p["tree.ln.b"][level])  # (N, D)
         gate = jnp.ones(n, r.dtype)
@@ -152,15 +152,16 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
             balance = balance + load_balance(parent, col, probs, active, tree.counts, n)
             group, biggest = bucket(tree.row[agent], active, buckets.slots[level - 1],
                                     buckets.per_slot[level - 1], tree.level_slots[level - 1])
-            paths.append(jnp.where(active, agent, -1))
             probs_per_level.append(probs)
             group_max.append(biggest)
+        paths.append(jnp.where(active, agent, -1))
         r = r + jnp.where(active[:, None], gate[:, None] * agents(u, group, p), 0.0)
     f = layernorm(r, p["ln_f.g"], p["ln_f.b"])
     logits = f @ p["head.w"] + p["head.b"]  # (N, V)
     per_token = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, y.reshape(n, 1), axis=1)[:, 0]
     ce = per_token.mean()
-    aux = {"ce": ce, "balance": balance, "per_token": per_token, "paths": jnp.stack(paths),
+    aux = {"ce": ce, "balance": balance, "per_token": per_token,
+           "paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32),  # (levels, N)
            "probs": tuple(probs_per_level), "group_max": jnp.stack(group_max) if group_max else jnp.zeros(0)}
     return ce + cfg.balance_coef * balance, aux
 
