@@ -5,9 +5,9 @@ credit, the AdamW update of the selected rows, trust probes, plasticity, snapsho
 controller. The parameters keep their capacity-padded NumPy layout, so checkpoints move between
 backends and structural edits (grow, prune, merge, reorganize) change values, never shapes.
 
-Compiles happen only for a new `Buckets` shape: a depth gaining agents past a power of two, or a
-group of tokens outgrowing its bucket (the step is then run again, never with dropped tokens).
-They are counted and timed apart from the steady-state step (`compiles`, `compile_seconds`).
+A compile happens only for a new `Blocks` layout (a depth gaining agents past a power of two) or
+batch shape, never for a routing change; compiles are counted and timed apart from the
+steady-state step (`compiles`, `compile_seconds`).
 Exploration draws come from the model's rng like NumPy's but in a different order, so with
 exploration on the two backends take different random detours; with it off they match.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.jax_k1_network import Buckets, TreeArrays, jit_loss_and_grad
+from backends.jax_k1_network import Blocks, TreeArrays, jit_loss_and_grad
 from k1core.errors import UserError
 from k1core.k1.config import K1Config
 from k1core.k1.model import K1SelfLearningLM
@@ -53,7 +53,7 @@ def power_of_two(n: int) -> int:
 
 
 def tree_arrays(tree, rows: dict[int, int]) -> tuple[TreeArrays, tuple[int, ...]]:
-    """The tree as fixed-shape int32 arrays, and the bucket rows S_l for depths l >= 1.
+    """The tree as fixed-shape int32 arrays, and the room S_l for agents at depths l >= 1.
 
     `rows` (depth -> S_l) is raised to the power of two that fits the depth's agents and never
     lowered, so a prune or move that empties rows reuses the compiled step."""
@@ -92,15 +92,14 @@ def routed_step(aux: dict, max_depth: int) -> RoutedStep:
 class JaxK1(K1SelfLearningLM):
     """K1SelfLearningLM whose training step computes loss and gradients with a jitted XLA program."""
 
-    def __init__(self, cfg: K1Config):
+    def __init__(self, cfg: K1Config, block: int = 32):
         if cfg.dtype != "float32":
             raise UserError("the jax backend runs K-1 in float32 (set dtype=float32 or use --backend numpy)")
         super().__init__(cfg)
-        self.rows: dict[int, int] = {}  # level -> S_l, only ever grown
-        self.per_slot: dict[int, int] = {}  # level -> C_l, only ever grown
-        self.programs: dict[tuple, object] = {}  # (Buckets, batch shape) -> compiled step
+        self.rows: dict[int, int] = {}  # depth -> S_l, only ever grown
+        self.block = block
+        self.programs: dict[tuple, object] = {}  # (Blocks, batch shape) -> compiled step
         self.compile_seconds: dict[str, float] = {}
-        self.bucket_retries = 0  # steps run again because a group outgrew its bucket
 
     @property
     def compiles(self) -> int:
@@ -120,34 +119,24 @@ class JaxK1(K1SelfLearningLM):
             explore_u, column_u = self.rng.random((2, levels, n), dtype=np.float32)
         else:
             explore_u = column_u = np.zeros((levels, n), dtype=np.float32)
-        while True:
-            buckets = Buckets(slots, tuple(self.per_slot.setdefault(l, power_of_two(min(n, 2 * n // s)))
-                                           for l, s in enumerate(slots, start=1)))
-            args = (self.params.p, tree, x, y, np.float32(eps), explore_u, column_u)
-            (_, aux), grads = self._program(buckets, args)(*args)
-            group_max = np.asarray(aux["group_max"])
-            if np.all(group_max <= buckets.per_slot):
-                break
-            for level, biggest in enumerate(group_max.tolist(), start=1):  # grow the bucket, run again
-                self.per_slot[level] = max(self.per_slot[level], power_of_two(biggest))
-            self.bucket_retries += 1
+        args = (self.params.p, tree, x, y, np.float32(eps), explore_u, column_u)
+        (_, aux), grads = self._program(Blocks(slots, self.block), args)(*args)
         for name, g in grads.items():
             self.params.g[name][...] = g
         return routed_step(aux, self.cfg.max_depth)
 
-    def _program(self, buckets: Buckets, args):
-        """The compiled step for these bucket and batch shapes; compiling (and timing) it the first time."""
-        key = (buckets, args[2].shape)
+    def _program(self, blocks: Blocks, args):
+        """The compiled step for this block layout and batch shape; compiled (and timed) the first time."""
+        key = (blocks, args[2].shape)
         if key not in self.programs:
             start = time.perf_counter()
-            self.programs[key] = jit_loss_and_grad.lower(*args, cfg=self.cfg, buckets=buckets).compile()
-            label = f"train_step S={buckets.slots} C={buckets.per_slot} batch={args[2].shape}"
+            self.programs[key] = jit_loss_and_grad.lower(*args, cfg=self.cfg, blocks=blocks).compile()
+            label = f"train_step rows={blocks.rows} block={blocks.block} batch={args[2].shape}"
             self.compile_seconds[label] = time.perf_counter() - start
         return self.programs[key]
 
     def stats(self) -> dict:
         return super().stats() | {"backend": "jax", "compiles": self.compiles,
-                                  "compile_seconds": sum(self.compile_seconds.values()),
-                                  "bucket_retries": self.bucket_retries}
+                                  "compile_seconds": sum(self.compile_seconds.values())}
 
     get_stats = stats

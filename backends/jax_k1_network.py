@@ -1,17 +1,20 @@
-"""The K-1 network's loss in JAX, traced once per bucket shape and differentiated by jax.grad.
+"""The K-1 network's loss in JAX, traced once per block layout and differentiated by jax.grad.
 
 The same computation as k1core/k1/network.py (mixer, root-to-leaf argmax routing with gates,
 agent MLPs, head, cross-entropy + load balancing), over the same capacity-padded parameter arrays.
 Routing decisions are integers, so jax.grad gives the gradient of the loss for fixed decisions,
 exactly what the NumPy backward computes by hand.
 
-Grouped agent dispatch uses capacity buckets: at tree level l the tokens are placed in a
-(S_l, C_l, D) array, one row per slot at that depth and up to C_l tokens per slot, and each row
-is multiplied by its own agent's weights (one batched matrix product pair per level). S_l and C_l
-are powers of two fixed at trace time (`Buckets`); which slot sits in which row and which token in
-which cell are array *arguments*, so routing and tree edits reuse the compiled program until a
-group outgrows its bucket. A group larger than C_l is reported (`group_max`), never dropped
-silently: the caller enlarges the bucket and runs the step again.
+Grouped agent dispatch uses fixed-size token blocks (as MegaBlocks): at tree level l the tokens
+are sorted by agent and each agent's group is padded to a multiple of `block` tokens, so every
+block belongs to one agent; one batched matrix product pair over (blocks, block, D) runs each block
+with its own agent's weights (gathered once per block, never per token). With S_l slots at depth l
+the padded groups need at most ceil(N / block) + S_l blocks, a static count that holds any routing:
+no token can overflow, however unevenly the gates split them, and the padding costs at most one
+block per agent (capacity buckets of (S_l, largest group) would pay S_l x the largest group, which
+is most of N when routing is uneven). S_l and the block size are fixed at trace time (`Blocks`);
+which token sits in which block and which agent owns it are array *arguments*, so routing and tree
+edits reuse the compiled program; only a depth outgrowing its S_l compiles a new one.
 """
 from __future__ import annotations
 
@@ -28,27 +31,31 @@ MASKED = -1e30  # logit of a router column with no child: exp underflows to exac
 
 
 @dataclass(frozen=True)
-class Buckets:
-    """Static shapes of one compiled step, for tree levels 1, 2, ... (level 0 is the root alone)."""
+class Blocks:
+    """Static shapes of one compiled step."""
 
-    slots: tuple[int, ...]  # S_l: rows (agent slots at depth l), a power of two
-    per_slot: tuple[int, ...]  # C_l: tokens each row holds, a power of two
+    rows: tuple[int, ...]  # S_l for tree levels 1, 2, ...: slots at depth l it has room for
+    block: int = 32  # tokens per block
+
+    def count(self, level: int, n_tokens: int) -> int:
+        """Blocks at tree level l >= 1: enough for N tokens with each of S_l groups padded."""
+        return -(-n_tokens // self.block) + self.rows[level - 1]
 
 
 class TreeArrays(NamedTuple):
-    """The tree as jit arguments (shapes depend only on capacity, max_children and Buckets)."""
+    """The tree as jit arguments (shapes depend only on capacity, max_children and Blocks)."""
 
     children: jax.Array  # (capacity, max_children) int32 child slot per router column (0 where none)
     counts: jax.Array  # (capacity,) int32 children per slot
-    row: jax.Array  # (capacity,) int32 row of each slot in its depth's bucket
+    row: jax.Array  # (capacity,) int32 row of each slot among its depth's slots
     level_slots: tuple  # per level l >= 1: (S_l,) int32 slots at depth l (padded with the root)
 
 
 class Group(NamedTuple):
-    """Where one level's tokens sit in its bucket."""
+    """Where one level's tokens sit: blocks of tokens, each owned by one agent."""
 
-    slots: jax.Array  # (S,) agent slot of each bucket row
-    index: jax.Array  # (S, C) token id in each cell; N (out of range) for an empty cell
+    slots: jax.Array  # (nb,) agent slot owning each block
+    index: jax.Array  # (nb, block) token id in each cell; N (out of range) for an empty cell
     cell: jax.Array  # (N,) flat cell of each token (0 for tokens not at this level: masked by the caller)
 
 
@@ -71,33 +78,34 @@ def mixer(p, e, n_heads: int):
     return e + o @ p["mix.w_out"] + p["mix.b_out"]
 
 
-def bucket(row, active, n_rows: int, per_row: int, slots) -> tuple[Group, jax.Array]:
-    """Place the active tokens in an (n_rows, per_row) bucket by their row; returns the Group and
-    the largest row's token count (> per_row means tokens did not fit)."""
-    n = row.shape[0]
+def group_blocks(row, active, slots, n_blocks: int, block: int) -> Group:
+    """Blocks of the active tokens grouped by their agent's row in `slots` (S,); each group starts
+    on a fresh block, so n_blocks >= ceil(N / block) + S always holds every token."""
+    n, n_rows = row.shape[0], slots.shape[0]
     key = jnp.where(active, row, n_rows)  # (N,) tokens not at this level go past the last row
     onehot = key[:, None] == jnp.arange(n_rows)[None, :]  # (N, S)
-    sizes = onehot.sum(axis=0)  # (S,)
-    pos = (jnp.cumsum(onehot, axis=0) * onehot).sum(axis=1) - 1  # (N,) rank within its row
-    fits = active & (pos < per_row)
-    cell = jnp.where(fits, key * per_row + pos, 0)
-    index = jnp.full(n_rows * per_row, n, jnp.int32)
-    index = index.at[jnp.where(fits, cell, n_rows * per_row)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
-    return Group(slots, index.reshape(n_rows, per_row), cell), sizes.max()
+    pos = (jnp.cumsum(onehot, axis=0) * onehot).sum(axis=1) - 1  # (N,) rank within its group
+    blocks_per_row = -(-onehot.sum(axis=0) // block)  # (S,)
+    first_block = jnp.cumsum(blocks_per_row) - blocks_per_row  # (S,)
+    cell = jnp.where(active, first_block[jnp.minimum(key, n_rows - 1)] * block + pos, 0)
+    index = jnp.full(n_blocks * block, n, jnp.int32)
+    index = index.at[jnp.where(active, cell, n_blocks * block)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    owner = (jnp.arange(n_blocks)[:, None] >= (first_block + blocks_per_row)[None, :]).sum(axis=1)  # (nb,) row
+    return Group(slots[jnp.minimum(owner, n_rows - 1)], index.reshape(n_blocks, block), cell)
 
 
 def per_slot_affine(u, group: Group, w, b):
-    """u[i] @ w[slot of i] + b[slot of i] for every token, as one batched product over the bucket.
+    """u[i] @ w[slot of i] + b[slot of i] for every token, as one batched product over the blocks.
 
     u (N, D), w (capacity, D, K), b (capacity, K) -> (N, K)."""
-    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (S, C, D)
+    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (nb, block, D)
     yb = jnp.einsum("scd,sdk->sck", ub, w[group.slots]) + b[group.slots][:, None, :]
     return yb.reshape(-1, yb.shape[-1])[group.cell]
 
 
 def agents(u, group: Group, p):
-    """MLP_{agent of i}(u[i]) for u (N, D) -> (N, D), each agent's tokens on its bucket row."""
-    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (S, C, D)
+    """MLP_{agent of i}(u[i]) for u (N, D) -> (N, D), each block through its agent's weights."""
+    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (nb, block, D)
     hidden = jax.nn.relu(jnp.einsum("scd,sdh->sch", ub, p["agents.w1"][group.slots])
                          + p["agents.b1"][group.slots][:, None, :])
     yb = jnp.einsum("sch,shd->scd", hidden, p["agents.w2"][group.slots]) + p["agents.b2"][group.slots][:, None, :]
@@ -127,7 +135,7 @@ def route(u, prev: Group, parent, active, tree: TreeArrays, p, eps, explore_u, c
     return col, jnp.where(active[:, None], probs, 0.0)
 
 
-def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Config, buckets: Buckets):
+def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Config, blocks: Blocks):
     """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know.
 
     explore_u, column_u (levels, N): uniform draws for exploration (eps = 0 turns it off)."""
@@ -139,8 +147,8 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
     agent = jnp.zeros(n, jnp.int32)  # every path starts at the root
     group = Group(jnp.zeros(1, jnp.int32), jnp.arange(n, dtype=jnp.int32)[None, :], jnp.arange(n))
     balance = jnp.zeros((), r.dtype)
-    paths, probs_per_level, group_max = [], [], []
-    for level in range(1 + len(buckets.slots) if cfg.use_tree else 0):  # no levels in the ablation
+    paths, probs_per_level = [], []
+    for level in range(1 + len(blocks.rows) if cfg.use_tree else 0):  # no levels in the ablation
         u = layernorm(r, p["tree.ln.g"][level], p["tree.ln.b"][level])  # (N, D)
         gate = jnp.ones(n, r.dtype)
         if level > 0:
@@ -150,10 +158,9 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
             agent = jnp.where(active, tree.children[parent, col], 0)
             gate = probs[jnp.arange(n), col]
             balance = balance + load_balance(parent, col, probs, active, tree.counts, n)
-            group, biggest = bucket(tree.row[agent], active, buckets.slots[level - 1],
-                                    buckets.per_slot[level - 1], tree.level_slots[level - 1])
+            group = group_blocks(tree.row[agent], active, tree.level_slots[level - 1],
+                                 blocks.count(level, n), blocks.block)
             probs_per_level.append(probs)
-            group_max.append(biggest)
         paths.append(jnp.where(active, agent, -1))
         r = r + jnp.where(active[:, None], gate[:, None] * agents(u, group, p), 0.0)
     f = layernorm(r, p["ln_f.g"], p["ln_f.b"])
@@ -162,13 +169,13 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
     ce = per_token.mean()
     aux = {"ce": ce, "balance": balance, "per_token": per_token,
            "paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32),  # (levels, N)
-           "probs": tuple(probs_per_level), "group_max": jnp.stack(group_max) if group_max else jnp.zeros(0)}
+           "probs": tuple(probs_per_level)}
     return ce + cfg.balance_coef * balance, aux
 
 
-def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, cfg: K1Config, buckets: Buckets):
-    """((loss, aux), gradients of every parameter) for one batch; jitted per (cfg, buckets, shapes)."""
-    return jax.value_and_grad(loss_terms, has_aux=True)(p, tree, x, y, eps, explore_u, column_u, cfg, buckets)
+def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, cfg: K1Config, blocks: Blocks):
+    """((loss, aux), gradients of every parameter) for one batch; jitted per (cfg, blocks, shapes)."""
+    return jax.value_and_grad(loss_terms, has_aux=True)(p, tree, x, y, eps, explore_u, column_u, cfg, blocks)
 
 
-jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("cfg", "buckets"))
+jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("cfg", "blocks"))

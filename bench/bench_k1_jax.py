@@ -42,7 +42,7 @@ def run(backends: list[str], rounds: int, steps: int) -> dict:
         warmup[name] = time.perf_counter() - start
     times = {name: [] for name in models}
     jax_split = {"device_s": [], "host_s": []}
-    names = list(models)
+    names, compile_steps = list(models), 0
     load_before = os.getloadavg()
     for r in range(rounds):
         round_batches = batches[1 + r * steps: 1 + (r + 1) * steps]
@@ -51,9 +51,13 @@ def run(backends: list[str], rounds: int, steps: int) -> dict:
             for x, y in round_batches:
                 start = time.perf_counter()
                 if name == "jax":
+                    compiled = model.compiles
                     routed = model.gradients(x, y, model.exploration())
                     mid = time.perf_counter()
                     model.credit_and_update(routed)
+                    if model.compiles > compiled:  # a compile step is not a steady-state step
+                        compile_steps += 1
+                        continue
                     jax_split["device_s"].append(mid - start)
                     jax_split["host_s"].append(time.perf_counter() - mid)
                 else:
@@ -68,7 +72,8 @@ def run(backends: list[str], rounds: int, steps: int) -> dict:
         out["jax"] = {"device_ms_median": 1e3 * float(np.median(jax_split["device_s"])),
                       "host_ms_median": 1e3 * float(np.median(jax_split["host_s"])),
                       "compiles": jx.compiles, "compile_seconds": jx.compile_seconds,
-                      "bucket_retries": jx.bucket_retries, "rows": jx.rows, "per_slot": jx.per_slot}
+                      "timed_steps_that_compiled": compile_steps,
+                      "rows_per_depth": {str(k): v for k, v in jx.rows.items()}, "block": jx.block}
     if "numpy" in models:
         ref = out["steps"]["numpy"]["median_ms"]
         for name, s in out["steps"].items():
