@@ -25,6 +25,9 @@ from k1core.k1.model import K1SelfLearningLM
 from k1core.lazy import require
 
 jax = require("jax", "jax")
+# Room for agents at a depth starts at 8, so the splits that open a new depth (two agents each)
+# compile once, not again at 4 and 8 agents; each spare row costs at most one empty block.
+MIN_ROWS = 8
 
 
 @dataclass
@@ -62,7 +65,7 @@ def tree_arrays(tree, rows: dict[int, int]) -> tuple[TreeArrays, tuple[int, ...]
     level_slots, sizes = [], []
     for depth in range(1, int(tree.depth[tree.alive].max()) + 1):
         slots = np.flatnonzero(tree.alive & (tree.depth == depth))
-        size = rows[depth] = max(rows.get(depth, 1), power_of_two(len(slots)))
+        size = rows[depth] = max(rows.get(depth, MIN_ROWS), power_of_two(len(slots)))
         row[slots] = np.arange(len(slots))
         level_slots.append(np.pad(slots, (0, size - len(slots))).astype(np.int32))  # spare rows: the root, no tokens
         sizes.append(size)
@@ -92,7 +95,7 @@ def routed_step(aux: dict, max_depth: int) -> RoutedStep:
 class JaxK1(K1SelfLearningLM):
     """K1SelfLearningLM whose training step computes loss and gradients with a jitted XLA program."""
 
-    def __init__(self, cfg: K1Config, block: int = 32):
+    def __init__(self, cfg: K1Config, block: int = 64):
         if cfg.dtype != "float32":
             raise UserError("the jax backend runs K-1 in float32 (set dtype=float32 or use --backend numpy)")
         super().__init__(cfg)
