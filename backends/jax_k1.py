@@ -106,9 +106,11 @@ class JaxK1(K1SelfLearningLM):
 
     @property
     def compiles(self) -> int:
+        """Step programs this model has needed (JAX may serve one from its in-process cache quickly)."""
         return len(self.programs)
 
     def train_step(self, x, y) -> float:
+        """The NumPy model's step, with loss and gradients from the compiled program."""
         step = self.gradients(x, y, self.exploration())
         self.credit_and_update(step)
         return step.ce
