@@ -5,7 +5,7 @@ credit, the AdamW update of the selected rows, trust probes, plasticity, snapsho
 controller. The parameters keep their capacity-padded NumPy layout, so checkpoints move between
 backends and structural edits (grow, prune, merge, reorganize) change values, never shapes.
 
-A compile happens only for a new `Blocks` layout (a depth gaining agents past a power of two) or
+A compile happens only for a new `Layout` (a depth gaining agents past a power of two) or
 batch shape, never for a routing change; compiles are counted and timed apart from the
 steady-state step (`compiles`, `compile_seconds`).
 Exploration draws come from the model's rng like NumPy's but in a different order, so with
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.jax_k1_network import Blocks, TreeArrays, jit_loss_and_grad
+from backends.jax_k1_network import Layout, TreeArrays, jit_loss_and_grad
 from k1core.errors import UserError
 from k1core.k1.config import K1Config
 from k1core.k1.model import K1SelfLearningLM
@@ -101,7 +101,7 @@ class JaxK1(K1SelfLearningLM):
         super().__init__(cfg)
         self.rows: dict[int, int] = {}  # depth -> S_l, only ever grown
         self.block = block
-        self.programs: dict[tuple, object] = {}  # (Blocks, batch shape) -> compiled step
+        self.programs: dict[tuple, object] = {}  # (Layout, batch shape) -> compiled step
         self.compile_seconds: dict[str, float] = {}
 
     @property
@@ -125,18 +125,18 @@ class JaxK1(K1SelfLearningLM):
         else:
             explore_u = column_u = np.zeros((levels, n), dtype=np.float32)
         args = (self.params.p, tree, x, y, np.float32(eps), explore_u, column_u)
-        (_, aux), grads = self._program(Blocks(slots, self.block), args)(*args)
+        (_, aux), grads = self._program(Layout.of(self.cfg, slots, self.block), args)(*args)
         for name, g in grads.items():
             self.params.g[name][...] = g
         return routed_step(aux, self.cfg.max_depth)
 
-    def _program(self, blocks: Blocks, args):
-        """The compiled step for this block layout and batch shape; compiled (and timed) the first time."""
-        key = (blocks, args[2].shape)
+    def _program(self, layout: Layout, args):
+        """The compiled step for this layout and batch shape; compiled (and timed) the first time."""
+        key = (layout, args[2].shape)
         if key not in self.programs:
             start = time.perf_counter()
-            self.programs[key] = jit_loss_and_grad.lower(*args, cfg=self.cfg, blocks=blocks).compile()
-            label = f"train_step rows={blocks.rows} block={blocks.block} batch={args[2].shape}"
+            self.programs[key] = jit_loss_and_grad.lower(*args, layout=layout).compile()
+            label = f"train_step rows={layout.rows} block={layout.block} batch={args[2].shape}"
             self.compile_seconds[label] = time.perf_counter() - start
         return self.programs[key]
 

@@ -12,9 +12,9 @@ with its own agent's weights (gathered once per block, never per token). With S_
 the padded groups need at most ceil(N / block) + S_l blocks, a static count that holds any routing:
 no token can overflow, however unevenly the gates split them, and the padding costs at most one
 block per agent (capacity buckets of (S_l, largest group) would pay S_l x the largest group, which
-is most of N when routing is uneven). S_l and the block size are fixed at trace time (`Blocks`);
+is most of N when routing is uneven). S_l and the block size are fixed at trace time;
 which token sits in which block and which agent owns it are array *arguments*, so routing and tree
-edits reuse the compiled program; only a depth outgrowing its S_l compiles a new one.
+edits reuse the compiled program; only a depth outgrowing its S_l compiles a new one (`Layout`).
 """
 from __future__ import annotations
 
@@ -31,11 +31,20 @@ MASKED = -1e30  # logit of a router column with no child: exp underflows to exac
 
 
 @dataclass(frozen=True)
-class Blocks:
-    """Static shapes of one compiled step."""
+class Layout:
+    """Everything static in one compiled step: the few K1Config fields the trace reads, and the blocks.
 
+    (Not the whole K1Config: runs that differ only in schedules or plasticity knobs share programs.)"""
+
+    n_heads: int
+    use_tree: bool
+    balance_coef: float
     rows: tuple[int, ...]  # S_l for tree levels 1, 2, ...: slots at depth l it has room for
     block: int = 64  # tokens per block (64 measured fastest of 16-128 for the default K1Config)
+
+    @classmethod
+    def of(cls, cfg: K1Config, rows: tuple[int, ...], block: int) -> "Layout":
+        return cls(cfg.n_heads, cfg.use_tree, float(cfg.balance_coef), rows, block)
 
     def count(self, level: int, n_tokens: int) -> int:
         """Blocks at tree level l >= 1: enough for N tokens with each of S_l groups padded."""
@@ -43,7 +52,7 @@ class Blocks:
 
 
 class TreeArrays(NamedTuple):
-    """The tree as jit arguments (shapes depend only on capacity, max_children and Blocks)."""
+    """The tree as jit arguments (shapes depend only on capacity, max_children and Layout)."""
 
     children: jax.Array  # (capacity, max_children) int32 child slot per router column (0 where none)
     counts: jax.Array  # (capacity,) int32 children per slot
@@ -135,20 +144,20 @@ def route(u, prev: Group, parent, active, tree: TreeArrays, p, eps, explore_u, c
     return col, jnp.where(active[:, None], probs, 0.0)
 
 
-def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Config, blocks: Blocks):
+def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layout):
     """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know.
 
     explore_u, column_u (levels, N): uniform draws for exploration (eps = 0 turns it off)."""
     b, t = x.shape
     n = b * t
     e = p["tok_emb"][x] + p["pos_emb"][:t]  # (B, T, D)
-    r = mixer(p, e, cfg.n_heads).reshape(n, cfg.d_model)  # (N, D) residual stream
+    r = mixer(p, e, layout.n_heads).reshape(n, e.shape[-1])  # (N, D) residual stream
     active = jnp.ones(n, dtype=bool)
     agent = jnp.zeros(n, jnp.int32)  # every path starts at the root
     group = Group(jnp.zeros(1, jnp.int32), jnp.arange(n, dtype=jnp.int32)[None, :], jnp.arange(n))
     balance = jnp.zeros((), r.dtype)
     paths, probs_per_level = [], []
-    for level in range(1 + len(blocks.rows) if cfg.use_tree else 0):  # no levels in the ablation
+    for level in range(1 + len(layout.rows) if layout.use_tree else 0):  # no levels in the ablation
         u = layernorm(r, p["tree.ln.g"][level], p["tree.ln.b"][level])  # (N, D)
         gate = jnp.ones(n, r.dtype)
         if level > 0:
@@ -159,7 +168,7 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
             gate = probs[jnp.arange(n), col]
             balance = balance + load_balance(parent, col, probs, active, tree.counts, n)
             group = group_blocks(tree.row[agent], active, tree.level_slots[level - 1],
-                                 blocks.count(level, n), blocks.block)
+                                 layout.count(level, n), layout.block)
             probs_per_level.append(probs)
         paths.append(jnp.where(active, agent, -1))
         r = r + jnp.where(active[:, None], gate[:, None] * agents(u, group, p), 0.0)
@@ -170,12 +179,12 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, cfg: K1Confi
     aux = {"ce": ce, "balance": balance, "per_token": per_token,
            "paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32),  # (levels, N)
            "probs": tuple(probs_per_level)}
-    return ce + cfg.balance_coef * balance, aux
+    return ce + layout.balance_coef * balance, aux
 
 
-def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, cfg: K1Config, blocks: Blocks):
-    """((loss, aux), gradients of every parameter) for one batch; jitted per (cfg, blocks, shapes)."""
-    return jax.value_and_grad(loss_terms, has_aux=True)(p, tree, x, y, eps, explore_u, column_u, cfg, blocks)
+def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, layout: Layout):
+    """((loss, aux), gradients of every parameter) for one batch; jitted per (layout, shapes)."""
+    return jax.value_and_grad(loss_terms, has_aux=True)(p, tree, x, y, eps, explore_u, column_u, layout)
 
 
-jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("cfg", "blocks"))
+jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("layout",))
