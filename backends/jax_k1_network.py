@@ -103,22 +103,24 @@ def group_blocks(row, active, slots, n_blocks: int, block: int) -> Group:
     return Group(slots[jnp.minimum(owner, n_rows - 1)], index.reshape(n_blocks, block), cell)
 
 
-def per_slot_affine(u, group: Group, w, b):
-    """u[i] @ w[slot of i] + b[slot of i] for every token, as one batched product over the blocks.
-
-    u (N, D), w (capacity, D, K), b (capacity, K) -> (N, K)."""
-    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (nb, block, D)
-    yb = jnp.einsum("scd,sdk->sck", ub, w[group.slots]) + b[group.slots][:, None, :]
+def blockwise(u, group: Group, fn):
+    """fn(blocks of u (nb, block, D), owning slots (nb,)) -> (nb, block, K), mapped back to tokens (N, K)."""
+    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (nb, block, D); empty cells are 0
+    yb = fn(ub, group.slots)
     return yb.reshape(-1, yb.shape[-1])[group.cell]
+
+
+def affine(xb, slots, w, b):
+    """xb[j] @ w[slots[j]] + b[slots[j]] for each block j: xb (nb, block, D), w (capacity, D, K)."""
+    return jnp.einsum("scd,sdk->sck", xb, w[slots]) + b[slots][:, None, :]
 
 
 def agents(u, group: Group, p):
     """MLP_{agent of i}(u[i]) for u (N, D) -> (N, D), each block through its agent's weights."""
-    ub = u.at[group.index].get(mode="fill", fill_value=0.0)  # (nb, block, D)
-    hidden = jax.nn.relu(jnp.einsum("scd,sdh->sch", ub, p["agents.w1"][group.slots])
-                         + p["agents.b1"][group.slots][:, None, :])
-    yb = jnp.einsum("sch,shd->scd", hidden, p["agents.w2"][group.slots]) + p["agents.b2"][group.slots][:, None, :]
-    return yb.reshape(-1, yb.shape[-1])[group.cell]
+    def mlp(ub, slots):
+        hidden = jax.nn.relu(affine(ub, slots, p["agents.w1"], p["agents.b1"]))  # (nb, block, H)
+        return affine(hidden, slots, p["agents.w2"], p["agents.b2"])
+    return blockwise(u, group, mlp)
 
 
 def load_balance(parent, col, probs, active, counts, n_tokens: int):
@@ -135,7 +137,7 @@ def route(u, prev: Group, parent, active, tree: TreeArrays, p, eps, explore_u, c
 
     Returns (col (N,), probs (N, K)); probs are zero on columns without a child."""
     k = tree.counts[parent]  # (N,)
-    logits = per_slot_affine(u, prev, p["router.w"], p["router.b"])  # (N, K)
+    logits = blockwise(u, prev, lambda ub, slots: affine(ub, slots, p["router.w"], p["router.b"]))  # (N, K)
     has_child = jnp.arange(logits.shape[1])[None, :] < k[:, None]
     probs = jax.nn.softmax(jnp.where(has_child, logits, MASKED), axis=-1)
     col = jnp.argmax(probs, axis=1).astype(jnp.int32)
