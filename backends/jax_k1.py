@@ -25,9 +25,9 @@ from k1core.k1.model import K1SelfLearningLM
 from k1core.lazy import require
 
 jax = require("jax", "jax")
-# Room for agents at a depth starts at 8, so the splits that open a new depth (two agents each)
-# compile once, not again at 4 and 8 agents; each spare row costs at most one empty block.
-MIN_ROWS = 8
+# Room for agents at a depth opened after the start begins at 8, so the splits that open it (two
+# agents each) compile once, not again at 4 and 8 agents; each spare row costs one block per step.
+NEW_DEPTH_ROWS = 8
 
 
 @dataclass
@@ -65,7 +65,7 @@ def tree_arrays(tree, rows: dict[int, int]) -> tuple[TreeArrays, tuple[int, ...]
     level_slots, sizes = [], []
     for depth in range(1, int(tree.depth[tree.alive].max()) + 1):
         slots = np.flatnonzero(tree.alive & (tree.depth == depth))
-        size = rows[depth] = max(rows.get(depth, MIN_ROWS), power_of_two(len(slots)))
+        size = rows[depth] = max(rows.get(depth, NEW_DEPTH_ROWS), power_of_two(len(slots)))
         row[slots] = np.arange(len(slots))
         level_slots.append(np.pad(slots, (0, size - len(slots))).astype(np.int32))  # spare rows: the root, no tokens
         sizes.append(size)
@@ -99,7 +99,9 @@ class JaxK1(K1SelfLearningLM):
         if cfg.dtype != "float32":
             raise UserError("the jax backend runs K-1 in float32 (set dtype=float32 or use --backend numpy)")
         super().__init__(cfg)
-        self.rows: dict[int, int] = {}  # depth -> S_l, only ever grown
+        # depth -> S_l, only ever grown; the initial tree's depths start at their own agent counts
+        depths, counts = np.unique(self.tree.depth[self.tree.alive], return_counts=True)
+        self.rows = {int(d): power_of_two(c) for d, c in zip(depths, counts) if d > 0}
         self.block = block
         self.programs: dict[tuple, object] = {}  # (Layout, batch shape) -> compiled step
         self.compile_seconds: dict[str, float] = {}
