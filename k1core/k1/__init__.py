@@ -31,7 +31,11 @@ def _run_settings(train_config) -> dict:
 def build_k1(train_config=None, **overrides) -> K1SelfLearningLM:
     """K-1 with its default config, the run's steps/context/seed, and any K1Config field overrides."""
     values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | overrides
-    return K1SelfLearningLM(config_from_mapping(values), kernels=_kernels(getattr(train_config, "backend", "numpy")))
+    backend = getattr(train_config, "backend", "numpy")
+    if backend == "jax":  # imported only when chosen, so the core needs numpy only
+        from backends.jax_k1 import JaxK1
+        return JaxK1(config_from_mapping(values))
+    return K1SelfLearningLM(config_from_mapping(values), kernels=_kernels(backend))
 
 
 def _kernels(backend: str) -> KernelSet:
@@ -41,8 +45,7 @@ def _kernels(backend: str) -> KernelSet:
     if backend == "numba":
         from backends.numba_kernels import NUMBA_KERNELS
         return NUMBA_KERNELS
-    raise UserError(f"K-1 runs on the numpy or numba backend (got backend {backend!r}); "
-                    "use --model gpt with --backend jax")
+    raise UserError(f"K-1 runs on the numpy, numba or jax backend (got backend {backend!r})")
 
 
 def build_k1_no_tree(train_config=None, **overrides) -> K1SelfLearningLM:

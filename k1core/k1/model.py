@@ -88,12 +88,22 @@ class K1SelfLearningLM:
 
     # --- LanguageModel ------------------------------------------------------------------
     def train_step(self, x, y) -> float:
-        cfg, ctl = self.cfg, self.controller
-        eps = min(1.0, exploration_rate(self.step, cfg.explore_start, cfg.explore_end, cfg.explore_decay_steps)
-                  + ctl.explore_boost)
-        fwd = forward(self.params.p, self.tree, cfg, x, y, eps, self.rng, k=self.k)
+        fwd = forward(self.params.p, self.tree, self.cfg, x, y, self.exploration(), self.rng, k=self.k)
         self.params.zero_grad()
-        backward(self.params.p, self.params.g, cfg, fwd, self.k)
+        backward(self.params.p, self.params.g, self.cfg, fwd, self.k)
+        self.credit_and_update(fwd)
+        return fwd.ce
+
+    def exploration(self) -> float:
+        """This step's routing exploration rate: the decaying schedule plus the controller's boost."""
+        cfg = self.cfg
+        return min(1.0, exploration_rate(self.step, cfg.explore_start, cfg.explore_end, cfg.explore_decay_steps)
+                   + self.controller.explore_boost)
+
+    def credit_and_update(self, fwd) -> None:
+        """Given gradients in params.g and the step's routing `fwd`: top-K credit, usage, clipping and
+        the AdamW update (shared by every backend that computes the gradients its own way)."""
+        cfg, ctl = self.cfg, self.controller
         ranges = None
         if cfg.use_tree:
             resp = responsibility(self.params.g, fwd, cfg.capacity)
@@ -105,7 +115,6 @@ class K1SelfLearningLM:
         self.opt.clip_grad(ranges)
         self.opt.step(lr_at(self.step, self.opt.cfg) * ctl.lr_scale, ranges)
         self.step += 1
-        return fwd.ce
 
     def loss(self, x, y) -> float:
         return forward(self.params.p, self.tree, self.cfg, x, y, k=self.k).ce

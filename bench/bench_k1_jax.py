@@ -1,0 +1,111 @@
+"""K-1 training step time on JAX against NumPy (the reference) and Numba, default K1Config.
+
+All backends train from the same weights on the same batches in one process, timed in interleaved
+rounds whose order rotates, so load from other processes falls on all of them alike. JAX's compile
+time is reported apart from its steady-state steps, and its step is split into the device part
+(loss and gradients) and the host part (top-K credit, usage, AdamW). Writes JSON under bench/results/.
+Run: python -m bench.bench_k1_jax [--threads 2] [--rounds 6] [--steps 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import types
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BATCH = 12  # the harness's default batch
+
+
+def _summary(seconds: list[float], tokens_per_step: int) -> dict:
+    import numpy as np
+    ms = 1e3 * np.asarray(seconds)
+    return {"median_ms": float(np.median(ms)), "min_ms": float(ms.min()), "n": len(ms),
+            "tokens_per_s": tokens_per_step / (float(np.median(ms)) / 1e3)}
+
+
+def run(backends: list[str], rounds: int, steps: int) -> dict:
+    """Interleaved step timings of K-1 on each backend; the JAX step also split into device and host."""
+    import numpy as np
+    from k1core.corpus import load_corpus, sample_batch
+    from k1core.k1 import build_k1
+    models = {name: build_k1(types.SimpleNamespace(backend=name)) for name in backends}
+    context = next(iter(models.values())).cfg.context
+    data, rng = load_corpus(), np.random.default_rng(0)
+    batches = [sample_batch(data, BATCH, context, rng) for _ in range(rounds * steps + 1)]
+    warmup = {}
+    for name, model in models.items():  # JAX compiles here, Numba loads its cache
+        start = time.perf_counter()
+        model.train_step(*batches[0])
+        warmup[name] = time.perf_counter() - start
+    times = {name: [] for name in models}
+    jax_split = {"device_s": [], "host_s": []}
+    names, compile_steps = list(models), 0
+    load_before = os.getloadavg()
+    for r in range(rounds):
+        round_batches = batches[1 + r * steps: 1 + (r + 1) * steps]
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            model = models[name]
+            for x, y in round_batches:
+                start = time.perf_counter()
+                if name == "jax":
+                    compiled = model.compiles
+                    routed = model.gradients(x, y, model.exploration())
+                    mid = time.perf_counter()
+                    model.credit_and_update(routed)
+                    if model.compiles > compiled:  # a compile step is not a steady-state step
+                        compile_steps += 1
+                        continue
+                    jax_split["device_s"].append(mid - start)
+                    jax_split["host_s"].append(time.perf_counter() - mid)
+                else:
+                    model.train_step(x, y)
+                times[name].append(time.perf_counter() - start)
+    tokens = BATCH * context
+    out = {"config": "default K1Config", "batch": BATCH, "context": context, "host": platform.node(),
+           "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "warmup_s": warmup,
+           "steps": {name: _summary(ts, tokens) for name, ts in times.items()}}
+    if "jax" in models:
+        jx = models["jax"]
+        out["jax"] = {"device_ms_median": 1e3 * float(np.median(jax_split["device_s"])),
+                      "host_ms_median": 1e3 * float(np.median(jax_split["host_s"])),
+                      "compiles": jx.compiles, "compile_seconds": jx.compile_seconds,
+                      "timed_steps_that_compiled": compile_steps,
+                      "rows_per_depth": {str(k): v for k, v in jx.rows.items()}, "block": jx.block}
+    if "numpy" in models:
+        ref = out["steps"]["numpy"]["median_ms"]
+        for name, s in out["steps"].items():
+            s["speedup_vs_numpy"] = ref / s["median_ms"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS/XLA/Numba (default: all cores)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=5, help="steps per backend per round")
+    parser.add_argument("--backends", default="numpy,numba,jax")
+    args = parser.parse_args()
+    from backends.threads import configure_threads
+    threads = configure_threads(args.threads)  # before numpy / jax start their pools
+    import orjson
+    result = run(args.backends.split(","), args.rounds, args.steps) | {"threads": threads}
+    for name, s in result["steps"].items():
+        print(f"{name:6s} median {s['median_ms']:7.1f} ms  min {s['min_ms']:7.1f} ms  "
+              f"{s['tokens_per_s']:8.0f} tok/s  x{s.get('speedup_vs_numpy', float('nan')):.2f} vs numpy  "
+              f"(first step {result['warmup_s'][name]:.1f} s)")
+    if "jax" in result:
+        j = result["jax"]
+        print(f"jax: device {j['device_ms_median']:.1f} ms + host {j['host_ms_median']:.1f} ms per step; "
+              f"{j['compiles']} compile(s), {sum(j['compile_seconds'].values()):.1f} s")
+    print(f"load average before {result['load_avg_before']}, after {result['load_avg_after']}")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"k1_jax-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
