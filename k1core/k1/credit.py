@@ -20,7 +20,7 @@ def responsibility(g, fwd: ForwardResult, capacity: int) -> np.ndarray:
     """(capacity,) gradient norm times share of the batch's tokens per agent slot."""
     grad_sq = sum((g[k].reshape(capacity, -1).astype(np.float64) ** 2).sum(axis=1) for k in AGENT_ARRAYS)
     tokens = sum(np.bincount(tr.agent, minlength=capacity) for tr in fwd.levels)
-    return np.sqrt(grad_sq) * tokens / len(fwd.targets)
+    return np.sqrt(grad_sq) * tokens / len(fwd.paths)
 
 
 def select_top_k(resp, trust, alive, k: int) -> np.ndarray:
