@@ -19,15 +19,6 @@ def numpy_logits(cfg, layers: dict, head: dict, tokens: np.ndarray, lora: dict |
     positions = np.broadcast_to(np.arange(T), (B, T))
     ctx = batch_context(np, cfg, positions, segments)
     layer_arith, head_arith = llama_cpp or ([EXACT] * cfg.n_layers, EXACT)
-    if llama_cpp is not None:
-        from backends.student.ggml_numerics import ggml_rope_tables
-
-        ctx["cos"], ctx["sin"] = ggml_rope_tables(positions, cfg.head_dim, cfg.rope_theta)
-        if cfg.sliding_window and cfg.sliding_pattern:
-            ctx["cos_local"], ctx["sin_local"] = ggml_rope_tables(
-                positions, cfg.head_dim, cfg.rope_local_theta or cfg.rope_theta)
-        else:
-            ctx["cos_local"], ctx["sin_local"] = ctx["cos"], ctx["sin"]
     h = head["embed"][tokens] * np.float32(cfg.embed_scale)  # (B, T, D)
     flags = local_flags(cfg)
     for i in range(cfg.n_layers):

@@ -10,7 +10,10 @@ The plain forward pass computes in float32 on the dequantized weights. llama.cpp
   quantize-dequantizing the activation and multiplying as usual reproduces it up to summation order.
 - The KV cache holds K and V in f16 (llama.cpp's default), and its attention products convert the
   other operand (Q, then the softmax probabilities) to f16 as well.
-- RoPE angles come from a float32 running product theta_i = pos * base^(-2i/d), not a fresh power.
+
+Emulated, a forward matches llama.cpp to float32 noise until float32 summation order (which differs)
+tips one value across a rounding boundary; in a deep model such flips cascade (see test_real_qwen).
+ggml's float32 running-product RoPE angles were tried and left out: no measurable effect.
 
 `LlamaCppArithmetic` bundles these per layer; `decoder_layer` takes it in place of `EXACT`.
 """
@@ -150,13 +153,3 @@ def llama_cpp_arithmetic(model) -> tuple[list[LlamaCppArithmetic], LlamaCppArith
     out = "lm_head.weight" if "lm_head.weight" in types else "model.embed_tokens.weight"
     head = LlamaCppArithmetic({"out": _segments([types[out]], [cfg.vocab_size], [out])})
     return layers, head
-
-
-def ggml_rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """cos, sin (B, T, head_dim) with ggml's float32 running-product angles (rotate-half layout)."""
-    scale = np.float32(np.power(np.float32(theta), np.float32(-2.0) / np.float32(head_dim)))
-    angle = np.asarray(positions, dtype=np.float32)[..., None].repeat(head_dim // 2, axis=-1)  # (B, T, hd/2)
-    for i in range(1, head_dim // 2):
-        angle[..., i:] *= scale  # angle_i = ((pos * s) * s) ... i times, rounded to f32 at each step
-    angle = np.concatenate([angle, angle], axis=-1).astype(np.float64)
-    return np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
