@@ -5,6 +5,7 @@ tokens, AdamW. Each framework runs in its own subprocess so peak RSS is its own;
 (`--rounds`) so that load from other processes on a shared machine hits both alike.
 
     python -m bench.bench_lora --steps 5 --rounds 2
+    python -m bench.bench_lora --compare bf16   # JAX with frozen weights stored as float32 vs bfloat16
 """
 from __future__ import annotations
 
@@ -32,7 +33,17 @@ def bench_batch(vocab: int, answer_from: int, seed: int = 0):
     return ids, answer_from
 
 
-def run_jax(gguf: str, steps: int, answer_from: int) -> dict:
+FROZEN_MATRICES = ("wqkv", "wo", "wgu", "wd")
+
+
+def frozen_as(layers: dict, head: dict, dtype) -> tuple[dict, dict]:
+    """Frozen projection matrices and the vocabulary matrix in `dtype`; norms, biases and the
+    embedding lookup stay float32, so activations and the residual stream stay float32."""
+    layers = {k: v.astype(dtype) if k in FROZEN_MATRICES else v for k, v in layers.items()}
+    return layers, {**head, "out": head["out"].astype(dtype)}
+
+
+def run_jax(gguf: str, steps: int, answer_from: int, frozen_dtype: str = "float32") -> dict:
     import jax
 
     from backends.student.chat_data import Example, make_batch
@@ -45,6 +56,8 @@ def run_jax(gguf: str, steps: int, answer_from: int) -> dict:
     cfg, lcfg = model.config, LoraConfig(rank=RANK, alpha=ALPHA)
     layers, head = stack_layers(model)
     model.weights.clear()  # only the stacked copies are kept for training
+    if frozen_dtype != "float32":
+        layers, head = frozen_as(layers, head, jax.numpy.dtype(frozen_dtype))
     ids, start = bench_batch(cfg.vocab_size, answer_from)
     chunk = 128
     batch = make_batch([[Example(tuple(int(i) for i in ids), start)]], SEQ, chunk)
@@ -114,16 +127,31 @@ def run_torch(gguf: str, steps: int, answer_from: int) -> dict:
     return {"step_s": times[1:], "compile_s": times[0], "loss": losses}
 
 
+def current_rss_gb() -> float | None:
+    """Resident memory now (Linux /proc), None elsewhere: after the run it is the steady state, which
+    ru_maxrss's peak hides when setup briefly holds two copies of the weights."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
 def child(args) -> None:
-    fn = run_jax if args.child == "jax" else run_torch
-    result = fn(args.gguf, args.steps, args.answer_from)
+    if args.child == "jax":
+        result = run_jax(args.gguf, args.steps, args.answer_from, args.frozen_dtype)
+    else:
+        result = run_torch(args.gguf, args.steps, args.answer_from)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result["rss_after_steps_gb"] = current_rss_gb()
     print("RESULT " + orjson.dumps(result).decode())
 
 
 def spawn(which: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", which, "--gguf", args.gguf, "--steps", str(args.steps),
-           "--answer-from", str(args.answer_from)]
+    """Run one contender ("torch", or "jax" / "jax-bfloat16": frozen weights in that dtype) in a child."""
+    library, _, dtype = which.partition("-")
+    cmd = [sys.executable, __file__, "--child", library, "--gguf", args.gguf, "--steps", str(args.steps),
+           "--answer-from", str(args.answer_from), "--frozen-dtype", dtype or "float32"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
     if run.returncode or not lines:
@@ -137,8 +165,11 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--answer-from", type=int, default=1, help="first answer token; 1 = loss on all 255 targets")
+    ap.add_argument("--compare", choices=["torch", "bf16"], default="torch",
+                    help="torch: JAX vs transformers+peft; bf16: JAX with frozen weights float32 vs bfloat16")
     ap.add_argument("--child", choices=["jax", "torch"])
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bench_lora.json"))
+    ap.add_argument("--frozen-dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--out", default=None, help="default bench/results/bench_lora[_bf16].json")
     args = ap.parse_args()
     if args.child:
         return child(args)
@@ -148,9 +179,11 @@ def main():
         args.gguf = str(resolve_alias("qwen0.5b"))
     if not os.path.isfile(args.gguf):
         raise SystemExit(f"bench_lora: GGUF not found: {args.gguf}")
-    runs = {"jax": [], "torch": []}
+    other = "torch" if args.compare == "torch" else "jax-bfloat16"
+    runs = {"jax": [], other: []}
+    load_before = os.getloadavg()
     for r in range(args.rounds):
-        for which in ("torch", "jax") if r % 2 == 0 else ("jax", "torch"):
+        for which in (other, "jax") if r % 2 == 0 else ("jax", other):
             res = spawn(which, args)
             runs[which].append(res)
             print(f"round {r} {which}: {SEQ / np.median(res['step_s']):.1f} tok/s, peak {res['peak_rss_gb']:.2f} GB",
@@ -159,15 +192,22 @@ def main():
     for which, rs in runs.items():
         steps = [s for res in rs for s in res["step_s"]]
         summary[which] = {"tokens_per_s": SEQ / float(np.median(steps)), "median_step_s": float(np.median(steps)),
-                          "peak_rss_gb": max(res["peak_rss_gb"] for res in rs), "first_step_s": rs[0]["compile_s"],
+                          "peak_rss_gb": max(res["peak_rss_gb"] for res in rs),
+                          "rss_after_steps_gb": max((res.get("rss_after_steps_gb") or 0.0) for res in rs),
+                          "first_step_s": rs[0]["compile_s"],
                           "losses": rs[0]["loss"]}
     report = {"benchmark": "LoRA training step, Qwen2.5-Coder-0.5B-Instruct (GGUF dequantized to f32)",
               "seq_len": SEQ, "batch": 1, "rank": RANK, "alpha": ALPHA, "targets": list(TARGETS),
               "loss_positions": SEQ - args.answer_from, "steps_per_round": args.steps, "rounds": args.rounds,
-              "cpu_threads": os.cpu_count(), **summary,
-              "ratio_jax_over_torch": summary["jax"]["tokens_per_s"] / summary["torch"]["tokens_per_s"]}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+              "cpu_threads": os.cpu_count(), "load_average_before": load_before,
+              "load_average_after": os.getloadavg(), **summary,
+              f"ratio_jax_over_{other.replace('-', '_')}": summary["jax"]["tokens_per_s"] / summary[other]["tokens_per_s"]}
+    if args.compare == "bf16":
+        report["max_abs_loss_diff"] = float(np.max(np.abs(np.subtract(summary["jax"]["losses"], summary[other]["losses"]))))
+    name = "bench_lora.json" if args.compare == "torch" else "bench_lora_bf16.json"
+    out = Path(args.out or ROOT / "bench" / "results" / name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 

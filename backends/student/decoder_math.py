@@ -51,6 +51,24 @@ def activation(xp, cfg: StudentConfig, gate):
     return 0.5 * gate * (1.0 + xp.tanh(c * (gate + 0.044715 * gate * gate * gate)))
 
 
+class ExactArithmetic:
+    """Products and attention in the working precision: training and the default forward pass.
+
+    `ggml_numerics.LlamaCppArithmetic` overrides both methods to round where llama.cpp does.
+    """
+
+    def matmul(self, x, w, product: str):
+        """x (..., in) @ w (in, out); `product` names the frozen weight ('wqkv', 'wo', 'wgu', 'wd')."""
+        return x @ w
+
+    def attention_operand(self, a):
+        """Q, K, V or the softmax probabilities as the attention products see them."""
+        return a
+
+
+EXACT = ExactArithmetic()
+
+
 def lora_delta(lora: dict, name: str, x, scale: float, dropout):
     """scale * (dropout(x) @ A) @ B for a LoRA target, 0.0 when `name` is not targeted."""
     if name not in lora:
@@ -60,18 +78,19 @@ def lora_delta(lora: dict, name: str, x, scale: float, dropout):
 
 
 def decoder_layer(xp, cfg: StudentConfig, h, w: dict, lora: dict, ctx: dict, local, lora_scale: float,
-                  dropout=lambda x: x):
+                  dropout=lambda x: x, arith: ExactArithmetic = EXACT):
     """h (B, T, D) -> h after one pre-norm attention + gated-MLP block (LoRA deltas included).
 
     ctx holds per-batch tables shared by all layers: 'cos'/'sin' and 'mask' for global layers and
     'cos_local'/'sin_local'/'mask_local' for sliding-window layers; `local` picks between them.
+    `arith` decides the precision of the frozen products and of attention (exact unless emulating).
     """
     B, T, _ = h.shape
     nq, nkv, hd = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.head_dim
     group = cfg.n_heads // cfg.n_kv_heads
 
     x = rms_norm(xp, h, w["attn_norm"], cfg.norm_eps)
-    qkv = x @ w["wqkv"]  # (B, T, nq + 2 nkv)
+    qkv = arith.matmul(x, w["wqkv"], "wqkv")  # (B, T, nq + 2 nkv)
     if cfg.attn_bias:
         qkv = qkv + w["bqkv"]
     q = qkv[..., :nq] + lora_delta(lora, "q_proj", x, lora_scale, dropout)
@@ -87,25 +106,26 @@ def decoder_layer(xp, cfg: StudentConfig, h, w: dict, lora: dict, ctx: dict, loc
     sin = xp.where(local, ctx["sin_local"], ctx["sin"])
     mask = xp.where(local, ctx["mask_local"], ctx["mask"])  # (B, T, S)
     q, k = apply_rope(xp, q, cos, sin), apply_rope(xp, k, cos, sin)
+    q, k, v = arith.attention_operand(q), arith.attention_operand(k), arith.attention_operand(v)
 
     # Grouped-query attention without repeating k/v: each kv head serves `group` query heads.
     scores = xp.einsum("btkgh,bskh->bkgts", q, k) * cfg.query_scale()  # (B, KV, G, T, S)
     scores = xp.where(mask[:, None, None], scores, NEG_INF)
     scores = scores - xp.max(scores, axis=-1, keepdims=True)
     p = xp.exp(scores)
-    p = p / xp.sum(p, axis=-1, keepdims=True)
+    p = arith.attention_operand(p / xp.sum(p, axis=-1, keepdims=True))
     o = xp.einsum("bkgts,bskh->btkgh", p, v).reshape(B, T, nq)
-    attn = o @ w["wo"] + lora_delta(lora, "o_proj", o, lora_scale, dropout)
+    attn = arith.matmul(o, w["wo"], "wo") + lora_delta(lora, "o_proj", o, lora_scale, dropout)
     if cfg.sandwich_norm:
         attn = rms_norm(xp, attn, w["post_attn_norm"], cfg.norm_eps)
     h = h + attn
 
     x = rms_norm(xp, h, w["mlp_norm"], cfg.norm_eps)
-    gu = x @ w["wgu"]  # (B, T, 2F)
+    gu = arith.matmul(x, w["wgu"], "wgu")  # (B, T, 2F)
     gate = gu[..., :cfg.ffn_dim] + lora_delta(lora, "gate_proj", x, lora_scale, dropout)
     up = gu[..., cfg.ffn_dim:] + lora_delta(lora, "up_proj", x, lora_scale, dropout)
     act = activation(xp, cfg, gate) * up
-    mlp = act @ w["wd"] + lora_delta(lora, "down_proj", act, lora_scale, dropout)
+    mlp = arith.matmul(act, w["wd"], "wd") + lora_delta(lora, "down_proj", act, lora_scale, dropout)
     if cfg.sandwich_norm:
         mlp = rms_norm(xp, mlp, w["post_mlp_norm"], cfg.norm_eps)
     return h + mlp

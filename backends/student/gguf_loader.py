@@ -134,11 +134,12 @@ def load_gguf(path: str | Path, with_tokenizer: bool = True) -> BaseModel:
     """Load a qwen2/llama/gemma3 GGUF into a BaseModel with float32 weights (and its tokenizer)."""
     reader = open_gguf(path)
     cfg = read_config(reader, path)
-    weights = {}
+    weights, types = {}, {}
     for tensor in reader.tensors:
         name = canonical_name(tensor.name)
         if name is None:
             continue
+        types[name] = tensor.tensor_type.name
         w = dequantized(tensor, path)
         if cfg.arch == "llama" and (".q_proj." in name or ".k_proj." in name):
             heads = cfg.n_heads if ".q_proj." in name else cfg.n_kv_heads
@@ -152,5 +153,6 @@ def load_gguf(path: str | Path, with_tokenizer: bool = True) -> BaseModel:
 
         tokenizer = gguf_tokenizer(path)
     meta = {"eos_token_id": field_value(reader, "tokenizer.ggml.eos_token_id"),
-            "bos_token_id": field_value(reader, "tokenizer.ggml.bos_token_id")}
+            "bos_token_id": field_value(reader, "tokenizer.ggml.bos_token_id"),
+            "tensor_types": types}  # canonical name -> GGUF type name (llama.cpp rounding emulation)
     return BaseModel(cfg, weights, tokenizer, template, str(path), meta)

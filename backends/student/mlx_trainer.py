@@ -7,12 +7,17 @@ y = x W^T + scale * (x @ a) @ b with a (in, r) and b (r, out), which is our stac
 with scale = alpha / r the adapter converts by stacking over layers. mlx-lm's own copy (adapters.safetensors
 + its adapter_config.json, for `mlx_lm.generate --adapter-path`) lands in out_dir/mlx.
 
-Differences from the JAX trainer: examples are padded per batch rather than packed (mlx-lm's models take
-no segment mask), and there is no resume: a rerun starts over.
+Resumable as the JAX trainer is, into the same out_dir/checkpoint layout (PEFT adapter, AdamW moments under
+PEFT names, trainer_state.json): each micro-batch reseeds mlx's RNG from (seed, micro-batch index), so the
+dropout masks after a resume are the ones an uninterrupted run draws, and no RNG state needs saving.
+
+Difference from the JAX trainer: examples are padded per batch rather than packed (mlx-lm's models take
+no segment mask).
 """
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +26,7 @@ import orjson
 from backends.student.adapters import save_adapter
 from backends.student.architectures import StudentConfig, projection_name
 from backends.student.chat_data import Example
+from backends.student.checkpoint import load_checkpoint, save_checkpoint
 from backends.student.hf_loader import read_hf_config
 from backends.student.jax_trainer import TrainConfig, TrainResult
 from backends.student.lora import LoraConfig, init_lora
@@ -138,20 +144,27 @@ def pad_batch(examples: list[Example]):
     return mx.array(tokens), mx.array(lengths)
 
 
-def example_batches(shuffle_seed: int):
+def example_batches(shuffle_seed: int, skip: int = 0):
     """A batch iterator with mlx-lm's iterate_batches signature over a list of Examples.
 
     Training (loop=True): an endless stream, each epoch shuffled with rng(seed, epoch) as the JAX
-    trainer's row_stream does, cut into batches. Evaluation (loop=False): one pass in order.
+    trainer's row_stream does, cut into batches, the first `skip` dropped (a resumed run); mlx's RNG
+    is reseeded from (seed, micro-batch index) before each batch. Evaluation (loop=False): one pass in order.
     """
+    import mlx.core as mx
+
     def iterate(dataset, batch_size, max_seq_length=None, loop=False, seed=None, comm_group=None):
-        if loop:
-            order = itertools.chain.from_iterable(np.random.default_rng([shuffle_seed, epoch]).permutation(len(dataset))
-                                                  for epoch in itertools.count())
-        else:
+        if not loop:
             order = iter(range(len(dataset)))
-        while chunk := [dataset[int(i)] for i in itertools.islice(order, batch_size)]:
-            yield pad_batch(chunk)
+            while chunk := [dataset[int(i)] for i in itertools.islice(order, batch_size)]:
+                yield pad_batch(chunk)
+            return
+        order = itertools.chain.from_iterable(np.random.default_rng([shuffle_seed, epoch]).permutation(len(dataset))
+                                              for epoch in itertools.count())
+        order = itertools.islice(order, skip * batch_size, None)
+        for index in itertools.count(skip):
+            mx.random.seed(int(np.random.SeedSequence([shuffle_seed, index]).generate_state(1)[0]))  # dropout masks
+            yield pad_batch([dataset[int(i)] for i in itertools.islice(order, batch_size)])
 
     return iterate
 
@@ -183,69 +196,136 @@ def make_optimizer(ocfg):
                         weight_decay=ocfg.weight_decay, bias_correction=True)
 
 
+def optimizer_moments(optimizer, n_layers: int, lcfg: LoraConfig) -> tuple[dict, dict]:
+    """AdamW's first and second moments as stacked {target: (A-shaped, B-shaped)}, like read_lora."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    flat = dict(tree_flatten(optimizer.state))
+
+    def stacked(moment):
+        return {t: tuple(np.stack([np.array(flat[f"{mlx_param_name(i, t, w)}.{moment}"].astype(mx.float32))
+                                   for i in range(n_layers)]) for w in ("a", "b")) for t in lcfg.targets}
+
+    return stacked("m"), stacked("v")
+
+
+def restore_optimizer(optimizer, model, m: dict, v: dict, step: int) -> None:
+    """Put saved moments and the update count back into an mlx AdamW for `model`'s LoRA parameters."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    optimizer.init(model.trainable_parameters())
+    flat = dict(tree_flatten(optimizer.state))
+    for moment, saved in (("m", m), ("v", v)):
+        for t, pair in saved.items():
+            for w, stack in zip(("a", "b"), pair):
+                for i in range(stack.shape[0]):
+                    flat[f"{mlx_param_name(i, t, w)}.{moment}"] = mx.array(stack[i])
+    flat["step"] = mx.array(step, mx.uint64)
+    optimizer.state = tree_unflatten(list(flat.items()))
+
+
 class _EarlyStop(Exception):
-    """Raised from the validation callback to end mlx-lm's train loop (it has no stop hook)."""
+    """Raised from a callback to end mlx-lm's train loop (it has no stop hook); args: (step, early)."""
 
 
 class _Evaluations:
-    """mlx-lm training callback: history, best adapter to out/best, accuracy_fn, early stopping."""
+    """mlx-lm training callback: history, best adapter to out/best, accuracy_fn, early stopping,
+    and atomic checkpoints to out/checkpoint. `state` is the checkpoint's trainer_state (step,
+    seed, best_val, since_best, history); mlx-lm counts iterations from 1 again after a resume."""
 
-    def __init__(self, model, cfg: StudentConfig, tcfg: TrainConfig, source: str, accuracy_fn):
-        self.model, self.cfg, self.tcfg, self.source, self.accuracy_fn = model, cfg, tcfg, source, accuracy_fn
-        self.history, self.best_val, self.since_best, self.train_loss = [], None, 0, None
+    def __init__(self, model, optimizer, cfg: StudentConfig, tcfg: TrainConfig, source: str, accuracy_fn,
+                 state: dict, stop_at: int | None):
+        self.model, self.optimizer, self.cfg, self.tcfg = model, optimizer, cfg, tcfg
+        self.source, self.accuracy_fn, self.state, self.stop_at = source, accuracy_fn, state, stop_at
+        self.offset, self.train_loss = state["step"], None
+
+    def step_of(self, iteration: int) -> int:
+        return self.offset + iteration // self.tcfg.grad_accum
+
+    def checkpoint(self) -> None:
+        lora = read_lora(self.model, self.cfg.n_layers, self.tcfg.lora)
+        m, v = optimizer_moments(self.optimizer, self.cfg.n_layers, self.tcfg.lora)
+        save_checkpoint(Path(self.tcfg.out_dir) / "checkpoint", lora, m, v, self.tcfg.lora, self.state)
 
     def on_train_loss_report(self, info: dict) -> None:
         self.train_loss = info["train_loss"]
+        self.state["step"] = self.step_of(info["iteration"])
+        if self.state["step"] % self.tcfg.checkpoint_every == 0 or self.state["step"] == self.tcfg.steps:
+            self.checkpoint()
+        if self.stop_at is not None and self.state["step"] >= self.stop_at:
+            raise _EarlyStop(self.state["step"], False)
 
     def on_val_loss_report(self, info: dict) -> None:
-        record = {"step": info["iteration"] // self.tcfg.grad_accum, "train_loss": self.train_loss,
-                  "val_loss": info["val_loss"]}
+        if self.offset and info["iteration"] == 0:
+            return  # mlx-lm evaluates on entering its loop; an uninterrupted run had no evaluation here
+        record = {"step": self.step_of(info["iteration"]), "train_loss": self.train_loss, "val_loss": info["val_loss"]}
         lora = read_lora(self.model, self.cfg.n_layers, self.tcfg.lora)
         if self.accuracy_fn is not None:
             record["accuracy"] = float(self.accuracy_fn(lora))
-        self.history.append(record)
-        if self.best_val is None or record["val_loss"] < self.best_val:
-            self.best_val, self.since_best = record["val_loss"], 0
+        self.state["history"].append(record)
+        if self.state["best_val"] is None or record["val_loss"] < self.state["best_val"]:
+            self.state["best_val"], self.state["since_best"] = record["val_loss"], 0
             save_adapter(Path(self.tcfg.out_dir) / "best", lora, self.tcfg.lora, self.source)
         else:
-            self.since_best += 1
-        if self.tcfg.patience and self.since_best >= self.tcfg.patience and record["step"] < self.tcfg.steps:
-            raise _EarlyStop(record["step"])
+            self.state["since_best"] += 1
+        if self.tcfg.patience and self.state["since_best"] >= self.tcfg.patience and record["step"] < self.tcfg.steps:
+            self.state["step"] = record["step"]
+            self.checkpoint()
+            raise _EarlyStop(record["step"], True)
 
 
 def train_lora_mlx(model_dir: str | Path, train: list[Example], val: list[Example], tcfg: TrainConfig,
-                   accuracy_fn=None) -> TrainResult:
-    """Train a LoRA adapter on the HF model at `model_dir` with mlx-lm's trainer; PEFT adapters to out_dir."""
-    mx = require("mlx.core", "mlx")
+                   accuracy_fn=None, stop_at: int | None = None) -> TrainResult:
+    """Train a LoRA adapter on the HF model at `model_dir` with mlx-lm's trainer; PEFT adapters to out_dir.
+
+    Resumes from out_dir/checkpoint when present; `stop_at` ends the run after that step without the
+    final save (a simulated interruption). Evaluations after a resume fall where an uninterrupted run
+    has them when checkpoint_every is a multiple of eval_every.
+    """
+    require("mlx.core", "mlx")
     from mlx_lm.tuner.trainer import TrainingArgs, evaluate
     from mlx_lm.tuner.trainer import train as mlx_train
 
-    mx.random.seed(tcfg.seed)  # LoRA dropout masks
     lcfg, out = tcfg.lora, Path(tcfg.out_dir)
     model, cfg = load_mlx_lora_model(model_dir, lcfg, tcfg.seed)
     if len(train) < tcfg.batch_size:
         raise UserError(f"{len(train)} training examples are fewer than batch_size {tcfg.batch_size}")
-    iters = tcfg.steps * tcfg.grad_accum  # mlx-lm counts micro-batches
+    optimizer = make_optimizer(tcfg.optim)
+    state = {"step": 0, "seed": tcfg.seed, "best_val": None, "since_best": 0, "history": []}
+    resumed = load_checkpoint(out / "checkpoint", cfg.n_layers)
+    if resumed:
+        lora, m, v, state = resumed
+        set_lora(model, lora)
+        restore_optimizer(optimizer, model, m, v, state["step"])
+    iters = (tcfg.steps - state["step"]) * tcfg.grad_accum  # mlx-lm counts micro-batches
     evaluating = bool(val) and tcfg.eval_every > 0
     (out / "mlx").mkdir(parents=True, exist_ok=True)
-    args = TrainingArgs(batch_size=tcfg.batch_size, iters=iters, val_batches=-1,
-                        steps_per_report=tcfg.log_every * tcfg.grad_accum,
+    # Checkpoints and stop_at ride on mlx-lm's loss reports, so report at every step any of them needs.
+    report_every = math.gcd(tcfg.log_every, tcfg.checkpoint_every, stop_at or 0) * tcfg.grad_accum
+    args = TrainingArgs(batch_size=tcfg.batch_size, iters=iters, val_batches=-1, steps_per_report=report_every,
                         steps_per_eval=(tcfg.eval_every * tcfg.grad_accum) if evaluating else iters + 1,
                         steps_per_save=iters + 1, max_seq_length=tcfg.seq_len,
                         adapter_file=str(out / "mlx" / "adapters.safetensors"), grad_accumulation_steps=tcfg.grad_accum)
-    evals = _Evaluations(model, cfg, tcfg, str(model_dir), accuracy_fn)
+    evals = _Evaluations(model, optimizer, cfg, tcfg, str(model_dir), accuracy_fn, state, stop_at)
     batches = example_batches(tcfg.seed)
-    stopped_at = None
-    try:
-        mlx_train(model, make_optimizer(tcfg.optim), train, val if evaluating else None, args, loss=masked_nll,
-                  iterate_batches=batches, training_callback=evals)
-    except _EarlyStop as stop:
-        stopped_at = stop.args[0]
-    if evaluating and stopped_at is None:  # mlx-lm's last evaluation precedes the last step
+    stopped_at, early = None, False
+    if iters > 0:
+        try:
+            mlx_train(model, optimizer, train, val if evaluating else None, args, loss=masked_nll,
+                      iterate_batches=example_batches(tcfg.seed, skip=state["step"] * tcfg.grad_accum),
+                      training_callback=evals)
+        except _EarlyStop as stop:
+            stopped_at, early = stop.args
+    if not early and stopped_at is not None:  # interrupted on purpose: no evaluation, no final save
+        return TrainResult(read_lora(model, cfg.n_layers, lcfg), state["history"], state["best_val"] or float("nan"),
+                           stopped_at, False)
+    if evaluating and not early and iters > 0:  # mlx-lm's last evaluation precedes the last step
         evals.on_val_loss_report({"iteration": iters, "val_loss": evaluate(
             model, val, tcfg.batch_size, -1, tcfg.seq_len, loss=masked_nll, iterate_batches=batches)})
     save_mlx_adapter(model, out / "mlx", cfg.n_layers, lcfg)
     lora = read_lora(model, cfg.n_layers, lcfg)
     save_adapter(out / "final", lora, lcfg, str(model_dir))
-    best = evals.best_val if evals.best_val is not None else float("nan")
-    return TrainResult(lora, evals.history, best, tcfg.steps if stopped_at is None else stopped_at, stopped_at is not None)
+    best = state["best_val"] if state["best_val"] is not None else float("nan")
+    return TrainResult(lora, state["history"], best, tcfg.steps if stopped_at is None else stopped_at, early)

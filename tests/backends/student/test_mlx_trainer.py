@@ -218,3 +218,29 @@ def test_default_trainer_is_mlx_only_on_apple_silicon(monkeypatch):
     monkeypatch.setattr(finetune.sys, "platform", "linux")
     monkeypatch.setattr(finetune.platform, "machine", lambda: "aarch64")
     assert finetune.default_trainer() == "jax"
+
+
+def test_killed_run_resumes_to_the_same_adapter(mlx, tiny_files, tmp_path):
+    """Moments, step, data order and dropout masks all come back: the adapter is the uninterrupted one."""
+    from backends.student.checkpoint import load_checkpoint
+    from backends.student.mlx_trainer import train_lora_mlx
+
+    hf_dir = tiny_files["qwen2"][0]
+    data = examples(load_hf_dir(hf_dir))
+    lcfg = LoraConfig(targets=("q", "v", "down"), rank=4, alpha=8.0, dropout=0.1)
+
+    def config(out):
+        return tiny_train_config(out, steps=8, grad_accum=2, checkpoint_every=4, lora=lcfg)
+
+    whole = train_lora_mlx(hf_dir, data, data, config(tmp_path / "whole"))
+    cut = train_lora_mlx(hf_dir, data, data, config(tmp_path / "cut"), stop_at=6)
+    assert cut.steps_done == 6 and not (tmp_path / "cut" / "final").exists()
+    lora, m, v, state = load_checkpoint(tmp_path / "cut" / "checkpoint", 2)  # the JAX trainer's layout
+    assert state["step"] == 4 and [h["step"] for h in state["history"]] == [0, 3]
+    assert np.abs(m["q_proj"][1]).max() > 0  # the moments were saved, not zeros
+    resumed = train_lora_mlx(hf_dir, data, data, config(tmp_path / "cut"))
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in whole.history] == [0, 3, 7, 8]
+    assert [h["val_loss"] for h in resumed.history] == pytest.approx([h["val_loss"] for h in whole.history], rel=1e-5)
+    for target, (a, b) in whole.lora.items():
+        np.testing.assert_allclose(resumed.lora[target][0], a, atol=1e-6)
+        np.testing.assert_allclose(resumed.lora[target][1], b, atol=1e-6)

@@ -87,8 +87,12 @@ def write_hf_dir(cfg: StudentConfig, weights: dict, tok, out: Path) -> Path:
     return out
 
 
-def write_gguf(cfg: StudentConfig, weights: dict, tok, path: Path) -> Path:
-    """A GGUF file as llama.cpp's converter writes it (llama q/k rows permuted), with a gpt2 vocab."""
+def write_gguf(cfg: StudentConfig, weights: dict, tok, path: Path, matrix_types: dict | None = None) -> Path:
+    """A GGUF file as llama.cpp's converter writes it (llama q/k rows permuted), with a gpt2 vocab.
+
+    `matrix_types` maps a canonical matrix name to a GGUF type name ('Q8_0', 'Q5_0', ...) to store
+    it quantized; everything else is F32.
+    """
     import gguf
 
     from backends.student.gguf_loader import permute_rope_rows
@@ -139,7 +143,13 @@ def write_gguf(cfg: StudentConfig, weights: dict, tok, path: Path) -> Path:
             gname = f"blk.{parts[2]}.{stem}.{parts[-1]}"
             if a == "llama" and parts[-2] in ("q_proj", "k_proj") and parts[-1] == "weight":
                 arr = permute_rope_rows(arr, cfg.n_heads if parts[-2] == "q_proj" else cfg.n_kv_heads)
-        w.add_tensor(gname, np.ascontiguousarray(arr, dtype=np.float32))
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        qtype = (matrix_types or {}).get(name)
+        if qtype is None:
+            w.add_tensor(gname, arr)
+        else:
+            qt = gguf.GGMLQuantizationType[qtype]
+            w.add_tensor(gname, gguf.quants.quantize(arr, qt), raw_dtype=qt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
