@@ -125,8 +125,10 @@ def _train_and_compare_credit(ref, jx, seeds):
         assert jx.updated_fraction_last == ref.updated_fraction_last
 
 
-def test_whole_step_credit_and_adamw_match_numpy_through_edits_and_controller_changes():
+@pytest.mark.parametrize("update_on_device", [True, False])
+def test_whole_step_credit_and_adamw_match_numpy_through_edits_and_controller_changes(update_on_device):
     ref, jx = _pair(**NO_EXPLORATION)
+    jx.update_on_device = update_on_device
     _train_and_compare_credit(ref, jx, range(3))
     assert 0 < len(ref.last_selected) < ref.agent_count()  # top-K really leaves agents out
     compiled = jx.compiles
