@@ -1,11 +1,12 @@
 """K-1 on JAX: the whole training step (forward, loss, every gradient, top-K credit, clipping and
 the AdamW update) runs as one compiled XLA program (backends/jax_k1_update.py).
 
-The host keeps the rest as the NumPy model's code on the host parameters: usage recording, trust
-probes, plasticity, snapshots, the controller, evaluation and generation. The host ParamStore and
-AdamW moments stay the truth between steps (they go in and come back each step), and keep their
-capacity-padded NumPy layout, so checkpoints move between backends and structural edits (grow,
-prune, merge, reorganize) change values, never shapes.
+Generation's logits come from a second compiled program (the same forward, greedy routing, a window
+of fixed length `context`). The host keeps the rest as the NumPy model's code on the host
+parameters: usage recording, trust probes, plasticity, snapshots, the controller and evaluation.
+The host ParamStore and AdamW moments stay the truth between steps (they go in and come back each
+step), and keep their capacity-padded NumPy layout, so checkpoints move between backends and
+structural edits (grow, prune, merge, reorganize) change values, never shapes.
 
 A compile happens only for a new `Layout` (a depth gaining agents past a power of two) or
 batch shape, never for a routing change; compiles are counted and timed apart from the
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.jax_k1_network import Layout, TreeArrays, jit_loss_and_grad
+from backends.jax_k1_network import Layout, TreeArrays, jit_loss_and_grad, jit_next_logits
 from backends.jax_k1_update import FlatSpec, jit_train_step
 from k1core.errors import UserError
 from k1core.k1.config import K1Config
@@ -152,6 +153,21 @@ class JaxK1(K1SelfLearningLM):
         for name, g in grads.items():
             self.params.g[name][...] = g
         return routed_step(aux, self.cfg.max_depth)
+
+    def next_logits_fn(self):
+        """Generation's logits from a compiled forward: the weights and tree go to the device once per
+        call; the window is right-padded to `context`, so one program serves every prompt length."""
+        context = self.cfg.context
+        tree, slots = tree_arrays(self.tree, self.rows) if self.cfg.use_tree else (None, ())
+        layout = Layout.of(self.cfg, slots, self.block)
+        weights = {name: jax.numpy.asarray(value) for name, value in self.params.p.items()}
+
+        def next_logits(ids: np.ndarray) -> np.ndarray:
+            window = np.zeros((1, context), dtype=np.int32)
+            window[0, :ids.size] = ids[-context:]
+            args = (weights, tree, window, np.int32(min(ids.size, context) - 1))
+            return np.asarray(self._program("next_logits", jit_next_logits, args, layout, window.shape)(*args))
+        return next_logits
 
     def _inputs(self, x, y, eps: float) -> tuple[Layout, tuple]:
         """The step's layout and its data arguments: (tree, x, y, eps, explore_u, column_u)."""

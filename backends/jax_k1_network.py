@@ -146,8 +146,9 @@ def route(u, prev: Group, parent, active, tree: TreeArrays, p, eps, explore_u, c
     return col, jnp.where(active[:, None], probs, 0.0)
 
 
-def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layout):
-    """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know.
+def forward(p, tree: TreeArrays, x, eps, explore_u, column_u, layout: Layout):
+    """Logits (N, V) for ids x (B, T), the load-balancing term, and the routing the host reads:
+    {"paths": (levels, N) slot per level, -1 after the leaf; "probs": per level l >= 1 (N, K)}.
 
     explore_u, column_u (levels, N): uniform draws for exploration (eps = 0 turns it off)."""
     b, t = x.shape
@@ -175,12 +176,17 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layo
         paths.append(jnp.where(active, agent, -1))
         r = r + jnp.where(active[:, None], gate[:, None] * agents(u, group, p), 0.0)
     f = layernorm(r, p["ln_f.g"], p["ln_f.b"])
-    logits = f @ p["head.w"] + p["head.b"]  # (N, V)
+    routing = {"paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32), "probs": tuple(probs_per_level)}
+    return f @ p["head.w"] + p["head.b"], balance, routing
+
+
+def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layout):
+    """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know."""
+    logits, balance, routing = forward(p, tree, x, eps, explore_u, column_u, layout)  # (N, V)
+    n = logits.shape[0]
     per_token = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, y.reshape(n, 1), axis=1)[:, 0]
     ce = per_token.mean()
-    aux = {"ce": ce, "balance": balance, "per_token": per_token,
-           "paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32),  # (levels, N)
-           "probs": tuple(probs_per_level)}
+    aux = {"ce": ce, "balance": balance, "per_token": per_token} | routing
     return ce + layout.balance_coef * balance, aux
 
 
@@ -190,3 +196,15 @@ def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, layout: Layout):
 
 
 jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("layout",))
+
+
+def next_logits(p, tree: TreeArrays, window, pos, layout: Layout):
+    """Logits (V,) at position `pos` of a (1, T) window, greedy routing: causal attention and
+    per-token agents make them independent of the window's cells after pos, so one program (fixed T)
+    serves every prompt length."""
+    draws = jnp.zeros((1 + len(layout.rows), window.size), jnp.float32)
+    logits, _, _ = forward(p, tree, window, 0.0, draws, draws, layout)
+    return logits[pos]
+
+
+jit_next_logits = jax.jit(next_logits, static_argnames=("layout",))

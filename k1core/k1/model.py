@@ -142,9 +142,9 @@ class K1SelfLearningLM:
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, seed: int = 0):
         rng = np.random.default_rng(seed)
         ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
+        next_logits = self.next_logits_fn()
         for _ in range(max_new_tokens):
-            ctx = np.asarray(ids[-self.cfg.context:], dtype=np.int64)[None, :]
-            logits = forward(self.params.p, self.tree, self.cfg, ctx, None, k=self.k).logits[-1].astype(np.float64)
+            logits = next_logits(np.asarray(ids[-self.cfg.context:], dtype=np.int64)).astype(np.float64)
             if temperature <= 0:
                 ids.append(int(logits.argmax()))
                 continue
@@ -153,6 +153,11 @@ class K1SelfLearningLM:
                 logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
             ids.append(int(rng.choice(len(logits), p=softmax_forward(logits))))
         return np.asarray(ids, dtype=np.int64)
+
+    def next_logits_fn(self):
+        """ids (T,) with T <= context -> logits (V,) of the byte after them, with the current weights
+        and tree (generation asks once per call, so a backend can prepare the weights once)."""
+        return lambda ids: forward(self.params.p, self.tree, self.cfg, ids[None, :], None, k=self.k).logits[-1]
 
     def on_step_end(self, step: int, probe) -> list[dict]:
         cfg = self.cfg

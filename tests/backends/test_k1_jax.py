@@ -188,3 +188,22 @@ def test_all_tokens_on_one_path_are_all_computed_without_recompiling():
 def test_jax_k1_needs_float32():
     with pytest.raises(UserError, match="float32"):
         build_k1(types.SimpleNamespace(backend="jax"), **(SMALL | {"dtype": "float64"}))
+
+
+@pytest.mark.parametrize("builder", [build_k1, build_k1_no_tree])
+def test_generation_runs_compiled_and_matches_numpy_greedy(builder):
+    ref, jx = _pair(builder, **NO_EXPLORATION)
+    _train_both(ref, jx, range(3))  # trained a little, so the logits are not the init's near-ties
+    prompt = np.array([3, 1, 4, 1, 5])
+    want = ref.generate(prompt, max_new_tokens=24, temperature=0)  # past context 16: the window slides
+    before = jx.compiles
+    got = jx.generate(prompt, max_new_tokens=24, temperature=0)
+    np.testing.assert_array_equal(got, want)
+    assert jx.compiles == before + 1  # one program for every prompt length
+    for n in (1, 7, 16, 30):  # logits at every window fill, against NumPy's forward
+        ids = np.arange(n) % 64
+        want_logits = forward(ref.params.p, ref.tree, ref.cfg, ids[-16:][None, :], None).logits[-1]
+        np.testing.assert_allclose(jx.next_logits_fn()(ids), want_logits, atol=1e-4, rtol=1e-4)
+    assert jx.compiles == before + 1
+    sampled = [model.generate(prompt, max_new_tokens=8, temperature=0.8, top_k=5, seed=3) for model in (ref, jx)]
+    np.testing.assert_array_equal(*sampled)
