@@ -32,6 +32,9 @@ jax = require("jax", "jax")
 # Room for agents at a depth opened after the start begins at 8, so the splits that open it (two
 # agents each) compile once, not again at 4 and 8 agents; each spare row costs one block per step.
 NEW_DEPTH_ROWS = 8
+# Generation sends one token through the tree: blocks of one cell, so each level gathers the weights
+# of that token's agent (and of one empty block), not 64-row blocks
+GENERATION_BLOCK = 1
 
 
 @dataclass
@@ -107,6 +110,7 @@ class JaxK1(K1SelfLearningLM):
         depths, counts = np.unique(self.tree.depth[self.tree.alive], return_counts=True)
         self.rows = {int(d): power_of_two(c) for d, c in zip(depths, counts) if d > 0}
         self.block = block
+        self.generation_block = GENERATION_BLOCK
         # False: only loss and gradients are compiled; credit, clipping and AdamW run on the host
         # (the NumPy model's code over the selected rows only: measured faster on a 2-core CPU)
         self.update_on_device = update_on_device
@@ -159,7 +163,7 @@ class JaxK1(K1SelfLearningLM):
         call; the window is right-padded to `context`, so one program serves every prompt length."""
         context = self.cfg.context
         tree, slots = tree_arrays(self.tree, self.rows) if self.cfg.use_tree else (None, ())
-        layout = Layout.of(self.cfg, slots, self.block)
+        layout = Layout.of(self.cfg, slots, self.generation_block)
         weights = {name: jax.numpy.asarray(value) for name, value in self.params.p.items()}
 
         def next_logits(ids: np.ndarray) -> np.ndarray:
