@@ -120,7 +120,7 @@ class JaxK1(K1SelfLearningLM):
 
     @property
     def compiles(self) -> int:
-        """Step programs this model has needed (JAX may serve one from its in-process cache quickly)."""
+        """Programs this model has compiled: training steps, gradients, generation (one per layout and shape)."""
         return len(self.programs)
 
     def train_step(self, x, y) -> float:
