@@ -87,7 +87,7 @@ def update_masks(selected, spec: FlatSpec) -> dict:
 
 def clipped_adamw(p: dict, g: dict, m: dict, v: dict, masks: dict, lr, bc1, bc2, spec: FlatSpec):
     """Clip the masked gradients to global norm <= grad_clip, then AdamW (k1core.optim.adamw_update)
-    on the masked elements; the rest keep their values and moments. Returns (p, m, v, norm)."""
+    on the masked elements; the rest keep their values and moments. Returns (p, m, v)."""
     c = spec.optim
     norm = jnp.sqrt(sum(jnp.where(masks[n], jnp.square(g[n]), 0.0).sum() for n in spec.names))
     scale = jnp.where((c.grad_clip > 0) & (norm > c.grad_clip), c.grad_clip / (norm + 1e-12), 1.0)
@@ -101,23 +101,26 @@ def clipped_adamw(p: dict, g: dict, m: dict, v: dict, masks: dict, lr, bc1, bc2,
         keep = masks[name]
         out_p[name], out_m[name], out_v[name] = (jnp.where(keep, new, old) for new, old in
                                                  ((pn, p[name]), (mn, m[name]), (vn, v[name])))
-    return out_p, out_m, out_v, norm
+    return out_p, out_m, out_v
 
 
 def train_step(p_flat, m_flat, v_flat, tree, x, y, eps, explore_u, column_u, trust, alive, top_k, lr, bc1, bc2,
                layout: Layout, spec: FlatSpec):
     """One whole K-1 step on flat buffers (P,): loss, gradients, top-K credit, clipping, AdamW.
 
-    Returns (p, m, v) updated, and the loss terms' aux plus `selected` (capacity,) bool and `norm`."""
+    trust (capacity,) float32, alive (capacity,) bool, top_k int32; lr, bc1 = 1 - beta1^t and
+    bc2 = 1 - beta2^t float32 scalars from the host; the rest as loss_terms.
+
+    Returns (p, m, v) updated, and the loss terms' aux plus `selected` (capacity,) bool."""
     p = spec.split(p_flat)
     (_, aux), g = jax.value_and_grad(loss_terms, has_aux=True)(p, tree, x, y, eps, explore_u, column_u, layout)
     if layout.use_tree:
         selected = top_k_selected(responsibility(g, aux["paths"], spec.capacity), trust, alive, top_k)
     else:  # the ablation has no agents: every parameter is shared
         selected = jnp.zeros(spec.capacity, dtype=bool)
-    p, m, v, norm = clipped_adamw(p, g, spec.split(m_flat), spec.split(v_flat), update_masks(selected, spec),
-                                  lr, bc1, bc2, spec)
-    return spec.join(p), spec.join(m), spec.join(v), aux | {"selected": selected, "norm": norm}
+    p, m, v = clipped_adamw(p, g, spec.split(m_flat), spec.split(v_flat), update_masks(selected, spec),
+                            lr, bc1, bc2, spec)
+    return spec.join(p), spec.join(m), spec.join(v), aux | {"selected": selected}
 
 
 jit_train_step = jax.jit(train_step, static_argnames=("layout", "spec"))
