@@ -1,9 +1,12 @@
-"""K-1 on JAX: the numeric step (forward, loss, every gradient) runs as one compiled XLA program.
+"""K-1 on JAX: the whole training step (forward, loss, every gradient, top-K credit, clipping and
+the AdamW update) runs as one compiled XLA program (backends/jax_k1_update.py).
 
-Everything else stays the NumPy model's code on the host parameters: responsibility-ranked top-K
-credit, the AdamW update of the selected rows, trust probes, plasticity, snapshots and the
-controller. The parameters keep their capacity-padded NumPy layout, so checkpoints move between
-backends and structural edits (grow, prune, merge, reorganize) change values, never shapes.
+Generation's logits come from a second compiled program (the same forward, greedy routing, a window
+of fixed length `context`). The host keeps the rest as the NumPy model's code on the host
+parameters: usage recording, trust probes, plasticity, snapshots, the controller and evaluation.
+The host ParamStore and AdamW moments stay the truth between steps (they go in and come back each
+step), and keep their capacity-padded NumPy layout, so checkpoints move between backends and
+structural edits (grow, prune, merge, reorganize) change values, never shapes.
 
 A compile happens only for a new `Layout` (a depth gaining agents past a power of two) or
 batch shape, never for a routing change; compiles are counted and timed apart from the
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.jax_k1_network import Layout, TreeArrays, jit_loss_and_grad
+from backends.jax_k1_network import Layout, TreeArrays, jit_loss_and_grad, jit_next_logits
+from backends.jax_k1_update import FlatSpec, jit_train_step
 from k1core.errors import UserError
 from k1core.k1.config import K1Config
 from k1core.k1.model import K1SelfLearningLM
@@ -28,6 +32,9 @@ jax = require("jax", "jax")
 # Room for agents at a depth opened after the start begins at 8, so the splits that open it (two
 # agents each) compile once, not again at 4 and 8 agents; each spare row costs one block per step.
 NEW_DEPTH_ROWS = 8
+# Generation sends one token through the tree: blocks of one cell, so each level gathers the weights
+# of that token's agent (and of one empty block), not 64-row blocks
+GENERATION_BLOCK = 1
 
 
 @dataclass
@@ -93,9 +100,9 @@ def routed_step(aux: dict, max_depth: int) -> RoutedStep:
 
 
 class JaxK1(K1SelfLearningLM):
-    """K1SelfLearningLM whose training step computes loss and gradients with a jitted XLA program."""
+    """K1SelfLearningLM whose training step is one jitted XLA program."""
 
-    def __init__(self, cfg: K1Config, block: int = 64):
+    def __init__(self, cfg: K1Config, block: int = 64, update_on_device: bool = True):
         if cfg.dtype != "float32":
             raise UserError("the jax backend runs K-1 in float32 (set dtype=float32 or use --backend numpy)")
         super().__init__(cfg)
@@ -103,22 +110,71 @@ class JaxK1(K1SelfLearningLM):
         depths, counts = np.unique(self.tree.depth[self.tree.alive], return_counts=True)
         self.rows = {int(d): power_of_two(c) for d, c in zip(depths, counts) if d > 0}
         self.block = block
-        self.programs: dict[tuple, object] = {}  # (Layout, batch shape) -> compiled step
+        self.generation_block = GENERATION_BLOCK
+        # False: only loss and gradients are compiled; credit, clipping and AdamW run on the host
+        # (the NumPy model's code over the selected rows only: measured faster on a 2-core CPU)
+        self.update_on_device = update_on_device
+        self.spec = FlatSpec.of(self.params, self.opt.decay, cfg.capacity, cfg.use_tree, self.opt.cfg)
+        self.programs: dict[tuple, object] = {}  # (kind, Layout, batch shape) -> compiled program
         self.compile_seconds: dict[str, float] = {}
 
     @property
     def compiles(self) -> int:
-        """Step programs this model has needed (JAX may serve one from its in-process cache quickly)."""
+        """Programs this model has compiled: training steps, gradients, generation (one per layout and shape)."""
         return len(self.programs)
 
     def train_step(self, x, y) -> float:
-        """The NumPy model's step, with loss and gradients from the compiled program."""
-        step = self.gradients(x, y, self.exploration())
-        self.credit_and_update(step)
+        """The whole step (forward, backward, top-K credit, clipping, AdamW) as one compiled program.
+
+        The host ParamStore and AdamW moments stay the truth between steps (probes, plasticity,
+        snapshots and checkpoints edit them in place): they go in as flat buffers and the updated
+        ones are copied back. The host then records usage from the step's routing.
+        (With update_on_device off: compiled loss and gradients, then the host's credit_and_update.)"""
+        eps = self.exploration()
+        if not self.update_on_device:
+            step = self.gradients(x, y, eps)
+            self.credit_and_update(step)
+            return step.ce
+        layout, inputs = self._inputs(x, y, eps)
+        opt = self.opt
+        opt.t += 1  # AdamW's bias-correction count, as AdamW.step keeps it
+        args = (self.params.flat, opt.m, opt.v, *inputs, self.trust.astype(np.float32), self.tree.alive,
+                np.int32(self.controller.top_k), np.float32(self.learning_rate()),
+                np.float32(1.0 - opt.cfg.beta1**opt.t), np.float32(1.0 - opt.cfg.beta2**opt.t))
+        p, m, v, aux = self._program("train_step", jit_train_step, args, layout, np.shape(x), spec=self.spec)(*args)
+        for host, new in ((self.params.flat, p), (opt.m, m), (opt.v, v)):
+            np.copyto(host, new)
+        step = routed_step(aux, self.cfg.max_depth)
+        self.record_step(step, np.flatnonzero(np.asarray(aux["selected"])) if self.cfg.use_tree else None)
         return step.ce
 
     def gradients(self, x, y, eps: float) -> RoutedStep:
-        """Loss and every gradient (into params.g) on the device; returns the step's routing."""
+        """Loss and every gradient (into params.g) on the device, nothing updated; returns the step's
+        routing. (The gradients alone, for equivalence tests and for timing the host-side update.)"""
+        layout, inputs = self._inputs(x, y, eps)
+        args = (self.params.p, *inputs)
+        (_, aux), grads = self._program("gradients", jit_loss_and_grad, args, layout, np.shape(x))(*args)
+        for name, g in grads.items():
+            self.params.g[name][...] = g
+        return routed_step(aux, self.cfg.max_depth)
+
+    def next_logits_fn(self):
+        """Generation's logits from a compiled forward: the weights and tree go to the device once per
+        call; the window is right-padded to `context`, so one program serves every prompt length."""
+        context = self.cfg.context
+        tree, slots = tree_arrays(self.tree, self.rows) if self.cfg.use_tree else (None, ())
+        layout = Layout.of(self.cfg, slots, self.generation_block)
+        weights = {name: jax.numpy.asarray(value) for name, value in self.params.p.items()}
+
+        def next_logits(ids: np.ndarray) -> np.ndarray:
+            window = np.zeros((1, context), dtype=np.int32)
+            window[0, :ids.size] = ids[-context:]
+            args = (weights, tree, window, np.int32(min(ids.size, context) - 1))
+            return np.asarray(self._program("next_logits", jit_next_logits, args, layout, window.shape)(*args))
+        return next_logits
+
+    def _inputs(self, x, y, eps: float) -> tuple[Layout, tuple]:
+        """The step's layout and its data arguments: (tree, x, y, eps, explore_u, column_u)."""
         x, y = np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.int32)
         tree, slots = tree_arrays(self.tree, self.rows) if self.cfg.use_tree else (None, ())
         n, levels = x.size, 1 + len(slots)
@@ -126,19 +182,15 @@ class JaxK1(K1SelfLearningLM):
             explore_u, column_u = self.rng.random((2, levels, n), dtype=np.float32)
         else:
             explore_u = column_u = np.zeros((levels, n), dtype=np.float32)
-        args = (self.params.p, tree, x, y, np.float32(eps), explore_u, column_u)
-        (_, aux), grads = self._program(Layout.of(self.cfg, slots, self.block), args)(*args)
-        for name, g in grads.items():
-            self.params.g[name][...] = g
-        return routed_step(aux, self.cfg.max_depth)
+        return Layout.of(self.cfg, slots, self.block), (tree, x, y, np.float32(eps), explore_u, column_u)
 
-    def _program(self, layout: Layout, args):
-        """The compiled step for this layout and batch shape; compiled (and timed) the first time."""
-        key = (layout, args[2].shape)
+    def _program(self, kind: str, fn, args, layout: Layout, shape: tuple, **static):
+        """The compiled `kind` program for this layout and batch `shape`; compiled (and timed) the first time."""
+        key = (kind, layout, shape)
         if key not in self.programs:
             start = time.perf_counter()
-            self.programs[key] = jit_loss_and_grad.lower(*args, layout=layout).compile()
-            label = f"train_step rows={layout.rows} block={layout.block} batch={args[2].shape}"
+            self.programs[key] = fn.lower(*args, layout=layout, **static).compile()
+            label = f"{kind} rows={layout.rows} block={layout.block} batch={shape}"
             self.compile_seconds[label] = time.perf_counter() - start
         return self.programs[key]
 

@@ -9,7 +9,7 @@ Grouped agent dispatch uses fixed-size token blocks (as MegaBlocks): at tree lev
 are sorted by agent and each agent's group is padded to a multiple of `block` tokens, so every
 block belongs to one agent; one batched matrix product pair over (blocks, block, D) runs each block
 with its own agent's weights (gathered once per block, never per token). With S_l slots at depth l
-the padded groups need at most ceil(N / block) + S_l blocks, a static count that holds any routing:
+the padded groups need at most ceil(N / block) + min(N, S_l) blocks, a static count that holds any routing:
 no token can overflow, however unevenly the gates split them, and the padding costs at most one
 block per agent (capacity buckets of (S_l, largest group) would pay S_l x the largest group, which
 is most of N when routing is uneven). S_l and the block size are fixed at trace time;
@@ -47,8 +47,9 @@ class Layout:
         return cls(cfg.n_heads, cfg.use_tree, float(cfg.balance_coef), rows, block)
 
     def count(self, level: int, n_tokens: int) -> int:
-        """Blocks at tree level l >= 1: enough for N tokens with each of S_l groups padded."""
-        return -(-n_tokens // self.block) + self.rows[level - 1]
+        """Blocks at tree level l >= 1: enough for N tokens with each of the at most min(N, S_l)
+        non-empty groups padded (an empty group takes no block)."""
+        return -(-n_tokens // self.block) + min(n_tokens, self.rows[level - 1])
 
 
 class TreeArrays(NamedTuple):
@@ -88,8 +89,8 @@ def mixer(p, e, n_heads: int):
 
 
 def group_blocks(row, active, slots, n_blocks: int, block: int) -> Group:
-    """Blocks of the active tokens grouped by their agent's row in `slots` (S,); each group starts
-    on a fresh block, so n_blocks >= ceil(N / block) + S always holds every token."""
+    """Blocks of the active tokens grouped by their agent's row in `slots` (S,); each non-empty group
+    starts on a fresh block, so n_blocks >= ceil(N / block) + min(N, S) always holds every token."""
     n, n_rows = row.shape[0], slots.shape[0]
     key = jnp.where(active, row, n_rows)  # (N,) tokens not at this level go past the last row
     onehot = key[:, None] == jnp.arange(n_rows)[None, :]  # (N, S)
@@ -146,14 +147,24 @@ def route(u, prev: Group, parent, active, tree: TreeArrays, p, eps, explore_u, c
     return col, jnp.where(active[:, None], probs, 0.0)
 
 
-def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layout):
-    """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know.
+def forward(p, tree: TreeArrays, x, eps, explore_u, column_u, layout: Layout):
+    """Logits (N, V) for ids x (B, T), the load-balancing term, and the routing the host reads:
+    {"paths": (levels, N) slot per level, -1 after the leaf; "probs": per level l >= 1 (N, K)}.
 
     explore_u, column_u (levels, N): uniform draws for exploration (eps = 0 turns it off)."""
+    return tree_and_head(p, tree, residual(p, x, layout), eps, explore_u, column_u, layout)
+
+
+def residual(p, x, layout: Layout):
+    """The residual stream (N, D) entering the tree: embeddings plus the causal mixer, ids x (B, T)."""
     b, t = x.shape
-    n = b * t
     e = p["tok_emb"][x] + p["pos_emb"][:t]  # (B, T, D)
-    r = mixer(p, e, layout.n_heads).reshape(n, e.shape[-1])  # (N, D) residual stream
+    return mixer(p, e, layout.n_heads).reshape(b * t, e.shape[-1])
+
+
+def tree_and_head(p, tree: TreeArrays, r, eps, explore_u, column_u, layout: Layout):
+    """forward() from the residual stream r (N, D) on: every token's path through the tree, then the head."""
+    n = r.shape[0]
     active = jnp.ones(n, dtype=bool)
     agent = jnp.zeros(n, jnp.int32)  # every path starts at the root
     group = Group(jnp.zeros(1, jnp.int32), jnp.arange(n, dtype=jnp.int32)[None, :], jnp.arange(n))
@@ -175,12 +186,17 @@ def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layo
         paths.append(jnp.where(active, agent, -1))
         r = r + jnp.where(active[:, None], gate[:, None] * agents(u, group, p), 0.0)
     f = layernorm(r, p["ln_f.g"], p["ln_f.b"])
-    logits = f @ p["head.w"] + p["head.b"]  # (N, V)
+    routing = {"paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32), "probs": tuple(probs_per_level)}
+    return f @ p["head.w"] + p["head.b"], balance, routing
+
+
+def loss_terms(p, tree: TreeArrays, x, y, eps, explore_u, column_u, layout: Layout):
+    """Loss (CE + balance_coef x balance) for ids x, y (B, T), and what the host needs to know."""
+    logits, balance, routing = forward(p, tree, x, eps, explore_u, column_u, layout)  # (N, V)
+    n = logits.shape[0]
     per_token = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, y.reshape(n, 1), axis=1)[:, 0]
     ce = per_token.mean()
-    aux = {"ce": ce, "balance": balance, "per_token": per_token,
-           "paths": jnp.stack(paths) if paths else jnp.zeros((0, n), jnp.int32),  # (levels, N)
-           "probs": tuple(probs_per_level)}
+    aux = {"ce": ce, "balance": balance, "per_token": per_token} | routing
     return ce + layout.balance_coef * balance, aux
 
 
@@ -190,3 +206,16 @@ def loss_and_grad(p, tree, x, y, eps, explore_u, column_u, layout: Layout):
 
 
 jit_loss_and_grad = jax.jit(loss_and_grad, static_argnames=("layout",))
+
+
+def next_logits(p, tree: TreeArrays, window, pos, layout: Layout):
+    """Logits (V,) at position `pos` of a (1, T) window, greedy routing. Attention is causal, so the
+    window's cells after pos change nothing and one program (fixed T) serves every prompt length;
+    past the mixer tokens never meet, so only token pos goes through the tree and the head."""
+    r = jax.lax.dynamic_slice_in_dim(residual(p, window, layout), pos, 1)  # (1, D)
+    draws = jnp.zeros((1 + len(layout.rows), 1), jnp.float32)
+    logits, _, _ = tree_and_head(p, tree, r, 0.0, draws, draws, layout)
+    return logits[0]
+
+
+jit_next_logits = jax.jit(next_logits, static_argnames=("layout",))

@@ -85,6 +85,7 @@ class K1SelfLearningLM:
         self.kept = Counter()
         self.history: list[dict] = []
         self.updated_fraction_sum, self.updated_fraction_last = 0.0, 1.0
+        self.last_selected = None  # agent slots top-K credit updated at the last step
 
     # --- LanguageModel ------------------------------------------------------------------
     def train_step(self, x, y) -> float:
@@ -104,16 +105,28 @@ class K1SelfLearningLM:
         """Given gradients in params.g and the step's routing `fwd`: top-K credit, usage, clipping and
         the AdamW update (shared by every backend that computes the gradients its own way)."""
         cfg, ctl = self.cfg, self.controller
-        ranges = None
+        ranges = slots = None
         if cfg.use_tree:
             resp = responsibility(self.params.g, fwd, cfg.capacity)
             slots = select_top_k(resp, self.trust, self.tree.alive, ctl.top_k)
             ranges = self.index.select(slots)
+        self.opt.clip_grad(ranges)
+        self.opt.step(self.learning_rate(), ranges)
+        self.record_step(fwd, slots)
+
+    def learning_rate(self) -> float:
+        """This step's lr: the warmup + cosine schedule times the controller's scale."""
+        return lr_at(self.step, self.opt.cfg) * self.controller.lr_scale
+
+    def record_step(self, fwd, slots) -> None:
+        """Bookkeeping after a step's update: usage, the updated fraction, the step count.
+
+        `slots`: the agents top-K credit selected (None without a tree); kept as `last_selected`."""
+        if self.cfg.use_tree:
             self.usage.record(fwd, self.step, self.tree.parent, self.tree.alive)
             self.updated_fraction_last = self._updated_params(len(slots)) / self.param_count()
+        self.last_selected = slots
         self.updated_fraction_sum += self.updated_fraction_last
-        self.opt.clip_grad(ranges)
-        self.opt.step(lr_at(self.step, self.opt.cfg) * ctl.lr_scale, ranges)
         self.step += 1
 
     def loss(self, x, y) -> float:
@@ -129,9 +142,9 @@ class K1SelfLearningLM:
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, seed: int = 0):
         rng = np.random.default_rng(seed)
         ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
+        next_logits = self.next_logits_fn()
         for _ in range(max_new_tokens):
-            ctx = np.asarray(ids[-self.cfg.context:], dtype=np.int64)[None, :]
-            logits = forward(self.params.p, self.tree, self.cfg, ctx, None, k=self.k).logits[-1].astype(np.float64)
+            logits = next_logits(np.asarray(ids[-self.cfg.context:], dtype=np.int64)).astype(np.float64)
             if temperature <= 0:
                 ids.append(int(logits.argmax()))
                 continue
@@ -140,6 +153,11 @@ class K1SelfLearningLM:
                 logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
             ids.append(int(rng.choice(len(logits), p=softmax_forward(logits))))
         return np.asarray(ids, dtype=np.int64)
+
+    def next_logits_fn(self):
+        """ids (T,) with T <= context -> logits (V,) of the byte after them, with the current weights
+        and tree (generation asks once per call, so a backend can prepare the weights once)."""
+        return lambda ids: forward(self.params.p, self.tree, self.cfg, ids[None, :], None, k=self.k).logits[-1]
 
     def on_step_end(self, step: int, probe) -> list[dict]:
         cfg = self.cfg
