@@ -15,14 +15,14 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Callable
+
+from bench.results_file import write_result
 
 GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # the harness issue's GPT configuration
 BATCH = 12  # sequences per step for both models (k1 train's default batch)
 SCHEDULE_STEPS = 10_000  # lr schedule length; K-1 stays in phase 1 (no structural ops mid-benchmark)
 MODELS = ("gpt", "k1")
-RESULTS = Path(__file__).parent / "results"
 
 
 def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
@@ -191,17 +191,12 @@ def main() -> None:
     threads = configure_threads(args.threads)  # before numpy/jax/torch load
     from k1core.memory import keep_freed_memory
     keep_freed_memory()
-    import orjson
     result = bench(args.models.split(","), args.backends.split(","), args.rounds, args.steps, args.gen_tokens)
     result["threads"] = threads
     _print(result)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = RESULTS / f"backends-{stamp}.json"
     meta = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "python": platform.python_version()}
-    path.write_bytes(orjson.dumps({"meta": meta, "result": result}, option=orjson.OPT_INDENT_2))
-    print(f"\nwrote {path}")
+    print(f"\nwrote {write_result('backends', {'meta': meta, 'result': result})}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -24,8 +23,8 @@ from k1core.config import make_config  # noqa: E402
 from k1core.corpus import load_corpus, sample_batch  # noqa: E402
 from k1core.gpt_builder import build_gpt  # noqa: E402
 from k1core.memory import keep_freed_memory  # noqa: E402
+from bench.results_file import write_result  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def time_steps(model, batches) -> np.ndarray:
@@ -84,10 +83,7 @@ def main():
           f"{load_before[0]:.2f} -> {result['load_average_after'][0]:.2f}")
     for name, ms in result.get("profile_ms_per_step", {}).items():
         print(f"  {ms:7.2f} ms  {name}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"gpt_train_{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(f"wrote {path}")
+    print(f"wrote {write_result('gpt_train', result)}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import os
 import platform
 import time
 import types
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from bench.results_file import write_result
+
 BATCH = 12  # the harness's default batch
 HOST_UPDATE = "-host-update"  # suffix: a JAX model with update_on_device off
 
@@ -101,7 +101,6 @@ def main() -> None:
     args = parser.parse_args()
     from backends.threads import configure_threads
     threads = configure_threads(args.threads)  # before numpy / jax start their pools
-    import orjson
     result = run(args.backends.split(","), args.rounds, args.steps) | {"threads": threads}
     for name, s in result["steps"].items():
         print(f"{name:6s} median {s['median_ms']:7.1f} ms  min {s['min_ms']:7.1f} ms  "
@@ -114,10 +113,7 @@ def main() -> None:
         j = result["jax"]
         print(f"jax: {j['compiles']} compile(s), {sum(j['compile_seconds'].values()):.1f} s")
     print(f"load average before {result['load_avg_before']}, after {result['load_avg_after']}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"k1_jax-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(f"wrote {path}")
+    print(f"wrote {write_result('k1_jax', result)}")
 
 
 if __name__ == "__main__":
