@@ -13,19 +13,13 @@ from functools import partial
 
 import numpy as np
 
+from backends.jax_layers import adamw_array, causal_attention, clip_scale, layernorm
 from k1core.gpt import BaselineGPT, GPTConfig
 from k1core.lazy import require
 from k1core.optim import AdamWConfig, decay_matrices, lr_at
 
 jax = require("jax", "jax")
 jnp = jax.numpy
-
-
-def _layernorm(x, gain, bias, eps=1e-5):
-    mean = x.mean(axis=-1, keepdims=True)
-    xc = x - mean
-    var = jnp.square(xc).mean(axis=-1, keepdims=True)
-    return xc * jax.lax.rsqrt(var + eps) * gain + bias
 
 
 def _dropout(x, p: float, key):
@@ -37,24 +31,18 @@ def _dropout(x, p: float, key):
 
 def forward(p: dict, x, cfg: GPTConfig, key=None):
     """Logits (B, T, V) for ids x (B, T); `key` enables dropout (training)."""
-    b, t = x.shape
-    c, nh = cfg.d_model, cfg.n_heads
-    hs = c // nh
+    t = x.shape[1]
     keys = list(jax.random.split(key, 1 + 2 * cfg.n_layers)) if key is not None else [None] * (1 + 2 * cfg.n_layers)
-    causal = jnp.tril(jnp.ones((t, t), dtype=bool))
     h = _dropout(p["wte"][x] + p["wpe"][:t], cfg.dropout, keys[0])  # (B, T, C)
     for i in range(cfg.n_layers):
-        a = _layernorm(h, p[f"h{i}.ln1.g"], p[f"h{i}.ln1.b"])
-        qkv = a @ p[f"h{i}.attn.w_qkv"] + p[f"h{i}.attn.b_qkv"]  # (B, T, 3C)
-        q, k, v = qkv.reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # each (B, H, T, hs)
-        scores = (q * (1.0 / np.sqrt(hs))) @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
-        att = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
-        y = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, c)
-        h = h + _dropout(y @ p[f"h{i}.attn.w_out"] + p[f"h{i}.attn.b_out"], cfg.dropout, keys[1 + 2 * i])
-        m = _layernorm(h, p[f"h{i}.ln2.g"], p[f"h{i}.ln2.b"])
+        a = layernorm(h, p[f"h{i}.ln1.g"], p[f"h{i}.ln1.b"])
+        y = causal_attention(a, p[f"h{i}.attn.w_qkv"], p[f"h{i}.attn.b_qkv"], p[f"h{i}.attn.w_out"],
+                             p[f"h{i}.attn.b_out"], cfg.n_heads)
+        h = h + _dropout(y, cfg.dropout, keys[1 + 2 * i])
+        m = layernorm(h, p[f"h{i}.ln2.g"], p[f"h{i}.ln2.b"])
         u = jax.nn.gelu(m @ p[f"h{i}.mlp.w_in"] + p[f"h{i}.mlp.b_in"], approximate=True)
         h = h + _dropout(u @ p[f"h{i}.mlp.w_out"] + p[f"h{i}.mlp.b_out"], cfg.dropout, keys[2 + 2 * i])
-    f = _layernorm(h, p["lnf.g"], p["lnf.b"])
+    f = layernorm(h, p["lnf.g"], p["lnf.b"])
     return f @ (p["wte"].T if cfg.tie_weights else p["head"])
 
 
@@ -68,15 +56,12 @@ def adamw_apply(p, g, m, v, t, lr, c: AdamWConfig):
     """Clip g to global norm c.grad_clip, then AdamW (k1core.optim semantics) over the pytrees."""
     leaves = jax.tree_util.tree_leaves(g)
     norm = jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
-    scale = jnp.where((c.grad_clip > 0) & (norm > c.grad_clip), c.grad_clip / (norm + 1e-12), 1.0)
+    scale = clip_scale(norm, c)
     bc1, bc2 = 1.0 - c.beta1 ** t, 1.0 - c.beta2 ** t
     out_p, out_m, out_v = {}, {}, {}
     for k in p:  # decay rule evaluated on static names/shapes while tracing: constants in the program
-        decay = c.weight_decay if decay_matrices(k, p[k].shape) else 0.0
-        gk = g[k] * scale
-        out_m[k] = c.beta1 * m[k] + (1.0 - c.beta1) * gk
-        out_v[k] = c.beta2 * v[k] + (1.0 - c.beta2) * gk * gk
-        out_p[k] = p[k] * (1.0 - lr * decay) - (lr / bc1) * out_m[k] / (jnp.sqrt(out_v[k] / bc2) + c.eps)
+        out_p[k], out_m[k], out_v[k] = adamw_array(p[k], g[k] * scale, m[k], v[k], lr, bc1, bc2,
+                                                   decay_matrices(k, p[k].shape), c)
     return out_p, out_m, out_v, norm
 
 

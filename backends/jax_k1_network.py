@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from backends.jax_layers import causal_attention, layernorm
 from k1core.k1.config import K1Config
 from k1core.lazy import require
 
@@ -69,23 +70,10 @@ class Group(NamedTuple):
     cell: jax.Array  # (N,) flat cell of each token (0 for tokens not at this level: masked by the caller)
 
 
-def layernorm(x, gain, bias, eps: float = 1e-5):
-    """Rows of x (N, D) normalised, as k1core.kernels.layernorm_forward."""
-    xc = x - x.mean(axis=-1, keepdims=True)
-    return xc * jax.lax.rsqrt(jnp.square(xc).mean(axis=-1, keepdims=True) + eps) * gain + bias
-
-
 def mixer(p, e, n_heads: int):
     """h = e + Attn(LN(e)) for e (B, T, D): the causal attention mixer of k1core/k1/mixer.py."""
-    b, t, d = e.shape
-    hs = d // n_heads
     a = layernorm(e, p["mix.ln.g"], p["mix.ln.b"])
-    qkv = a @ p["mix.w_qkv"] + p["mix.b_qkv"]  # (B, T, 3D)
-    q, k, v = qkv.reshape(b, t, 3, n_heads, hs).transpose(2, 0, 3, 1, 4)  # each (B, H, T, hs)
-    scores = (q * (1.0 / hs**0.5)) @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
-    att = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((t, t), dtype=bool)), scores, -jnp.inf), axis=-1)
-    o = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
-    return e + o @ p["mix.w_out"] + p["mix.b_out"]
+    return e + causal_attention(a, p["mix.w_qkv"], p["mix.b_qkv"], p["mix.w_out"], p["mix.b_out"], n_heads)
 
 
 def group_blocks(row, active, slots, n_blocks: int, block: int) -> Group:

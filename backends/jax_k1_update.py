@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from backends.jax_k1_network import Layout, loss_terms
+from backends.jax_layers import adamw_array, clip_scale
 from k1core.k1.credit import AGENT_ARRAYS
 from k1core.lazy import require
 from k1core.optim import AdamWConfig
@@ -90,14 +91,10 @@ def clipped_adamw(p: dict, g: dict, m: dict, v: dict, masks: dict, lr, bc1, bc2,
     on the masked elements; the rest keep their values and moments. Returns (p, m, v)."""
     c = spec.optim
     norm = jnp.sqrt(sum(jnp.where(masks[n], jnp.square(g[n]), 0.0).sum() for n in spec.names))
-    scale = jnp.where((c.grad_clip > 0) & (norm > c.grad_clip), c.grad_clip / (norm + 1e-12), 1.0)
+    scale = clip_scale(norm, c)
     out_p, out_m, out_v = {}, {}, {}
     for name, decayed in zip(spec.names, spec.decayed):
-        gn = g[name] * scale
-        mn = c.beta1 * m[name] + (1.0 - c.beta1) * gn
-        vn = c.beta2 * v[name] + (1.0 - c.beta2) * (gn * gn)
-        pn = p[name] * (1.0 - lr * c.weight_decay) if decayed and c.weight_decay else p[name]
-        pn = pn - (lr / bc1) * mn / (jnp.sqrt(vn / bc2) + c.eps)
+        pn, mn, vn = adamw_array(p[name], g[name] * scale, m[name], v[name], lr, bc1, bc2, decayed, c)
         keep = masks[name]
         out_p[name], out_m[name], out_v[name] = (jnp.where(keep, new, old) for new, old in
                                                  ((pn, p[name]), (mn, m[name]), (vn, v[name])))
