@@ -197,5 +197,3 @@ class JaxK1(K1SelfLearningLM):
     def stats(self) -> dict:
         return super().stats() | {"backend": "jax", "compiles": self.compiles,
                                   "compile_seconds": sum(self.compile_seconds.values())}
-
-    get_stats = stats

@@ -344,7 +344,9 @@ class K1SelfLearningLM:
             }
         return out
 
-    get_stats = stats  # the published API's name
+    def get_stats(self) -> dict:
+        """`stats` under the published API's name (a method, so a backend's own `stats` serves it too)."""
+        return self.stats()
 
     # --- persistence ---------------------------------------------------------------------
     def state_dict(self) -> dict:
