@@ -129,7 +129,7 @@ def generate_disjoint(n: int, seed: int, split: str, variant: str,
     for index, diff in enumerate(_stratified_difficulties(rng, n, difficulty)):
         while True:
             if diff in dry:
-                left = [d for d in DIFFICULTIES if d not in dry and difficulty is None]
+                left = [] if difficulty else [d for d in DIFFICULTIES if d not in dry]
                 if not left:
                     raise UserError(f"could not draw {n} distinct {variant} problems for split {split} "
                                     f"(the {variant} variant holds only {len(problems)} here)")
