@@ -137,10 +137,9 @@ class JaxK1(K1SelfLearningLM):
             return step.ce
         layout, inputs = self._inputs(x, y, eps)
         opt = self.opt
-        opt.t += 1  # AdamW's bias-correction count, as AdamW.step keeps it
+        bc1, bc2 = opt.advance()
         args = (self.params.flat, opt.m, opt.v, *inputs, self.trust.astype(np.float32), self.tree.alive,
-                np.int32(self.controller.top_k), np.float32(self.learning_rate()),
-                np.float32(1.0 - opt.cfg.beta1**opt.t), np.float32(1.0 - opt.cfg.beta2**opt.t))
+                np.int32(self.controller.top_k), np.float32(self.learning_rate()), np.float32(bc1), np.float32(bc2))
         p, m, v, aux = self._program("train_step", jit_train_step, args, layout, np.shape(x), spec=self.spec)(*args)
         for host, new in ((self.params.flat, p), (opt.m, m), (opt.v, v)):
             np.copyto(host, new)

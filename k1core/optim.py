@@ -88,12 +88,16 @@ class AdamW:
         step count, so a rarely selected parameter gets a slightly damped first update.
         """
         c = self.cfg
-        self.t += 1
-        bc1 = 1.0 - c.beta1**self.t
-        bc2 = 1.0 - c.beta2**self.t
+        bc1, bc2 = self.advance()
         p, g, m, v, dm = self.params.flat, self.params.grad, self.m, self.v, self.decay_mask
         for a, b in _spans(ranges, p.size):  # contiguous slices are views: the update writes in place
             self.update(p[a:b], g[a:b], m[a:b], v[a:b], dm[a:b], lr, bc1, bc2, c)
+
+    def advance(self) -> tuple[float, float]:
+        """Count one update and return its bias corrections (1 - beta1^t, 1 - beta2^t); a backend that
+        runs the update itself calls this so its step count stays the optimizer's."""
+        self.t += 1
+        return 1.0 - self.cfg.beta1**self.t, 1.0 - self.cfg.beta2**self.t
 
     def state_dict(self) -> dict:
         """Moments by parameter name (so they survive a structural change) and the step count."""
