@@ -1,10 +1,10 @@
 """The forward pass against llama.cpp on the real Qwen2.5-Coder-0.5B-Instruct GGUF (slow).
 
 Each of 26 fixed prompts (chat template applied) is extended by llama.cpp's own greedy continuation
-of up to 128 tokens. Every position of that text is scored, in one of two parts: at "prompt" positions the model
-predicts text someone wrote, at "generation" positions (the last prompt token onward) it predicts
-the token llama.cpp generates there, which is what an exported student is used for. The reference
-is llama.cpp evaluating the whole text in one batch; the shared system prefix is counted once.
+of up to 128 tokens. Each position of that text is scored in one of two parts. At "prompt" positions
+the model predicts text someone wrote. At "generation" positions (the last prompt token onward) it
+predicts the token llama.cpp generates there, which is what an exported student is used for. The
+reference is llama.cpp evaluating the whole text in one batch; the shared system prefix counts once.
 
 Three runs are compared with it: our plain float32 forward, our forward with llama.cpp's rounding
 emulated (ggml_numerics), and llama.cpp itself token by token. The last is the noise floor: in a
