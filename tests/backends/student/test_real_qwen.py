@@ -77,7 +77,7 @@ def _greedy_continuation(llm, ids: list[int], n: int, stop: set[int]) -> list[in
     return seq
 
 
-class Tally:
+class AgreementTally:
     """Top-1 agreements, |logit diff| and the logit gaps at each miss, for one run and one part."""
 
     def __init__(self):
@@ -108,7 +108,7 @@ class Tally:
 
 @pytest.fixture(scope="module")
 def comparison(real_qwen_gguf):
-    """{run: {part: Tally}} against llama.cpp evaluating each text in one batch."""
+    """{run: {part: AgreementTally}} against llama.cpp evaluating each text in one batch."""
     llama_cpp = pytest.importorskip("llama_cpp")
     model = load_gguf(real_qwen_gguf)
     layers, head = stack_layers(model)
@@ -129,7 +129,7 @@ def comparison(real_qwen_gguf):
             "llama.cpp rounding": lambda ids: numpy_logits(model.config, layers, head, np.array([ids]),
                                                            llama_cpp=emulation)[0],
             "llama.cpp token by token": lambda ids: llama_cpp_logits(stepwise, ids)}
-    tallies = {run: {part: Tally() for part in PARTS} for run in runs}
+    tallies = {run: {part: AgreementTally() for part in PARTS} for run in runs}
     seen = set()
     for prompt in PROMPTS:
         text = render_chat(model.chat_template, [{"role": "user", "content": prompt}], add_generation_prompt=True)
