@@ -17,6 +17,7 @@ import platform
 import time
 from typing import Callable
 
+from bench.interleave import interleaved
 from bench.results_file import write_result
 
 GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # the harness issue's GPT configuration
@@ -70,19 +71,6 @@ def _generate(model, prompt, n_tokens: int):
     return model.generate(prompt, n_tokens, temperature=0.0)
 
 
-def _interleaved(models: dict, rounds: int, work, per_round: int) -> dict[str, list[float]]:
-    """Seconds per call of work(model) for each model, `per_round` calls per model per round."""
-    times = {name: [] for name in models}
-    names = list(models)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            for _ in range(per_round):
-                start = time.perf_counter()
-                work(models[name])
-                times[name].append(time.perf_counter() - start)
-    return times
-
-
 def _build_all(builders: dict, batch) -> tuple[dict, dict, dict]:
     """(models, warm-up seconds, unavailable reasons): one train step and a short generation each."""
     models, warmup, unavailable = {}, {}, {}
@@ -119,8 +107,8 @@ def bench(models_wanted: list[str], backends: list[str], rounds: int, steps: int
         model.train_step(x, y)
 
     load_before = os.getloadavg()
-    train_s = _interleaved(models, rounds, train, steps)
-    gen_s = _interleaved(models, max(2, rounds // 2), lambda m: _generate(m, batches[0][0][0, :16], gen_tokens), 1)
+    train_s = interleaved(models, rounds, train, steps)
+    gen_s = interleaved(models, max(2, rounds // 2), lambda m: _generate(m, batches[0][0][0, :16], gen_tokens), 1)
     load_after = os.getloadavg()
     tokens = batch * gpt["context"]
     rows = {}

@@ -17,6 +17,7 @@ import platform
 import time
 import types
 
+from bench.interleave import interleaved
 from bench.results_file import write_result
 
 BATCH = 12  # the harness's default batch
@@ -48,31 +49,37 @@ def run(backends: list[str], rounds: int, steps: int) -> dict:
         start = time.perf_counter()
         model.train_step(*batches[0])
         warmup[name] = time.perf_counter() - start
-    times = {name: [] for name in models}
     jax_split = {"device_s": [], "host_s": []}
-    names, compile_steps = list(models), 0
+    compile_steps = 0
+
+    def stepper(name, model):
+        """One training step per call, on the same batches for every model; False when it compiled."""
+        own_batches, host_update = iter(batches[1:]), name.endswith(HOST_UPDATE)
+
+        def step():
+            nonlocal compile_steps
+            x, y = next(own_batches)
+            compiled = getattr(model, "compiles", 0)
+            start = time.perf_counter()
+            if host_update:
+                routed = model.gradients(x, y, model.exploration())
+                mid = time.perf_counter()
+                model.credit_and_update(routed)
+            else:
+                model.train_step(x, y)
+            end = time.perf_counter()
+            if getattr(model, "compiles", 0) > compiled:  # a compile step is not a steady-state step
+                compile_steps += 1
+                return False
+            if host_update:
+                jax_split["device_s"].append(mid - start)
+                jax_split["host_s"].append(end - mid)
+            return True
+        return step
+
     load_before = os.getloadavg()
-    for r in range(rounds):
-        round_batches = batches[1 + r * steps: 1 + (r + 1) * steps]
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            model = models[name]
-            for x, y in round_batches:
-                compiled = getattr(model, "compiles", 0)
-                start = time.perf_counter()
-                if name.endswith(HOST_UPDATE):
-                    routed = model.gradients(x, y, model.exploration())
-                    mid = time.perf_counter()
-                    model.credit_and_update(routed)
-                else:
-                    model.train_step(x, y)
-                end = time.perf_counter()
-                if getattr(model, "compiles", 0) > compiled:  # a compile step is not a steady-state step
-                    compile_steps += 1
-                    continue
-                times[name].append(end - start)
-                if name.endswith(HOST_UPDATE):
-                    jax_split["device_s"].append(mid - start)
-                    jax_split["host_s"].append(end - mid)
+    times = interleaved({name: stepper(name, model) for name, model in models.items()}, rounds,
+                        lambda step: step(), steps)
     tokens = BATCH * context
     out = {"config": "default K1Config", "batch": BATCH, "context": context, "host": platform.node(),
            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "warmup_s": warmup,
