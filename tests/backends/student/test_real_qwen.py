@@ -62,7 +62,6 @@ PROMPTS = [
 ]
 
 
-
 def _greedy_continuation(llm, ids: list[int], n: int, stop: set[int]) -> list[int]:
     """ids followed by llama.cpp's greedy continuation (prompt in one batch, then token by token)."""
     llm.reset()
@@ -114,9 +113,8 @@ def comparison(real_qwen_gguf):
     layers, head = stack_layers(model)
     emulation = llama_cpp_arithmetic(model)
     model.weights.clear()
-    n_ctx = 512
-    batched = llama_cpp.Llama(model_path=real_qwen_gguf, logits_all=True, n_ctx=n_ctx, verbose=False)
-    stepwise = llama_cpp.Llama(model_path=real_qwen_gguf, logits_all=True, n_ctx=n_ctx, n_batch=1, n_ubatch=1,
+    batched = llama_cpp.Llama(model_path=real_qwen_gguf, logits_all=True, n_ctx=512, verbose=False)
+    stepwise = llama_cpp.Llama(model_path=real_qwen_gguf, logits_all=True, n_ctx=512, n_batch=1, n_ubatch=1,
                                verbose=False)
     stop = {batched.token_eos(), *batched.tokenize(b"<|im_end|><|endoftext|>", add_bos=False, special=True)}
 
