@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import platform
 import time
+from dataclasses import replace
 from typing import Callable
 
 from backends.model_assets import ASSETS
@@ -18,15 +19,14 @@ from k1core.errors import UserError
 from backends.spec import BackendOptions
 from lrl.cache import ResponseCache
 from lrl.domain import get_domain, write_problems
-from lrl.evaluation import compare
 from lrl.ledger import Ledger
 from lrl.model_pool import build_role_models
 from lrl.prompts import TEMPLATE_VERSION
-from lrl.run_config import STAGE_NAMES, RunConfig
+from lrl.run_config import RunConfig
 from lrl.run_estimate import check_estimate
 from lrl.run_report import render_report
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
-from lrl.stages import bootstrap, lora_transfer, student_baseline, teacher_baseline, teacher_strategy, transfer_check
+from lrl.stages import all_stages, bootstrap, get_stage
 from lrl.stages.context import StageContext, model_label
 
 SPLIT_SIZES = (("train", "n_train"), ("dev", "n_val"), ("test", "n_test"))
@@ -81,40 +81,29 @@ def _ledger(rundir: RunDir, budget_usd: float | None) -> Ledger:
 
 def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
     results = {}
-    for stage in ctx.config.stages:
-        name = f"{stage}_{STAGE_NAMES[stage]}"
-        state = ctx.run.stage_state(name)
+    for stage in map(get_stage, ctx.config.stages):
+        state = ctx.run.stage_state(stage.key)
         if state.get("complete"):
-            results[stage] = state["result"]
+            results[stage.id] = state["result"]
             continue
         strategy, provenance = None, None
-        if stage in ("3", "3b", "4"):
+        if stage.needs_strategy:
             strategy, provenance = _strategy_for_teaching(ctx, reviewer)
             if strategy is None:
-                results[stage] = {"skipped": provenance["review"] or "no strategy"}
+                results[stage.id] = {"skipped": provenance["review"] or "no strategy"}
                 continue
-        ctx.echo(f"stage {stage}: {STAGE_NAMES[stage].replace('_', ' ')}")
+        ctx.echo(f"stage {stage.id}: {stage.label}")
         started = time.time()
-        with ctx.ledger.stage(name):
-            result = _STAGE_RUNNERS[stage](ctx, strategy)
+        with ctx.ledger.stage(stage.key):
+            result = stage.run(replace(ctx, strategy=strategy))
         if provenance:
             result["strategy"] = provenance
-        ctx.run.save_stage_state(name, {**ctx.run.stage_state(name), "complete": True, "result": result})
+        ctx.run.save_stage_state(stage.key, {**ctx.run.stage_state(stage.key), "complete": True, "result": result})
         ctx.save_ledger()
-        ctx.run.journal(f"Stage {stage} ({STAGE_NAMES[stage]}) finished in {time.time() - started:.0f} s."
+        ctx.run.journal(f"Stage {stage.id} ({stage.name}) finished in {time.time() - started:.0f} s."
                         + _accuracy_note(result))
-        results[stage] = result
+        results[stage.id] = result
     return results
-
-
-_STAGE_RUNNERS = {
-    "0": lambda ctx, _s: student_baseline.run(ctx),
-    "1": lambda ctx, _s: teacher_baseline.run(ctx),
-    "2": lambda ctx, _s: bootstrap.run(ctx),
-    "3": teacher_strategy.run,
-    "3b": transfer_check.run,
-    "4": lora_transfer.run,
-}
 
 
 def _accuracy_note(result: dict) -> str:
@@ -128,9 +117,11 @@ def _accuracy_note(result: dict) -> str:
 def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tuple[str | None, dict]:
     """The final strategy from stage 2 after --review if asked (None when rejected or absent), and
     where it came from: adopted on validation or only the best candidate, and the review decision."""
-    boot = ctx.run.stage_state(f"2_{STAGE_NAMES['2']}")
+    boot = ctx.run.stage_state(bootstrap.STAGE.key)
     if not boot.get("complete"):
-        raise UserError("stages 3, 3b and 4 need the strategy from stage 2; include 2 in --stages")
+        users = [s.id for s in all_stages() if s.needs_strategy]
+        raise UserError(f"stages {', '.join(users[:-1])} and {users[-1]} need the strategy from stage "
+                        f"{bootstrap.STAGE.id}; include {bootstrap.STAGE.id} in --stages")
     text, adopted = bootstrap.final_strategy(boot["result"])
     if text is None:
         return None, {"adopted_on_validation": False, "review": None}
@@ -150,17 +141,8 @@ def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
     """results.json: every stage's summaries and the paired tests, without per-item records."""
     stages = {s: {k: v for k, v in r.items() if k not in RECORD_KEYS} for s, r in results.items()}
     comparisons = {}
-    if "records" in results.get("3", {}) and "records" in results.get("1", {}):
-        comparisons["3_vs_1"] = compare(results["3"]["records"], results["1"]["records"])
-    if "comparison" in results.get("3b", {}):
-        comparisons["3b_with_vs_without"] = results["3b"]["comparison"]
-    transfer = results.get("4", {}).get("transfer", {})
-    for fmt, summary in transfer.get("formats", {}).items():
-        for key in ("vs_base", "vs_teacher"):
-            if key in summary:
-                comparisons[f"4_{fmt}_{key}"] = summary[key]
-    if "strategy_vs_zero_shot" in transfer:
-        comparisons["4_strategy_vs_zero-shot"] = transfer["strategy_vs_zero_shot"]
+    for stage in all_stages():
+        comparisons.update(stage.comparisons(results))
     return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
             "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
             "comparisons": comparisons}

@@ -18,17 +18,6 @@ from k1core.errors import UserError
 from lrl.prompts import BASELINE_PROMPTS
 from lrl.student_prompt import TRAINING_PROMPTS
 
-STAGES = ("0", "1", "2", "3", "3b", "4")
-DEFAULT_STAGES = ("0", "1", "2", "3", "3b")  # stage 4 trains and exports a model: hours on a CPU, asked for by name
-STAGE_NAMES = {
-    "0": "student_baseline",
-    "1": "teacher_baseline",
-    "2": "bootstrap",
-    "3": "teacher_strategy",
-    "3b": "transfer_check",
-    "4": "lora_transfer",
-}
-
 # Fields that change no stage's result: a resumed or extended run may differ in them.
 RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages")
 
@@ -48,7 +37,7 @@ class RunConfig:
     n_train: int = 20
     n_val: int = 6
     n_test: int = 10
-    stages: tuple[str, ...] = DEFAULT_STAGES
+    stages: tuple[str, ...] | None = None  # stage ids (lrl.stages); None: the default run's
     seed: int = 0
     baseline_prompt: str = "zero-shot"
     batch_size: int = 10
@@ -78,10 +67,13 @@ class RunConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown or not self.stages:
-            raise UserError(f"--stages must be a comma list of {', '.join(STAGES)}; got {','.join(self.stages) or 'nothing'}")
-        object.__setattr__(self, "stages", tuple(s for s in STAGES if s in self.stages))
+        from lrl.stages import stage_ids
+
+        known = stage_ids()
+        asked = stage_ids(default_only=True) if self.stages is None else self.stages
+        if not asked or any(s not in known for s in asked):
+            raise UserError(f"--stages must be a comma list of {', '.join(known)}; got {','.join(asked) or 'nothing'}")
+        object.__setattr__(self, "stages", tuple(s for s in known if s in asked))
         if self.baseline_prompt not in BASELINE_PROMPTS:
             raise UserError(f"--baseline-prompt must be one of {', '.join(BASELINE_PROMPTS)}, got {self.baseline_prompt!r}")
         if self.budget_usd is not None and not self.budget_usd >= 0:
@@ -112,10 +104,12 @@ class RunConfig:
         return data
 
 
-def parse_stages(text: str) -> tuple[str, ...]:
-    """'0,1,2' -> ('0', '1', '2'); 'default' -> 0-3b; 'all' -> every stage, 4 included."""
+def parse_stages(text: str) -> tuple[str, ...] | None:
+    """'0,1,2' -> ('0', '1', '2'); 'default' -> None (the default run's stages); 'all' -> every stage."""
+    from lrl.stages import stage_ids
+
     if text.strip() == "all":
-        return STAGES
+        return stage_ids()
     if text.strip() == "default":
-        return DEFAULT_STAGES
+        return None
     return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -6,46 +6,29 @@ each paid call.
 """
 from __future__ import annotations
 
-import math
-
 from backends.llm import estimate_tokens
 from lrl.ledger import estimate_run_usd
-from lrl.prompts import REFLECTION_ITEMS, RESPONSE_CHARS, solve_messages
-from lrl.run_config import STAGE_NAMES
+from lrl.prompts import solve_messages
+from lrl.stage import CallSizes
+from lrl.stages import get_stage
 from lrl.stages.context import StageContext
 
 
 def planned_calls(ctx: StageContext) -> list[dict]:
-    """One row per (stage, role, kind of call): calls, mean input tokens, max output tokens."""
-    cfg, splits = ctx.config, ctx.splits
-    n_test, n_dev, n_train = len(splits["test"]), len(splits["dev"]), len(splits["train"])
-    solve_in = sum(estimate_tokens(m["content"]) for m in solve_messages(ctx.domain, splits["test"][0]))
-    with_strategy_in = solve_in + cfg.distill_max_tokens
-    batches = math.ceil(n_train / cfg.batch_size)
-    distillations = math.ceil(batches / cfg.distill_every)
-    reflect_in = REFLECTION_ITEMS * (solve_in + RESPONSE_CHARS // 4)
-    distill_in = cfg.distill_every * cfg.reflect_max_tokens + cfg.distill_max_tokens
-    solve_out = cfg.solve_max_tokens
-    rows = {
-        "0": [("student", n_test, solve_in, solve_out)],
-        "1": [("teacher", n_test, solve_in, solve_out)],
-        "2": [("teacher", n_dev + n_train + distillations * n_dev, with_strategy_in, solve_out),
-              ("teacher", batches, reflect_in, cfg.reflect_max_tokens),
-              ("teacher", distillations, distill_in, cfg.distill_max_tokens)],
-        "3": [("teacher", n_test, with_strategy_in, solve_out)],
-        "3b": [("student", 2 * n_test, with_strategy_in, solve_out)],
-        # stage 4's model calls are the teacher's curriculum solutions; training, export and the
-        # exported student's evaluation run locally in JAX and llama.cpp
-        "4": [("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), with_strategy_in, solve_out)],
-    }
+    """One row per (stage, role, kind of call) of the stages still to run: calls, mean input tokens,
+    max output tokens, and the dollars they could cost at most."""
+    cfg = ctx.config
+    solve_in = sum(estimate_tokens(m["content"]) for m in solve_messages(ctx.domain, ctx.splits["test"][0]))
+    sizes = CallSizes(solve_in=solve_in, with_strategy_in=solve_in + cfg.distill_max_tokens,
+                      solve_out=cfg.solve_max_tokens)
     plan = []
-    for stage in cfg.stages:
-        if ctx.run.stage_state(f"{stage}_{STAGE_NAMES[stage]}").get("complete"):
+    for stage in map(get_stage, cfg.stages):
+        if ctx.run.stage_state(stage.key).get("complete"):
             continue
-        for role, calls, tokens_in, tokens_out in rows[stage]:
+        for role, calls, tokens_in, tokens_out in stage.planned_calls(ctx, sizes):
             price = (ctx.teacher if role == "teacher" else ctx.student).price
             usd = estimate_run_usd(price, calls, tokens_in, tokens_out)
-            plan.append({"stage": stage, "role": role, "calls": calls, "input_tokens": tokens_in,
+            plan.append({"stage": stage.id, "role": role, "calls": calls, "input_tokens": tokens_in,
                          "max_output_tokens": tokens_out, "usd_upper_bound": usd})
     return plan
 

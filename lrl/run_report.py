@@ -6,11 +6,8 @@ strategy candidates with their validation scores, the paired tests and the cost.
 """
 from __future__ import annotations
 
-from lrl.run_config import STAGE_NAMES
+from lrl.stages import get_stage
 from lrl.student_prompt import PROMPT_FORMATS
-
-TITLES = {"0": "Student baseline", "1": "Teacher baseline", "3": "Teacher + strategy",
-          "3b": "Student + strategy (transfer check)", "4": "Exported student (LoRA, GGUF)"}
 
 
 def _pct(x: float) -> str:
@@ -42,13 +39,13 @@ def _main_table(stages: dict) -> list[str]:
     lines = ["| Stage | What | Model | Prompt | Accuracy | Wilson 95% CI | Majority baseline | Parse failures "
              "| Per batch: mean ± SD, perfect |", "|---|---|---|---|---|---|---|---|---|"]
     for stage, result in stages.items():
+        title = get_stage(stage).title
         if "skipped" in result:
-            lines.append(f"| {stage} | {TITLES.get(stage, STAGE_NAMES[stage])} | | skipped ({result['skipped']}) "
-                         "| | | | | |")
+            lines.append(f"| {stage} | {title} | | skipped ({result['skipped']}) | | | | | |")
         elif stage == "2":
-            lines.append(_row("2", "Teacher while learning (train)", result, result["training"], "current best"))
+            lines.append(_row("2", title, result, result["training"], "current best"))
         else:
-            lines.append(_row(stage, TITLES[stage], result, result["summary"], result["prompt"]))
+            lines.append(_row(stage, title, result, result["summary"], result["prompt"]))
             if stage == "3b":
                 lines.append(_row("3b", "Student alone (transfer check)", result, result["without_strategy"],
                                   "zero-shot"))
@@ -56,7 +53,7 @@ def _main_table(stages: dict) -> list[str]:
                 for fmt, summary in result["by_prompt"].items():
                     if fmt != result["prompt"]:
                         trained = "" if fmt in result["trained_prompts"] else ", not trained on it"
-                        lines.append(_row("4", TITLES["4"], result, summary, fmt + trained))
+                        lines.append(_row("4", title, result, summary, fmt + trained))
     return lines
 
 

@@ -13,25 +13,25 @@ at the step it was in.
 """
 from __future__ import annotations
 
+import math
+
 from lrl.domain import SUCCESS_OUTCOMES
-from lrl.prompts import distillation_messages, reflection_messages
+from lrl.prompts import REFLECTION_ITEMS, RESPONSE_CHARS, distillation_messages, reflection_messages
 from lrl.rundir import write_json_atomic, write_text_atomic
+from lrl.stage import CallSizes, PlannedCall, Stage
 from lrl.stages.context import StageContext, evaluate, evaluation_summary, model_label
-
-NAME = "2_bootstrap"
-
 
 def run(ctx: StageContext) -> dict:
     """Bootstrap a strategy; the stage's entry for results.json (batches, candidates, the best)."""
     cfg, teacher, dev = ctx.config, ctx.teacher, ctx.splits["dev"]
-    zero_shot = evaluate(ctx, NAME, "val_zero_shot", teacher, dev, None, "stage 2: validation, no strategy")
+    zero_shot = evaluate(ctx, STAGE.key, "val_zero_shot", teacher, dev, None, "stage 2: validation, no strategy")
     best = {"candidate": None, "accuracy": evaluation_summary(zero_shot, cfg.batch_size)["accuracy"]}
     train = ctx.splits["train"]
     batches = [train[i:i + cfg.batch_size] for i in range(0, len(train), cfg.batch_size)]
     since_distillation: list[str] = []
     for b, batch in enumerate(batches):
         strategy = _text(ctx, best["candidate"])
-        records = evaluate(ctx, NAME, f"batch_{b:03d}", teacher, batch, strategy,
+        records = evaluate(ctx, STAGE.key, f"batch_{b:03d}", teacher, batch, strategy,
                            f"stage 2: batch {b + 1}/{len(batches)}")
         since_distillation.append(_reflection(ctx, b, batch, records, strategy))
         if (b + 1) % cfg.distill_every == 0 or b == len(batches) - 1:
@@ -42,12 +42,12 @@ def run(ctx: StageContext) -> dict:
 
 
 def _state(ctx: StageContext) -> dict:
-    return ctx.run.stage_state(NAME)
+    return ctx.run.stage_state(STAGE.key)
 
 
 def _update(ctx: StageContext, **changes) -> dict:
     state = {**_state(ctx), **changes}
-    ctx.run.save_stage_state(NAME, state)
+    ctx.run.save_stage_state(STAGE.key, state)
     return state
 
 
@@ -61,7 +61,7 @@ def _reflection(ctx: StageContext, b: int, batch, records: list[dict], strategy:
     key = f"{b:03d}"
     if key not in reflections:
         messages = reflection_messages({p.id: p for p in batch}, records, strategy, ctx.domain)
-        text = ctx.call_one(ctx.teacher, messages, ctx.config.reflect_max_tokens, f"{NAME}/reflection/{key}", NAME)
+        text = ctx.call_one(ctx.teacher, messages, ctx.config.reflect_max_tokens, f"{STAGE.key}/reflection/{key}", STAGE.key)
         reflections = {**reflections, key: text}
         _update(ctx, reflections=reflections)
         correct = sum(r["verdict"] in SUCCESS_OUTCOMES for r in records)
@@ -80,7 +80,7 @@ def _distill(ctx: StageContext, b: int, reflections: list[str], strategy: str | 
     index = len(candidates)
     messages = distillation_messages(reflections, strategy)
     text = ctx.call_one(ctx.teacher, messages, ctx.config.distill_max_tokens,
-                        f"{NAME}/distillation/{index:02d}", NAME).strip()
+                        f"{STAGE.key}/distillation/{index:02d}", STAGE.key).strip()
     _update(ctx, candidates=candidates + [{"index": index, "after_batch": b, "text": text}])
     ctx.run.journal(f"Stage 2: candidate strategy {index:02d} distilled from {len(reflections)} reflections:\n\n> "
                     + text.replace("\n", "\n> "))
@@ -90,14 +90,14 @@ def _distill(ctx: StageContext, b: int, reflections: list[str], strategy: str | 
 def _validate(ctx: StageContext, index: int, best: dict) -> dict:
     """Score candidate `index` on the validation split; adopt it only if it beats `best`."""
     candidate = _state(ctx)["candidates"][index]
-    records = evaluate(ctx, NAME, f"val_candidate_{index:02d}", ctx.teacher, ctx.splits["dev"],
+    records = evaluate(ctx, STAGE.key, f"val_candidate_{index:02d}", ctx.teacher, ctx.splits["dev"],
                        candidate["text"], f"stage 2: validation, candidate {index:02d}")
     summary = evaluation_summary(records, ctx.config.batch_size)
     adopted = summary["accuracy"] > best["accuracy"]
     scored = {**candidate, "validation": summary, "adopted": adopted, "previous_best": best}
     state = _state(ctx)
     state["candidates"][index] = scored
-    ctx.run.save_stage_state(NAME, state)
+    ctx.run.save_stage_state(STAGE.key, state)
     stem = ctx.run / "strategies" / f"{index:02d}"
     write_text_atomic(stem.with_suffix(".md"), candidate["text"] + "\n")
     write_json_atomic(stem.with_suffix(".json"), scored)
@@ -132,3 +132,19 @@ def final_strategy(result: dict) -> tuple[str | None, bool]:
         return None, False
     best = max(candidates, key=lambda c: (c["validation"]["accuracy"], -c["index"]))
     return best["text"], False
+
+
+def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
+    """Validation and training solves, one reflection per batch, one distillation per `distill_every` batches."""
+    cfg, n_dev = ctx.config, len(ctx.splits["dev"])
+    batches = math.ceil(len(ctx.splits["train"]) / cfg.batch_size)
+    distillations = math.ceil(batches / cfg.distill_every)
+    reflect_in = REFLECTION_ITEMS * (sizes.solve_in + RESPONSE_CHARS // 4)
+    distill_in = cfg.distill_every * cfg.reflect_max_tokens + cfg.distill_max_tokens
+    return [("teacher", n_dev + len(ctx.splits["train"]) + distillations * n_dev, sizes.with_strategy_in,
+             sizes.solve_out),
+            ("teacher", batches, reflect_in, cfg.reflect_max_tokens),
+            ("teacher", distillations, distill_in, cfg.distill_max_tokens)]
+
+
+STAGE = Stage("2", "bootstrap", "Teacher while learning (train)", run, planned_calls=planned_calls)

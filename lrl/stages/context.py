@@ -38,6 +38,7 @@ class StageContext:
     progress: ProgressFactory | None = None
     echo: Callable[[str], None] = lambda _text: None
     cache: ResponseCache | None = None  # the run's response cache, for models a stage builds itself
+    strategy: str | None = None  # stage 2's final strategy, given to the stages that need one
 
     def cached(self, llm) -> CachedLLM:
         """`llm` (e.g. a GGUF the run exported) answering through the run's response cache and ledger,

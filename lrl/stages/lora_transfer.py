@@ -33,13 +33,11 @@ from lrl.curriculum import CurriculumConfig, build_curriculum
 from lrl.domain import Problem, write_jsonl
 from lrl.export_job import ExportConfig, build_export, gate_export
 from lrl.model_pool import LazyLLM
-from lrl.run_config import STAGE_NAMES
+from lrl.stage import CallSizes, PlannedCall, Stage
+from lrl.stages import teacher_baseline
 from lrl.stages.context import StageContext, evaluate, evaluation_summary
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS, prompt_strategy
 from lrl.transfer_report import transfer_by_format
-
-NAME = "4_lora_transfer"
-
 
 def student_gguf(spec_text: str):
     """The student's base GGUF file; LoRA transfer needs local weights, not an API model."""
@@ -127,18 +125,18 @@ def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained
     order = list(trained) + [f for f in PROMPT_FORMATS if f not in trained]
     runs = {"exported": {}, "base": {}}
     for fmt in order:
-        runs["exported"][fmt] = evaluate(ctx, NAME, f"exported_{fmt}", ctx.cached(exported), test,
+        runs["exported"][fmt] = evaluate(ctx, STAGE.key, f"exported_{fmt}", ctx.cached(exported), test,
                                          prompt_strategy(fmt, strategy), f"stage 4: exported student, {fmt}")
     exported.unload()
     for fmt in order:
-        runs["base"][fmt] = evaluate(ctx, NAME, f"base_{fmt}", ctx.student, test, prompt_strategy(fmt, strategy),
+        runs["base"][fmt] = evaluate(ctx, STAGE.key, f"base_{fmt}", ctx.student, test, prompt_strategy(fmt, strategy),
                                      f"stage 4: base student, {fmt}")
     return runs
 
 
-def run(ctx: StageContext, strategy: str) -> dict:
+def run(ctx: StageContext) -> dict:
     """Curriculum, training, export with its gate, and the paired test evaluations in both prompt formats."""
-    cfg = ctx.config
+    cfg, strategy = ctx.config, ctx.strategy
     base = student_gguf(cfg.student)
     work = ctx.run / "transfer"
     work.mkdir(exist_ok=True)
@@ -146,7 +144,7 @@ def run(ctx: StageContext, strategy: str) -> dict:
     out = work / "student.gguf"
     export_config = ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
                                  max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads)
-    state = ctx.run.stage_state(NAME)
+    state = ctx.run.stage_state(STAGE.key)
     steps = (("curriculum", lambda: make_curriculum(ctx, strategy, work)),
              ("training", lambda: train_adapter(ctx, base, work)),
              ("files", lambda: build_export(base, work / "lora" / "best", out, export_config)),
@@ -154,11 +152,11 @@ def run(ctx: StageContext, strategy: str) -> dict:
     for key, step in steps:
         if key not in state:
             value = step()
-            state = ctx.run.stage_state(NAME)  # evaluations save their records into it meanwhile
+            state = ctx.run.stage_state(STAGE.key)  # evaluations save their records into it meanwhile
             state[key] = value
-            ctx.run.save_stage_state(NAME, state)
+            ctx.run.save_stage_state(STAGE.key, state)
     runs = evaluate_both_formats(ctx, strategy, state["files"], trained)
-    teacher_state = ctx.run.stage_state(f"1_{STAGE_NAMES['1']}")
+    teacher_state = ctx.run.stage_state(teacher_baseline.STAGE.key)
     teacher = teacher_state["result"]["records"] if teacher_state.get("complete") else None
     primary = trained[0]
     return {"model": f"llamacpp:{out.name}", "role": "student", "split": "test",
@@ -172,3 +170,27 @@ def run(ctx: StageContext, strategy: str) -> dict:
                                      "sha256": f["sha256"]} for q, f in state["files"]["files"].items()},
                        **state["export"]},
             "transfer": transfer_by_format(runs["exported"], runs["base"], teacher, trained)}
+
+
+def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
+    """The teacher's curriculum solutions; training, export and the exported student's evaluation run locally."""
+    cfg = ctx.config
+    return [("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), sizes.with_strategy_in, sizes.solve_out)]
+
+
+def comparisons(results: dict) -> dict:
+    """The exported student against the base student and the teacher, per prompt format, and across formats."""
+    transfer = results.get("4", {}).get("transfer", {})
+    found = {}
+    for fmt, summary in transfer.get("formats", {}).items():
+        for key in ("vs_base", "vs_teacher"):
+            if key in summary:
+                found[f"4_{fmt}_{key}"] = summary[key]
+    if "strategy_vs_zero_shot" in transfer:
+        found["4_strategy_vs_zero-shot"] = transfer["strategy_vs_zero_shot"]
+    return found
+
+
+# Left out of the default run: it trains and exports a model, hours on a CPU.
+STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True, default=False,
+              planned_calls=planned_calls, comparisons=comparisons)

@@ -5,11 +5,18 @@ prompt already described the sweep-line algorithm; the report labels which one w
 """
 from __future__ import annotations
 
+from lrl.stage import CallSizes, PlannedCall, Stage
 from lrl.stages.context import StageContext, evaluate_on_test_split
-
-NAME = "1_teacher_baseline"
 
 
 def run(ctx: StageContext) -> dict:
     """Evaluate the teacher with the configured baseline prompt on the test split."""
-    return evaluate_on_test_split(ctx, NAME, "teacher", None, "stage 1: teacher baseline", ctx.config.baseline_prompt)
+    return evaluate_on_test_split(ctx, STAGE.key, "teacher", None, "stage 1: teacher baseline",
+                                  ctx.config.baseline_prompt)
+
+
+def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
+    return [("teacher", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
+
+
+STAGE = Stage("1", "teacher_baseline", "Teacher baseline", run, planned_calls=planned_calls)

@@ -7,15 +7,29 @@ The arm without the strategy repeats stage 0's prompts, so it is served by the r
 from __future__ import annotations
 
 from lrl.evaluation import compare
+from lrl.stage import CallSizes, PlannedCall, Stage
 from lrl.stages.context import StageContext, evaluate_on_test_split
 
-NAME = "3b_transfer_check"
 
-
-def run(ctx: StageContext, strategy: str) -> dict:
+def run(ctx: StageContext) -> dict:
     """Student with the strategy (A) against the student without it (B), paired on the test split."""
-    with_strategy = evaluate_on_test_split(ctx, NAME, "student", strategy, "stage 3b: student + strategy",
-                                    state_key="with_strategy")
-    without = evaluate_on_test_split(ctx, NAME, "student", None, "stage 3b: student alone", state_key="without_strategy")
+    with_strategy = evaluate_on_test_split(ctx, STAGE.key, "student", ctx.strategy, "stage 3b: student + strategy",
+                                           state_key="with_strategy")
+    without = evaluate_on_test_split(ctx, STAGE.key, "student", None, "stage 3b: student alone",
+                                     state_key="without_strategy")
     return {**with_strategy, "without_strategy": without["summary"], "without_records": without["records"],
             "comparison": compare(with_strategy["records"], without["records"])}
+
+
+def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
+    return [("student", 2 * len(ctx.splits["test"]), sizes.with_strategy_in, sizes.solve_out)]
+
+
+def comparisons(results: dict) -> dict:
+    if "comparison" in results.get("3b", {}):
+        return {"3b_with_vs_without": results["3b"]["comparison"]}
+    return {}
+
+
+STAGE = Stage("3b", "transfer_check", "Student + strategy (transfer check)", run, needs_strategy=True,
+              planned_calls=planned_calls, comparisons=comparisons)

@@ -1,0 +1,62 @@
+"""The Stage protocol: one LRL stage is one `Stage` object, the `STAGE` of one module in `lrl/stages/`.
+
+The pipeline finds the stages by listing that package (`lrl.stages.all_stages`), runs the asked ones
+in id order with `stage.run(ctx)`, and takes the pre-run estimate, the report title and the paired
+comparisons from the same object, so adding a stage is adding one module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from lrl.stages.context import StageContext
+
+PlannedCall = tuple[str, int, int, int]  # (role, calls, mean input tokens, max output tokens)
+
+
+@dataclass(frozen=True)
+class CallSizes:
+    """Token counts the pre-run estimate shares across stages (upper bounds, see lrl.run_estimate)."""
+
+    solve_in: int  # a solve prompt without a strategy
+    with_strategy_in: int  # a solve prompt with a strategy at its longest
+    solve_out: int
+
+
+def _no_calls(_ctx: StageContext, _sizes: CallSizes) -> list[PlannedCall]:
+    return []
+
+
+def _no_comparisons(_results: dict) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Everything the pipeline, the estimate and the report know about one stage."""
+
+    id: str  # what --stages names and results.json keys by: "0", "3b"
+    name: str  # "transfer_check"; `key` names the state file and the ledger's entry
+    title: str  # the report's row title
+    run: Callable[[StageContext], dict]  # the stage's entry for results.json, per-item records included
+    needs_strategy: bool = False  # runs only with stage 2's strategy, given as ctx.strategy
+    default: bool = True  # part of `--stages default` (False: asked for by id or by `all`)
+    planned_calls: Callable[[StageContext, CallSizes], list[PlannedCall]] = _no_calls
+    comparisons: Callable[[dict], dict] = _no_comparisons  # paired tests, from every finished stage's result
+
+    @property
+    def key(self) -> str:
+        """`3b_transfer_check`: the stage's state file under stages/ and its ledger entry."""
+        return f"{self.id}_{self.name}"
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ")
+
+
+def stage_order(stage_id: str) -> tuple[int, str]:
+    """Sort key of a stage id: numerically by its number, then by its letter ("3" < "3b" < "4" < "10")."""
+    number = re.match(r"\d+", stage_id)
+    return (int(number.group()) if number else -1, stage_id)

@@ -1,0 +1,38 @@
+"""The stage registry: every module of lrl/stages with a STAGE is found, in id order, with its facts in one object."""
+from __future__ import annotations
+
+import pytest
+
+from k1core.errors import UserError
+from lrl.run_config import RunConfig, parse_stages
+from lrl.stage import stage_order
+from lrl.stages import all_stages, get_stage, stage_ids
+
+
+def test_every_stage_module_is_found_in_id_order():
+    assert stage_ids() == ("0", "1", "2", "3", "3b", "4")
+    assert [s.key for s in all_stages()] == ["0_student_baseline", "1_teacher_baseline", "2_bootstrap",
+                                             "3_teacher_strategy", "3b_transfer_check", "4_lora_transfer"]
+
+
+def test_stage_ids_sort_by_number_then_letter():
+    assert sorted(["10", "4", "3b", "3", "0"], key=stage_order) == ["0", "3", "3b", "4", "10"]
+
+
+def test_the_default_run_leaves_out_the_training_stage():
+    assert stage_ids(default_only=True) == ("0", "1", "2", "3", "3b")
+    assert RunConfig().stages == ("0", "1", "2", "3", "3b")
+    assert parse_stages("default") is None and parse_stages("all") == stage_ids()
+    assert [s.id for s in all_stages() if s.needs_strategy] == ["3", "3b", "4"]
+
+
+def test_asked_stages_run_in_stage_order_whatever_order_they_are_given():
+    assert RunConfig(stages=parse_stages("3b, 0,2")).stages == ("0", "2", "3b")
+
+
+@pytest.mark.parametrize("text", ["5", "0,x", ""])
+def test_unknown_or_no_stages_are_one_clear_error(text):
+    with pytest.raises(UserError, match=r"--stages must be a comma list of 0, 1, 2, 3, 3b, 4"):
+        RunConfig(stages=parse_stages(text))
+    with pytest.raises(UserError, match="unknown stage"):
+        get_stage("5")
