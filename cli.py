@@ -279,22 +279,22 @@ def lrl_score(results, against, json_out):
 @click.option("--eval-every", default=20, show_default=True)
 @click.option("--patience", default=0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--trainer", type=click.Choice(["jax", "mlx"]), default=None,
+@click.option("--trainer", default=None,
               help="jax (GGUF or HF dir, resumable) or mlx (mlx-lm, HF dir); default: mlx on Apple silicon, else jax")
 def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, batch_size, grad_accum, lr, rank,
                   alpha, dropout, targets, eval_every, patience, seed, trainer):
     """LoRA-train a student (GGUF file or HF directory) on chat JSONL; the jax trainer resumes from OUT."""
-    from backends.student.finetune import default_trainer, finetune
-    from backends.student.jax_trainer import TrainConfig
+    from backends.student.finetune import finetune
     from backends.student.lora import LoraConfig
-    from k1core.optim import AdamWConfig
+    from backends.student.train_config import TrainConfig, lora_adamw
+    from backends.student.trainers import default_trainer
 
     tcfg = TrainConfig(
         out_dir=out_dir, seq_len=seq_len, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
         lora=LoraConfig(targets=tuple(t.strip() for t in targets.split(",") if t.strip()), rank=rank, alpha=alpha,
                         dropout=dropout),
-        optim=AdamWConfig(lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 20), total_steps=steps, weight_decay=0.0),
-        eval_every=eval_every, patience=patience, checkpoint_every=max(1, eval_every), seed=seed)
+        optim=lora_adamw(lr, steps), eval_every=eval_every, patience=patience, checkpoint_every=max(1, eval_every),
+        seed=seed)
     result = finetune(model_path, train_jsonl, val_jsonl, tcfg, trainer=trainer or default_trainer())
     click.echo(f"trained {result.steps_done} steps; best val loss {result.best_val:.4f}; adapters in {out_dir}")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,44 +15,11 @@ from backends.student.base_model import BaseModel
 from backends.student.chat_data import Example, make_batch, pack_rows
 from backends.student.checkpoint import load_checkpoint, save_checkpoint
 from backends.student.layer_stack import local_flags, stack_layers
-from backends.student.lora import LoraConfig, init_lora
+from backends.student.lora import init_lora
+from backends.student.train_config import TrainConfig, TrainResult
 from k1core.errors import UserError
 from k1core.lazy import require
-from k1core.optim import AdamWConfig, lr_at
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out_dir: str
-    seq_len: int = 256
-    batch_size: int = 1  # packed rows per micro-batch (a multiple of the device count)
-    grad_accum: int = 1  # micro-batches per optimizer step
-    steps: int = 100
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    optim: AdamWConfig = field(default_factory=lambda: AdamWConfig(lr=2e-4, min_lr=2e-5, warmup_steps=10,
-                                                                   total_steps=100, weight_decay=0.0))
-    eval_every: int = 20  # 0 disables evaluation
-    patience: int = 0  # evaluations without improvement before stopping; 0 never stops early
-    checkpoint_every: int = 20
-    logit_chunk: int = 128
-    seed: int = 0
-    log_every: int = 1
-
-    def __post_init__(self):
-        for name in ("seq_len", "batch_size", "grad_accum", "steps", "logit_chunk", "checkpoint_every", "log_every"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"train config: {name} must be positive, got {getattr(self, name)}")
-        if self.eval_every < 0 or self.patience < 0:
-            raise UserError("train config: eval_every and patience must be >= 0")
-
-
-@dataclass
-class TrainResult:
-    lora: dict
-    history: list  # dicts: step, val_loss, (accuracy)
-    best_val: float
-    steps_done: int
-    stopped_early: bool
+from k1core.optim import lr_at
 
 
 def row_stream(examples: list[Example], seq_len: int, seed: int):
@@ -187,3 +153,29 @@ def train_lora(model: BaseModel, train: list[Example], val: list[Example], tcfg:
 
 def _chunks(seq, n):
     return [seq[i:i + n] for i in range(0, len(seq), n)]
+
+
+def load_student(path: str | Path) -> BaseModel:
+    """A base model from a .gguf file or a Hugging Face directory."""
+    path = Path(path)
+    if path.is_dir():
+        from backends.student.hf_loader import load_hf_dir
+
+        return load_hf_dir(path)
+    from backends.student.gguf_loader import load_gguf
+
+    return load_gguf(path)
+
+
+class JaxTrainer:
+    """The "jax" trainer (backends.student.trainers): any GGUF file or HF directory, packed rows, CPU or GPU."""
+
+    name = "jax"
+
+    def prepare(self, model_path: str | Path) -> tuple[BaseModel, object, str]:
+        model = load_student(model_path)
+        return model, model.tokenizer, model.chat_template
+
+    def train(self, handle: BaseModel, train: list[Example], val: list[Example], tcfg: TrainConfig,
+              accuracy_fn=None) -> TrainResult:
+        return train_lora(handle, train, val, tcfg, accuracy_fn)

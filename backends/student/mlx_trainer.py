@@ -28,7 +28,7 @@ from backends.student.architectures import StudentConfig, projection_name
 from backends.student.chat_data import Example
 from backends.student.checkpoint import load_checkpoint, save_checkpoint
 from backends.student.hf_loader import read_hf_config
-from backends.student.jax_trainer import TrainConfig, TrainResult
+from backends.student.train_config import TrainConfig, TrainResult
 from backends.student.lora import LoraConfig, init_lora
 from k1core.errors import UserError
 from k1core.lazy import require
@@ -329,3 +329,19 @@ def train_lora_mlx(model_dir: str | Path, train: list[Example], val: list[Exampl
     save_adapter(out / "final", lora, lcfg, str(model_dir))
     best = state["best_val"] if state["best_val"] is not None else float("nan")
     return TrainResult(lora, state["history"], best, tcfg.steps if stopped_at is None else stopped_at, early)
+
+
+class MlxTrainer:
+    """The "mlx" trainer (backends.student.trainers): an HF directory through mlx-lm's tuner."""
+
+    name = "mlx"
+
+    def prepare(self, model_path: str | Path) -> tuple[str | Path, object, str]:
+        from backends.student.hf_loader import read_hf_tokenizer
+
+        tokenizer, template, _ = read_hf_tokenizer(check_mlx_input(model_path))
+        return model_path, tokenizer, template
+
+    def train(self, handle: str | Path, train: list[Example], val: list[Example], tcfg: TrainConfig,
+              accuracy_fn=None) -> TrainResult:
+        return train_lora_mlx(handle, train, val, tcfg, accuracy_fn)

@@ -68,16 +68,13 @@ def make_curriculum(ctx: StageContext, strategy: str, work) -> dict:
 
 def train_adapter(ctx: StageContext, base, work) -> dict:
     from backends.student.finetune import finetune
-    from backends.student.jax_trainer import TrainConfig
     from backends.student.lora import LoraConfig
-    from k1core.optim import AdamWConfig
+    from backends.student.train_config import TrainConfig
 
     cfg = ctx.config
     steps = cfg.lora_steps
     tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len,
-                       lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank),
-                       optim=AdamWConfig(lr=2e-4, min_lr=2e-5, warmup_steps=max(1, steps // 20), total_steps=steps,
-                                         weight_decay=0.0),
+                       lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank),  # optim: the LoRA recipe
                        eval_every=max(1, steps // 5), checkpoint_every=max(1, steps // 5), seed=cfg.seed)
     result = finetune(base, work / "curriculum.train.jsonl", work / "curriculum.val.jsonl", tcfg)
     return {"steps": result.steps_done, "best_val_loss": result.best_val, "history": result.history}

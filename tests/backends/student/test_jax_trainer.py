@@ -10,7 +10,8 @@ jax = pytest.importorskip("jax")
 from backends.student.chat_data import encode_chat  # noqa: E402
 from backends.student.gguf_loader import load_gguf  # noqa: E402
 from backends.student.hf_loader import load_hf_dir  # noqa: E402
-from backends.student.jax_trainer import TrainConfig, train_lora  # noqa: E402
+from backends.student.jax_trainer import train_lora  # noqa: E402
+from backends.student.train_config import TrainConfig  # noqa: E402
 from backends.student.lora import LoraConfig  # noqa: E402
 from backends.student.tokenizer import HFTokenizer  # noqa: E402
 from k1core.optim import AdamWConfig  # noqa: E402

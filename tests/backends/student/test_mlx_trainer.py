@@ -18,7 +18,7 @@ from backends.student.adapters import load_adapter
 from backends.student.chat_data import encode_chat, make_batch
 from backends.student.forward_numpy import numpy_logits
 from backends.student.hf_loader import load_hf_dir
-from backends.student.jax_trainer import TrainConfig
+from backends.student.train_config import TrainConfig
 from backends.student.layer_stack import stack_layers
 from backends.student.lora import LoraConfig, init_lora
 from k1core.errors import UserError
@@ -208,16 +208,16 @@ def test_cli_says_in_one_line_when_mlx_is_missing(tiny_files, tmp_path, monkeypa
 
 
 def test_default_trainer_is_mlx_only_on_apple_silicon(monkeypatch):
-    from backends.student import finetune
+    from backends.student import trainers
 
-    monkeypatch.setattr(finetune.sys, "platform", "darwin")
-    monkeypatch.setattr(finetune.platform, "machine", lambda: "arm64")
-    assert finetune.default_trainer() == "mlx"
-    monkeypatch.setattr(finetune.platform, "machine", lambda: "x86_64")
-    assert finetune.default_trainer() == "jax"
-    monkeypatch.setattr(finetune.sys, "platform", "linux")
-    monkeypatch.setattr(finetune.platform, "machine", lambda: "aarch64")
-    assert finetune.default_trainer() == "jax"
+    monkeypatch.setattr(trainers.sys, "platform", "darwin")
+    monkeypatch.setattr(trainers.platform, "machine", lambda: "arm64")
+    assert trainers.default_trainer() == "mlx"
+    monkeypatch.setattr(trainers.platform, "machine", lambda: "x86_64")
+    assert trainers.default_trainer() == "jax"
+    monkeypatch.setattr(trainers.sys, "platform", "linux")
+    monkeypatch.setattr(trainers.platform, "machine", lambda: "aarch64")
+    assert trainers.default_trainer() == "jax"
 
 
 def test_killed_run_resumes_to_the_same_adapter(mlx, tiny_files, tmp_path):
