@@ -1,8 +1,8 @@
 """What every stage works with, and the one resumable way a stage evaluates a model on problems.
 
-`evaluate` sends problems to a model in chunks of one batch through the model's bulk call, and
-after each chunk appends the chunk's result records to the stage's state and its prompts and
-responses to thoughts.jsonl. A killed run therefore loses at most one chunk, and even that chunk
+`evaluate` runs the evaluation loop (lrl.eval_run) in chunks of one batch through the model's bulk
+call, and after each chunk appends the chunk's result records to the stage's state and its prompts
+and responses to thoughts.jsonl. A killed run therefore loses at most one chunk, and even that chunk
 comes back from the response cache without a backend call.
 """
 from __future__ import annotations
@@ -11,13 +11,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from backends.llm import Request, SamplingParams
+from backends.llm import SamplingParams
 from lrl.batch_stats import batch_statistics
 from lrl.cache import CachedLLM, ResponseCache
 from lrl.domain import Problem, TransferDomain
-from lrl.evaluation import result_record, summarize
+from lrl.eval_run import EvalConfig, evaluate_model
+from lrl.evaluation import summarize
 from lrl.ledger import Ledger
-from lrl.prompts import TEMPLATE_VERSION, solve_messages
+from lrl.prompts import TEMPLATE_VERSION
 from lrl.run_config import RunConfig
 from lrl.rundir import RunDir, write_json_atomic
 
@@ -83,7 +84,6 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
     state = ctx.run.stage_state(state_name)
     done = {r["id"]: r for r in state.get(state_key, [])}
     todo = [p for p in problems if p.id not in done]
-    size = ctx.config.batch_size
     with ctx.bar(label, len(problems)) as bar:
         shown = [0]
 
@@ -93,22 +93,21 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
                 bar.update(position - shown[0])
                 shown[0] = position
 
-        advance_to(len(problems) - len(todo))
-        for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
-            offset = len(problems) - len(todo) + start
-            messages = [solve_messages(ctx.domain, p, strategy, baseline_prompt) for p in chunk]
-            params = ctx.params(ctx.config.solve_max_tokens)
-            completions = llm.complete_many([Request(m, params, custom_id=p.id) for m, p in zip(messages, chunk)],
-                                            lambda done, _total: advance_to(offset + done))
+        def save_chunk(chunk, messages, completions, records) -> None:
             ctx.run.log_thoughts(_thought(f"{state_name}/{state_key}/{p.id}", state_name, llm, m, c.text)
                                  for p, m, c in zip(chunk, messages, completions))
-            for p, c in zip(chunk, completions):
-                done[p.id] = result_record(ctx.domain, p, c.text, model=llm.model, stage=state_name)
-            state = ctx.run.stage_state(state_name)
-            state[state_key] = [done[p.id] for p in problems if p.id in done]
-            ctx.run.save_stage_state(state_name, state)
+            done.update((p.id, r) for p, r in zip(chunk, records))
+            saved = ctx.run.stage_state(state_name)
+            saved[state_key] = [done[p.id] for p in problems if p.id in done]
+            ctx.run.save_stage_state(state_name, saved)
             ctx.save_ledger()
+
+        advance_to(len(problems) - len(todo))
+        config = EvalConfig(strategy, ctx.params(ctx.config.solve_max_tokens), baseline_prompt,
+                            errors_as_failures=False)
+        evaluate_model(llm, ctx.domain, todo, config, stage=state_name,
+                       progress=lambda n, _total: advance_to(len(problems) - len(todo) + n),
+                       chunk_size=ctx.config.batch_size, on_chunk=save_chunk)
     return [done[p.id] for p in problems]
 
 
