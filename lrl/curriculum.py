@@ -17,12 +17,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from backends.llm import Request, SamplingParams
 from k1core.errors import UserError
-from lrl.domain import Problem, TransferDomain, split_overlap, write_jsonl
+from lrl.domain import Problem, TransferDomain, split_overlap
 from lrl.student_prompt import PROMPT_FORMATS, prompt_strategy, strategy_steps, student_messages, training_chat
 
 TEACHER, SOLVER = "teacher", "solver"
@@ -132,7 +131,3 @@ def _add(curriculum: Curriculum, domain: TransferDomain, problem: Problem, targe
     curriculum.problem_ids.append(problem.id)
     curriculum.formats.append(prompt_format)
 
-
-def write_curriculum(path: str | Path, curriculum: Curriculum) -> None:
-    """The chat JSONL file the LoRA trainer reads."""
-    write_jsonl(path, curriculum.lines)

@@ -132,10 +132,6 @@ _REGISTRY = {
 }
 
 
-def domain_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
 def get_domain(name: str) -> TransferDomain:
     """The domain registered under `name` (imported lazily); UserError listing names if unknown."""
     if name not in _REGISTRY:
@@ -232,24 +228,6 @@ def problem_fields(obj: dict, where: str, domain: str, default_split: str = "use
 
 
 # ---------------------------------------------------------------- answers and splits
-
-def majority_answer(answers: Sequence[Parsed]) -> Parsed:
-    """The most frequent parsed answer (self-consistency voting); ties go to the earliest seen.
-
-    Parse failures do not vote; if every answer failed, the result is a failure.
-    """
-    votes = Counter()
-    first_seen = {}
-    for i, parsed in enumerate(answers):
-        if parsed.ok:
-            key = orjson.dumps(parsed.answer, option=orjson.OPT_SORT_KEYS)
-            votes[key] += 1
-            first_seen.setdefault(key, (i, parsed))
-    if not votes:
-        return Parsed.fail("no parsable answer among the samples")
-    best = max(votes, key=lambda k: (votes[k], -first_seen[k][0]))
-    return first_seen[best][1]
-
 
 @dataclass(frozen=True)
 class OverlapReport:

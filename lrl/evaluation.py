@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -173,11 +173,6 @@ def render_report(report: dict) -> str:
     if "against" in report:
         text += "\n\n" + render_table(report["against"]["summary"], title=report["against"]["file"])
     return text
-
-
-def records_from(domain: TransferDomain, problems: Iterable[Problem], responses: Iterable[str], **meta) -> list[dict]:
-    """Result records for responses given in the same order as the problems."""
-    return [result_record(domain, p, r, **meta) for p, r in zip(problems, responses, strict=True)]
 
 
 def write_report(path: str | Path, report: dict) -> None:

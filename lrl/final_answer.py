@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 ANSWER_MARKER = "ANSWER"
-FORMAT_INSTRUCTION = "End your response with a final line of the form `ANSWER: <value>`."
 
 # Decoration a model may put around the marker line: bullets, headings, quotes, bold/italic/code.
 _MARKED_LINE = re.compile(r"^[\s>#*_`\-]*answer[\s*_`]*[:=](?P<value>.*)$", re.IGNORECASE)

@@ -72,7 +72,6 @@ def arch_switches(arch: str, dim: int) -> dict:
 
 
 # Canonical weight names (Hugging Face naming, (out, in) layout) used by every loader and by PEFT.
-LAYER_PREFIX = "model.layers.{i}."
 ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_PROJ = ("gate_proj", "up_proj", "down_proj")
 

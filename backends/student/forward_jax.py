@@ -74,9 +74,3 @@ def batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key=None
     return chunked_nll(h, head["out"], batch["loss_index"], batch["targets"], batch["loss_weight"], chunk)
 
 
-def full_logits(cfg, layers, head, lora, tokens, flags, lora_scale):
-    """Logits (B, T, V) at every position (evaluation and tests)."""
-    B, T = tokens.shape
-    positions = jnp.broadcast_to(jnp.arange(T), (B, T))
-    h = hidden_states(cfg, layers, head, lora, tokens, positions, jnp.ones((B, T), jnp.int32), flags, lora_scale)
-    return h @ head["out"].T

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from cli import main
 from lrl.domain import get_domain, read_problems
-from lrl.evaluation import records_from
+from tests.lrl.records import records_from
 
 
 def run(*args):

@@ -3,7 +3,8 @@ import pytest
 
 from k1core.errors import UserError
 from lrl.domains.scheduling import SchedulingDomain
-from lrl.evaluation import compare, read_results, records_from, render_report, score_files, summarize
+from lrl.evaluation import compare, read_results, render_report, score_files, summarize
+from tests.lrl.records import records_from
 
 DOMAIN = SchedulingDomain()
 TEST = DOMAIN.generate(150, 123, "test", "seed")

@@ -3,11 +3,20 @@ import pytest
 
 jax = pytest.importorskip("jax")
 
-from backends.student.forward_jax import full_logits  # noqa: E402
+from backends.student.forward_jax import hidden_states  # noqa: E402
 from backends.student.forward_numpy import numpy_logits  # noqa: E402
 from backends.student.hf_loader import load_hf_dir  # noqa: E402
 from backends.student.layer_stack import local_flags, stack_layers  # noqa: E402
 from backends.student.lora import LoraConfig, init_lora  # noqa: E402
+
+
+def full_logits(cfg, layers, head, lora, tokens, flags, lora_scale):
+    """Logits (B, T, V) at every position of one unpacked batch."""
+    B, T = tokens.shape
+    positions = jax.numpy.broadcast_to(jax.numpy.arange(T), (B, T))
+    h = hidden_states(cfg, layers, head, lora, tokens, positions, jax.numpy.ones((B, T), jax.numpy.int32), flags,
+                      lora_scale)
+    return h @ head["out"].T
 
 
 def random_lora(cfg, seed=1):
