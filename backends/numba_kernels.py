@@ -28,9 +28,9 @@ FAST = {"reassoc", "contract", "arcp", "nsz", "afn"}
 jit = numba.njit(cache=True, fastmath=FAST, error_model="numpy")
 # Below this many elements a kernel runs serially. Numba's OpenMP pool and BLAS's pool are two
 # pools of n threads each: a parallel kernel between two threaded matrix products leaves 2n threads
-# spinning on n cores. Measured on the shared 2-core machine (load ~9, 2 threads, interleaved):
-# GPT step 2652 -> 668 ms median and K-1 step 1331 -> 416 ms when 64K-1M element kernels run
-# serially; a serial pass over 1M floats costs ~1 ms, so only larger inputs can repay the pool.
+# spinning on n cores. On two cores, running 64K-1M element kernels serially made a GPT step about
+# 4x and a K-1 step about 3x faster (docs/benchmarks.md); a serial pass over 1M floats costs ~1 ms,
+# so only larger inputs can repay the pool.
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
 

@@ -4,7 +4,7 @@ Every (model, backend) pair is built in one process and timed in interleaved rou
 rotates every round), so load from other processes on a shared machine falls on all of them alike;
 ratios within one run are the result. Reports median and minimum ms/step, tokens/s, ratios against
 the torch GPT, K-1 tokens/s over GPT tokens/s (parameter counts printed: the default K-1 and the
-issue's GPT are within 1% of each other), compile/warm-up time separately, and the load average;
+default GPT are within 1% of each other), compile/warm-up time separately, and the load average;
 writes JSON under bench/results/. A pair whose build or first step raises is reported unavailable
 with the reason (e.g. a backend without a K-1 yet), so a new backend is picked up without edits here.
 Run: python -m bench.bench_backends [--threads 2] [--rounds 6] [--models gpt,k1]
@@ -20,7 +20,7 @@ from typing import Callable
 from bench.interleave import interleaved
 from bench.results_file import write_result
 
-GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # the harness issue's GPT configuration
+GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # `k1 train`'s default GPT
 BATCH = 12  # sequences per step for both models (k1 train's default batch)
 SCHEDULE_STEPS = 10_000  # lr schedule length; K-1 stays in phase 1 (no structural ops mid-benchmark)
 MODELS = ("gpt", "k1")

@@ -1,4 +1,4 @@
-"""Training speed of the baseline GPT at the issue's configuration (d_model 128, 4 layers, 4 heads,
+"""Training speed of the baseline GPT at `k1 train`'s default configuration (d_model 128, 4 layers, 4 heads,
 context 64, batch 12): ms/step (median and min after warmup), tokens/s, and optionally where the
 time goes per kernel. Writes bench/results/gpt_train_<time>.json.
 

@@ -1,4 +1,4 @@
-"""Seconds per test item in stage 4's evaluations, to size the issue-8 bar run before starting it.
+"""Seconds per test item in stage 4's evaluations, to size a stage 4 run before starting it.
 
 Per llama.cpp thread count and per prompt format (zero-shot, strategy in the prompt), on
 scheduling/balanced test items, for each model file given:

@@ -1,11 +1,9 @@
 """The configuration of one `k1 lrl run`, validated once at the edge.
 
-Defaults are sized for the CPU default (qwen0.5b as teacher and student, 2 shared cores, about
-30 minutes). Measured on the 2-core development machine under heavy load (load average 12-18):
-20-30 s for a solve call (about 155 prompt and 48 output tokens) with one llama.cpp thread, and
-3-4 times slower with two threads, which spin against the other processes. The default run makes
-about 55 model calls: stage 1 repeats stage 0's prompts and stage 3b repeats stages 0 and 3 when
-teacher and student are the same model, so the response cache serves those. Real runs raise
+Defaults are sized for a CPU run with qwen0.5b as teacher and student on two shared cores: about
+55 model calls of about 155 prompt and 48 output tokens each (docs/benchmarks.md has the seconds
+per call). Stage 1 repeats stage 0's prompts and stage 3b repeats stages 0 and 3 when teacher and
+student are the same model, so the response cache serves those. Real runs raise
 --n-train/--n-val/--n-test.
 """
 from __future__ import annotations

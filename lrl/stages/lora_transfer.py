@@ -10,9 +10,9 @@
    first trained format (a failing gate stops the run with its report written).
 5. The exported GGUF and the base student, each on the whole test split in both prompt formats,
    paired for McNemar tests with each other and with stage 1's teacher when it ran.
-Why train on both formats: the issue asks that the student be measured with exactly the prompt it
-was trained with, and with and without the strategy; a student trained on both meets both at
-once with one training run and one export. A single-format student (--student-prompts strategy
+Why train on both formats: the student must be measured with exactly the prompt it was trained
+with, and also with and without the strategy; a student trained on both meets both at once with
+one training run and one export. A single-format student (--student-prompts strategy
 or zero-shot) is still measured in both formats, its untrained column marked as such.
 
 Every model call, the exported files' included, goes through the run's response cache (an

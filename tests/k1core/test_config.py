@@ -4,7 +4,7 @@ from k1core.config import TrainConfig, make_config, read_config_file
 from k1core.errors import UserError
 
 
-def test_defaults_are_the_issue_bar_config():
+def test_defaults_are_the_reference_run_config():
     c = make_config()
     assert (c.d_model, c.n_layers, c.n_heads, c.context, c.batch_size, c.steps) == (128, 4, 4, 64, 12, 2000)
     assert (c.lr, c.min_lr, c.warmup_steps, c.weight_decay, c.grad_clip) == (1e-3, 1e-4, 100, 0.1, 1.0)

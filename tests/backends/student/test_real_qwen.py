@@ -150,7 +150,7 @@ def comparison(real_qwen_gguf):
 @pytest.mark.slow
 @pytest.mark.parametrize("run", ["plain", "llama.cpp rounding"])
 def test_forward_matches_llama_cpp(comparison, run):
-    """The issue's bar, >= 99% top-1, where llama.cpp generates and over all positions; misses are near-ties."""
+    """The required agreement, >= 99% top-1, where llama.cpp generates and over all positions; misses are near-ties."""
     generation, everywhere = comparison[run]["generation"], comparison[run]["all"]
     assert generation.total >= 2000
     assert generation.rate >= 0.99, (generation.agree, generation.total, generation.ties)

@@ -1,4 +1,4 @@
-"""K-1 through the `k1 train` harness: what its results report, and the issue's bar on the default run."""
+"""K-1 through the `k1 train` harness: what its results report, and the required result on the default run."""
 import importlib.util
 import io
 
