@@ -312,7 +312,7 @@ def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg:
 
 
 # Per kernel the faster of Numba and NumPy by bench/bench_kernels.py (GPT shapes, 1 thread, shared
-# 2-core machine): Numba won or tied every kernel once exp and tanh were vectorisable, so all are Numba
+# 2-core machine): with exp and tanh vectorised, Numba wins or ties every kernel, so all are Numba
 # (the AdamW update included) except dropout, which stays the reference's so the RNG stream matches it bit for bit.
 NUMBA_KERNELS = dataclasses.replace(
     ref.NUMPY_KERNELS,
