@@ -6,8 +6,7 @@ strategy candidates with their validation scores, the paired tests and the cost.
 """
 from __future__ import annotations
 
-from lrl.stages import get_stage
-from lrl.student_prompt import PROMPT_FORMATS
+from lrl.stages import all_stages, get_stage
 
 
 def _pct(x: float) -> str:
@@ -82,17 +81,12 @@ def _candidates(boot: dict) -> list[str]:
 
 
 def _comparisons(comparisons: dict) -> list[str]:
-    names = {"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)",
-             "3b_with_vs_without": "Student + strategy (A) vs student alone (B)",
-             "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)"}
-    for fmt in PROMPT_FORMATS:
-        names[f"4_{fmt}_vs_base"] = f"Exported student (A) vs base student (B), both {fmt}"
-        names[f"4_{fmt}_vs_teacher"] = f"Exported student, {fmt} (A) vs teacher baseline (B)"
+    names = {key: title for stage in all_stages() for key, title in stage.comparison_titles.items()}
     lines = ["| Comparison | n | only A right | only B right | A − B | Newcombe 95% CI | exact McNemar p |",
              "|---|---|---|---|---|---|---|"]
     for key, c in comparisons.items():
         low, high = c["difference_ci95"]
-        lines.append(f"| {names[key]} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
+        lines.append(f"| {names.get(key, key)} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
                      f"| {100 * low:+.1f} to {100 * high:+.1f} | {c['mcnemar_exact_p']:.3g} |")
     return lines
 

@@ -7,8 +7,8 @@ comparisons from the same object, so adding a stage is adding one module.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping
 
 if TYPE_CHECKING:
     from lrl.stages.context import StageContext
@@ -45,6 +45,7 @@ class Stage:
     default: bool = True  # part of `--stages default` (False: asked for by id or by `all`)
     planned_calls: Callable[[StageContext, CallSizes], list[PlannedCall]] = _no_calls
     comparisons: Callable[[dict], dict] = _no_comparisons  # paired tests, from every finished stage's result
+    comparison_titles: Mapping[str, str] = field(default_factory=dict)  # the report's name for each test
 
     @property
     def key(self) -> str:

@@ -188,6 +188,12 @@ def comparisons(results: dict) -> dict:
     return found
 
 
+COMPARISON_TITLES = {
+    **{f"4_{fmt}_vs_base": f"Exported student (A) vs base student (B), both {fmt}" for fmt in PROMPT_FORMATS},
+    **{f"4_{fmt}_vs_teacher": f"Exported student, {fmt} (A) vs teacher baseline (B)" for fmt in PROMPT_FORMATS},
+    "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)",
+}
+
 # Left out of the default run: it trains and exports a model, hours on a CPU.
 STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True, default=False,
-              planned_calls=planned_calls, comparisons=comparisons)
+              planned_calls=planned_calls, comparisons=comparisons, comparison_titles=COMPARISON_TITLES)

@@ -23,4 +23,5 @@ def comparisons(results: dict) -> dict:
 
 
 STAGE = Stage("3", "teacher_strategy", "Teacher + strategy", run, needs_strategy=True,
-              planned_calls=planned_calls, comparisons=comparisons)
+              planned_calls=planned_calls, comparisons=comparisons,
+              comparison_titles={"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)"})

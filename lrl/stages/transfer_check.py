@@ -32,4 +32,5 @@ def comparisons(results: dict) -> dict:
 
 
 STAGE = Stage("3b", "transfer_check", "Student + strategy (transfer check)", run, needs_strategy=True,
-              planned_calls=planned_calls, comparisons=comparisons)
+              planned_calls=planned_calls, comparisons=comparisons,
+              comparison_titles={"3b_with_vs_without": "Student + strategy (A) vs student alone (B)"})
