@@ -80,6 +80,8 @@ def _ledger(rundir: RunDir, budget_usd: float | None) -> Ledger:
 
 
 def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
+    """Each asked stage in order: a finished one's saved result, or its run (given the strategy when
+    it needs one), saved as complete before the next starts. Keyed by stage id."""
     results = {}
     for stage in map(get_stage, ctx.config.stages):
         state = ctx.run.stage_state(stage.key)
@@ -120,8 +122,9 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     boot = ctx.run.stage_state(bootstrap.STAGE.key)
     if not boot.get("complete"):
         users = [s.id for s in all_stages() if s.needs_strategy]
-        raise UserError(f"stages {', '.join(users[:-1])} and {users[-1]} need the strategy from stage "
-                        f"{bootstrap.STAGE.id}; include {bootstrap.STAGE.id} in --stages")
+        named = " and ".join(filter(None, [", ".join(users[:-1]), users[-1]]))
+        raise UserError(f"stage{'s' if len(users) > 1 else ''} {named} need{'' if len(users) > 1 else 's'} "
+                        f"the strategy from stage {bootstrap.STAGE.id}; include {bootstrap.STAGE.id} in --stages")
     text, adopted = bootstrap.final_strategy(boot["result"])
     if text is None:
         return None, {"adopted_on_validation": False, "review": None}
