@@ -10,25 +10,33 @@ dies with its parent, and a seccomp filter refuses the kernel surfaces listed in
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lrl.sandbox.seccomp import seccomp_program
 
 INPUTS, WORK = "/input", "/work"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-UNPRIVILEGED = "65534"  # nobody
+NOBODY = 65534
+UNPRIVILEGED = str(NOBODY)
+# Linux mount(2)/unshare(2) flags for staging the interpreter when started as root.
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+STAGE = "/tmp"  # exists everywhere and is reachable by nobody; covered only in the launcher's own namespace
 
 
 @dataclass(frozen=True)
 class Launch:
-    """What to execute, and the descriptors it inherits; the caller closes `pass_fds` after starting it."""
+    """What to execute, the descriptors it inherits (the caller closes them after starting it), and
+    what the launcher does between fork and exec, if anything."""
 
     argv: list[str]
     pass_fds: tuple[int, ...] = ()
+    preexec_fn: Callable[[], None] | None = None
 
 
 def interpreter() -> tuple[str, str]:
@@ -64,20 +72,19 @@ class Bubblewrap:
         """Where the program sees its read-only inputs and its work directory."""
         return INPUTS, WORK
 
-    def options(self, inputs: Path, disk_bytes: int) -> list[str]:
-        """Every bwrap option up to the command (without the seccomp descriptor)."""
-        python, prefix = interpreter()
+    def options(self, inputs: str, disk_bytes: int, staged: dict[str, str] | None = None) -> list[str]:
+        """Every bwrap option up to the command (without the seccomp descriptor); `staged` maps an
+        interpreter folder to where the launcher made it reachable (see `wrap`)."""
+        staged = staged or {}
         binds = system_binds()
-        if not _under(prefix, SYSTEM_DIRS):
-            binds += ["--ro-bind", prefix, prefix]
-        if not _under(python, [*SYSTEM_DIRS, prefix]):
-            binds += ["--ro-bind", os.path.dirname(python), os.path.dirname(python)]
+        for folder in interpreter_folders():
+            binds += ["--ro-bind", staged.get(folder, folder), folder]
         return [self.tool, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
                 "--uid", UNPRIVILEGED, "--gid", UNPRIVILEGED, "--hostname", "sandbox",
                 "--die-with-parent", "--new-session",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
                 "--setenv", "HOME", WORK, "--setenv", "TMPDIR", WORK,
-                *binds, "--ro-bind", str(inputs), INPUTS, "--proc", "/proc", "--dev", "/dev",
+                *binds, "--ro-bind", inputs, INPUTS, "--proc", "/proc", "--dev", "/dev",
                 "--size", str(disk_bytes), "--tmpfs", WORK, "--remount-ro", "/", "--chdir", WORK]
 
     def returncode(self, code: int) -> int:
@@ -85,12 +92,61 @@ class Bubblewrap:
         return -(code - 128) if 128 < code < 128 + signal.NSIG else code
 
     def wrap(self, argv: list[str], inputs: Path, work: Path, disk_bytes: int) -> Launch:
-        """`argv` under bwrap, the seccomp program handed over through a pipe."""
-        options = self.options(inputs, disk_bytes)
+        """`argv` under bwrap, the seccomp program handed over through a pipe.
+
+        Started as root, bwrap runs as nobody instead: the kernel never applies RLIMIT_NPROC to
+        uid 0, even inside a user namespace, and an escape should not land as root. nobody may
+        not reach the interpreter (a pyenv under /root) or the run's folder (a private TMPDIR),
+        so the launcher first mounts them, in a mount namespace of its own, under a fresh /tmp.
+        """
+        staged, preexec, seen_inputs = {}, None, str(inputs)
+        if os.geteuid() == 0:
+            staged = {folder: f"{STAGE}/python{i}" for i, folder in enumerate(interpreter_folders())}
+            seen_inputs = f"{STAGE}/input"
+            inputs.chmod(0o755)
+            for child in inputs.iterdir():
+                child.chmod(0o644)
+            preexec = functools.partial(_stage_and_drop_root, {**staged, str(inputs): seen_inputs})
+        options = self.options(seen_inputs, disk_bytes, staged)
         program = seccomp_program()
         if program is None:  # an architecture without a syscall table here: namespaces alone
-            return Launch([*options, "--", *argv])
+            return Launch([*options, "--", *argv], (), preexec)
         read_end, write_end = os.pipe()
         os.write(write_end, program)  # a few hundred bytes: far below the pipe's buffer
         os.close(write_end)
-        return Launch([*options, "--seccomp", str(read_end), "--", *argv], (read_end,))
+        return Launch([*options, "--seccomp", str(read_end), "--", *argv], (read_end,), preexec)
+
+
+def interpreter_folders() -> list[str]:
+    """The folders outside the system ones that the interpreter needs: its prefix, and its own folder if apart."""
+    python, prefix = interpreter()
+    folders = [] if _under(prefix, SYSTEM_DIRS) else [prefix]
+    if not _under(python, [*SYSTEM_DIRS, prefix]):
+        folders.append(os.path.dirname(python))
+    return folders
+
+
+def _stage_and_drop_root(staged: dict[str, str]) -> None:
+    """Between fork and exec, as root: in a private mount namespace, cover STAGE with a tmpfs and
+    bind each host folder at its staged path there (through descriptors opened in the new
+    namespace before /tmp was covered), then become nobody for good."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"sandbox launcher: cannot {what}")
+
+    check(libc.unshare(CLONE_NEWNS), "make a mount namespace")
+    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    sources = {os.open(folder, os.O_PATH | os.O_DIRECTORY): target for folder, target in staged.items()}
+    check(libc.mount(b"k1-sandbox", STAGE.encode(), b"tmpfs", 0, b"mode=0755,size=64k"), f"mount a tmpfs on {STAGE}")
+    for fd, target in sources.items():
+        os.mkdir(target, 0o755)
+        check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
+              f"bind {target}")
+        os.close(fd)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)

@@ -58,9 +58,13 @@ def _works(isolation) -> str:
     """'' if `isolation` runs a trivial program here, else the first line of why not."""
     python, _prefix = interpreter()
     with tempfile.TemporaryDirectory(prefix="k1-sandbox-probe-") as tmp:
-        launch = isolation.wrap([python, "-I", "-S", "-c", "pass"], Path(tmp), Path(tmp), 1024 * 1024)
+        inputs, work = Path(tmp) / "input", Path(tmp) / "work"
+        inputs.mkdir()
+        work.mkdir()
+        launch = isolation.wrap([python, "-I", "-S", "-c", "pass"], inputs, work, 1024 * 1024)
         try:
             done = subprocess.run(launch.argv, pass_fds=launch.pass_fds, capture_output=True, timeout=30,
+                                  preexec_fn=launch.preexec_fn,
                                   env={"PATH": "/usr/bin:/bin"})
         except (OSError, subprocess.TimeoutExpired) as err:
             return str(err)

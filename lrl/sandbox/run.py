@@ -108,7 +108,8 @@ def run_python(program: str, limits: SandboxLimits = SandboxLimits(), isolation=
             try:
                 proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=work,
                                         env={**LAUNCH_ENV, "HOME": str(work), "TMPDIR": str(work)},
-                                        start_new_session=True, pass_fds=(report.fileno(), *launch.pass_fds))
+                                        start_new_session=True, pass_fds=(report.fileno(), *launch.pass_fds),
+                                        preexec_fn=launch.preexec_fn)
             finally:
                 for fd in launch.pass_fds:
                     os.close(fd)
