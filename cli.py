@@ -63,14 +63,14 @@ def train(config_file, resume, **flags):
     Settings come from defaults, then --config FILE, then flags. Results go to OUT/results.json.
     """
     from k1core.config import make_config, read_config_file
-    from k1core.train import saved_config, train as run_training
+    from k1core.train import resume_config, train as run_training
 
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in flags.items() if v is not None}
     base = {}
     if resume:
         out = given.get("out", file_values.get("out", make_config().out))
-        base = saved_config(out) or {}
+        base = resume_config(out)
     cfg = make_config(base, file_values, given)
     try:
         run_training(cfg, resume=resume)
