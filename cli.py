@@ -14,7 +14,7 @@ configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else
 import click  # noqa: E402  (after the thread settings above)
 
 from k1core import __version__  # noqa: E402
-from k1core.errors import UserError
+from k1core.errors import UserError, one_line
 from lrl.run_config import RunConfig, parse_stages  # light: no model or backend imports
 
 
@@ -25,7 +25,7 @@ class K1Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            click.echo(f"k1: error: {err}", err=True)
+            click.echo(f"k1: error: {one_line(str(err))}", err=True)
             sys.exit(2)
 
 
@@ -188,27 +188,14 @@ def chat_cmd(model, system, max_tokens, temperature, threads):
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--threads", type=int, default=None)
 def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads):
-    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures."""
-    from backends.llm import SamplingParams
-    from backends.spec import BackendOptions, build_llm
-    from lrl.domain import get_domain, read_problems, write_jsonl
-    from lrl.eval_run import EvalConfig, evaluate_model
-    from lrl.evaluation import render_table, summarize
-    from lrl.student_prompt import read_strategy
+    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures.
 
-    domain = get_domain(domain_name) if domain_name else None
-    problems = read_problems(problems_file, domain)
-    if not problems:
-        raise UserError(f"{problems_file}: no problems")
-    domains = {p.domain for p in problems}
-    if len(domains) > 1:
-        raise UserError(f"{problems_file}: mixes domains {sorted(domains)}; evaluate one domain per file")
-    domain = domain or get_domain(problems[0].domain)
-    config = EvalConfig(read_strategy(strategy_file), SamplingParams(temperature=0.0, max_tokens=max_tokens))
-    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
-    records = evaluate_model(llm, domain, problems, config, stage="eval", progress=_progress("eval"))
-    write_jsonl(out, records)
-    click.echo(render_table(summarize(records), title=f"{model_spec} on {problems_file}"))
+    Each answer is appended to OUT as it is scored; the same command run again continues.
+    """
+    from lrl.eval_run import eval_file
+
+    click.echo(eval_file(model_spec, problems_file, out, domain_name, strategy_file, max_tokens, threads,
+                         progress=_progress("eval")))
 
 
 @lrl.command("problems")

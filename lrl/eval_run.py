@@ -1,16 +1,24 @@
 """Run a model over a problems file and score it: the engine behind `k1 lrl eval` and the export gate.
 
 Greedy decoding by default, prompts from `student_prompt.student_messages`, so the numbers are
-those of the prompt format the student was trained with.
+those of the prompt format the student was trained with. A failed model call (the prompt does
+not fit the context window, a server error) is an error of the run, never a wrong answer of the
+model: the run stops there and says so.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from backends.llm import LLMError, Request, SamplingParams
-from lrl.domain import Problem, TransferDomain
-from lrl.evaluation import result_record
-from lrl.student_prompt import student_messages
+from k1core.errors import UserError
+from lrl.domain import Problem, TransferDomain, get_domain, read_problems
+from lrl.evaluation import render_table, result_record, summarize
+from lrl.output_file import append_jsonl, read_finished_records, writable_file
+from lrl.sandbox import code_sandbox, sandbox_line
+from lrl.student_prompt import read_strategy, student_messages
 
 
 @dataclass(frozen=True)
@@ -22,18 +30,92 @@ class EvalConfig:
 
 
 def evaluate_model(llm, domain: TransferDomain, problems: list[Problem], config: EvalConfig = EvalConfig(),
-                   stage: str | None = None, progress=None) -> list[dict]:
-    """One result record per problem (see `lrl.evaluation.result_record`), plus tokens and latency."""
+                   stage: str | None = None, progress=None,
+                   on_record: Callable[[dict], None] | None = None) -> list[dict]:
+    """One result record per problem (see `lrl.evaluation.result_record`), plus tokens and latency.
+
+    `on_record` gets each record as soon as it is scored (to save it). A failed model call raises
+    a UserError naming the item: scoring it would charge the model for a fault of the run.
+    """
     records = []
     for done, problem in enumerate(problems, start=1):
         request = Request(student_messages(domain, problem, config.strategy), config.params)
         try:
             completion = llm.complete(request.messages, request.params)
-            text, extra = completion.text, {"output_tokens": completion.output_tokens,
-                                            "latency_s": round(completion.latency_s, 4)}
-        except LLMError as err:  # e.g. the prompt does not fit the context: scored as a failure, not hidden
-            text, extra = "", {"error": str(err)}
-        records.append({**result_record(domain, problem, text, model=llm.model, stage=stage), **extra})
+        except LLMError as err:
+            raise UserError(f"item {problem.id}: the model call failed, an error of this run and not an answer "
+                            f"of the model ({err})") from None
+        record = {**result_record(domain, problem, completion.text, model=llm.model, stage=stage),
+                  "output_tokens": completion.output_tokens, "latency_s": round(completion.latency_s, 4)}
+        records.append(record)
+        if on_record:
+            on_record(record)
         if progress:
             progress(done, len(problems))
     return records
+
+
+def _problems(problems_file, domain_name: str | None) -> tuple[TransferDomain, list[Problem]]:
+    domain = get_domain(domain_name) if domain_name else None
+    problems = read_problems(problems_file, domain)
+    if not problems:
+        raise UserError(f"{problems_file}: no problems")
+    domains = {p.domain for p in problems}
+    if len(domains) > 1:
+        raise UserError(f"{problems_file}: mixes domains {sorted(domains)}; evaluate one domain per file")
+    return domain or get_domain(problems[0].domain), problems
+
+
+def _finished(out: Path, problems: list[Problem]) -> dict[str, dict]:
+    """The records already in `out`, by id; UserError if they answer other problems."""
+    done = {str(r.get("id")): r for r in read_finished_records(out)}
+    ids = {p.id for p in problems}
+    foreign = [i for i in done if i not in ids]
+    if foreign:
+        raise UserError(f"{out} holds answers to items not in this problems file (e.g. {foreign[0]!r}); "
+                        "choose another --out")
+    return done
+
+
+def _check_same_run(out: Path, done: dict[str, dict], model: str, settings: dict) -> None:
+    """Answers continue only answers of the same model under the same settings."""
+    other = next((r for r in done.values() if r.get("model") != model or r.get("settings") != settings), None)
+    if other is not None:
+        raise UserError(f"{out} holds answers of model {other.get('model')!r} with settings {other.get('settings')}; "
+                        f"this run is {model!r} with {settings}: choose another --out to keep both")
+
+
+def eval_file(model_spec: str, problems_file, out, domain_name: str | None = None, strategy_file=None,
+              max_tokens: int = 512, threads: int | None = None, progress=None) -> str:
+    """`k1 lrl eval`: answer every problem not yet in `out`, appending each record as it is scored;
+    returns the report (accuracy with CI, majority baseline, parse failures) over all of them."""
+    from backends.spec import BackendOptions, build_llm
+
+    out = writable_file(out)
+    domain, problems = _problems(problems_file, domain_name)
+    sandbox = code_sandbox([domain])
+    strategy = read_strategy(strategy_file)
+    config = EvalConfig(strategy, SamplingParams(temperature=0.0, max_tokens=max_tokens))
+    settings = {"max_tokens": max_tokens,
+                "strategy_sha256": hashlib.sha256(strategy.encode()).hexdigest()[:16] if strategy else None}
+    done = _finished(out, problems)  # checked before the model loads
+    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
+    _check_same_run(out, done, llm.model, settings)
+    todo = [p for p in problems if p.id not in done]
+    shifted = (lambda n, _total: progress(len(done) + n, len(problems))) if progress else None
+    new = []
+
+    def save(record: dict) -> None:
+        record["settings"] = settings
+        append_jsonl(out, record)
+        new.append(record)
+
+    try:
+        evaluate_model(llm, domain, todo, config, stage="eval", progress=shifted, on_record=save)
+    except UserError as err:
+        raise UserError(f"{err}; {len(done) + len(new)} of {len(problems)} answers are saved in {out}: "
+                        "run the same command again to continue") from None
+    by_id = {**done, **{r["id"]: r for r in new}}
+    records = [by_id[p.id] for p in problems]
+    resumed = f"\n({len(done)} answers were already in {out}; {len(new)} new)" if done else ""
+    return render_table(summarize(records), title=f"{model_spec} on {problems_file}") + resumed + sandbox_line(sandbox)

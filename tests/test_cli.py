@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import orjson
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 
@@ -91,3 +95,21 @@ def test_a_moved_run_folder_resumes(tmp_path):
     assert res.exit_code == 0 and "already finished" in res.output, res.output
     assert not first.exists()
     assert orjson.loads((moved / "config.json").read_bytes())["out"] == str(moved)
+
+
+def _not_a_config_object(data: bytes) -> bool:
+    try:
+        return not isinstance(orjson.loads(data), dict)
+    except orjson.JSONDecodeError:
+        return True
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=200).filter(_not_a_config_object)
+       | st.dictionaries(st.text(min_size=1, max_size=8).map(lambda k: "x_" + k), st.integers(-9, 9), min_size=1)
+       .map(orjson.dumps))
+def test_fuzz_a_damaged_config_json_is_one_line_on_resume(data):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_bytes(data)
+        _one_line_error(CliRunner().invoke(main, ["train", "--resume", f"--out={tmp}"]))

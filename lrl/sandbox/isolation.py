@@ -113,3 +113,16 @@ def sandbox_summary() -> dict:
     if not isolation.isolated:
         summary["warning"] = UNSAFE_WARNING
     return summary
+
+
+def code_sandbox(domains) -> dict | None:
+    """`sandbox_summary()` if any of `domains` runs model-written code (so a missing tool is refused
+    before any work), else None."""
+    if any(getattr(domain, "runs_model_code", False) for domain in domains):
+        return sandbox_summary()
+    return None
+
+
+def sandbox_line(summary: dict | None) -> str:
+    """The warning to append to a command's output when model code ran unisolated, else ''."""
+    return f"\n{summary['warning']}" if summary and not summary["isolated"] else ""
