@@ -29,6 +29,18 @@ class K1Group(click.Group):
             sys.exit(2)
 
 
+def unsafe_sandbox_option(command):
+    """--unsafe-sandbox on a command that may run model-written code (the coding domain)."""
+    def permit(_ctx, _param, value):
+        if value:
+            from lrl.sandbox import permit_unsafe_sandbox
+            permit_unsafe_sandbox()
+
+    return click.option("--unsafe-sandbox", is_flag=True, expose_value=False, callback=permit,
+                        help="run model-written code even where no isolation tool (bubblewrap, sandbox-exec) "
+                             "works: UNSAFE, and every report says so")(command)
+
+
 @click.group(cls=K1Group)
 @click.version_option(__version__, prog_name="k1")
 def main():
@@ -123,6 +135,7 @@ def _progress(label: str):
 
 
 @main.command("export")
+@unsafe_sandbox_option
 @click.option("--base", required=True, help="base GGUF: path, llamacpp:<path>, or alias (qwen0.5b, gemma270m)")
 @click.option("--adapter", "adapter_dir", required=True, type=click.Path(), help="PEFT LoRA adapter directory")
 @click.option("--quant", default="q4_k_m", show_default=True, help="q4_k_m, q5_k_m, q8_0 or f16")
@@ -180,6 +193,7 @@ def chat_cmd(model, system, max_tokens, temperature, threads):
 
 
 @lrl.command("eval")
+@unsafe_sandbox_option
 @click.option("--model", "model_spec", required=True, help="model spec (llamacpp:file.gguf, qwen0.5b, anthropic:...)")
 @click.option("--problems", "problems_file", required=True, type=click.Path(), help="problems JSONL")
 @click.option("--domain", "domain_name", default=None, help="domain for lines without a 'domain' key")
@@ -215,6 +229,7 @@ def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
 
 
 @lrl.command("grade")
+@unsafe_sandbox_option
 @click.argument("problems", type=click.Path(dir_okay=False))
 @click.argument("responses", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="results JSONL for `k1 lrl score`")
@@ -286,6 +301,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
     click.echo(f"trained {result.steps_done} steps; best val loss {result.best_val:.4f}; adapters in {out_dir}")
 
 @lrl.command("run")
+@unsafe_sandbox_option
 @click.option("--teacher", default=RunConfig.teacher, show_default=True, help="model spec, e.g. anthropic:claude-3-5-haiku-latest")
 @click.option("--student", default=RunConfig.student, show_default=True, help="model spec of the student")
 @click.option("--domain", "domain_name", default=RunConfig.domain, show_default=True, help="scheduling, coding or arithmetic")
