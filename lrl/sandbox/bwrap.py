@@ -10,6 +10,7 @@ dies with its parent, and a seccomp filter refuses the kernel surfaces listed in
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import signal
@@ -106,7 +107,7 @@ class Bubblewrap:
             inputs.chmod(0o755)
             for child in inputs.iterdir():
                 child.chmod(0o644)
-            preexec = functools.partial(_stage_and_drop_root, {**staged, str(inputs): seen_inputs})
+            preexec = functools.partial(_stage_and_drop_root, _libc(), {**staged, str(inputs): seen_inputs})
         options = self.options(seen_inputs, disk_bytes, staged)
         program = seccomp_program()
         if program is None:  # an architecture without a syscall table here: namespaces alone
@@ -126,14 +127,16 @@ def interpreter_folders() -> list[str]:
     return folders
 
 
-def _stage_and_drop_root(staged: dict[str, str]) -> None:
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    """libc, loaded before any fork: nothing is imported or loaded between fork and exec."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _stage_and_drop_root(libc: ctypes.CDLL, staged: dict[str, str]) -> None:
     """Between fork and exec, as root: in a private mount namespace, cover STAGE with a tmpfs and
     bind each host folder at its staged path there (through descriptors opened in the new
     namespace before /tmp was covered), then become nobody for good."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
     def check(result: int, what: str) -> None:
         if result != 0:
             raise OSError(ctypes.get_errno(), f"sandbox launcher: cannot {what}")

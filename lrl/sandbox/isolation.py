@@ -66,7 +66,7 @@ def _works(isolation) -> str:
             done = subprocess.run(launch.argv, pass_fds=launch.pass_fds, capture_output=True, timeout=30,
                                   preexec_fn=launch.preexec_fn,
                                   env={"PATH": "/usr/bin:/bin"})
-        except (OSError, subprocess.TimeoutExpired) as err:
+        except (OSError, subprocess.SubprocessError) as err:  # SubprocessError: the launcher's own setup failed
             return str(err)
         finally:
             for fd in launch.pass_fds:

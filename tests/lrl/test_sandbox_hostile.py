@@ -348,3 +348,9 @@ def test_control_without_isolation_the_listeners_are_reached(listeners):
     program, sockets = listeners
     run_python(program, LIMITS, UNISOLATED, audit_hook=False)
     assert connections(sockets) == 2
+
+
+def test_the_seccomp_filter_is_in_force():
+    """Inside the network namespace a socket could still be made; the filter refuses even that."""
+    run = attack(attempts("import _socket; _socket.socket()"), audit_hook=False)
+    assert "Operation not permitted" in run.stdout, run.stdout
