@@ -136,20 +136,27 @@ def _libc() -> ctypes.CDLL:
 def _stage_and_drop_root(libc: ctypes.CDLL, staged: dict[str, str]) -> None:
     """Between fork and exec, as root: in a private mount namespace, cover STAGE with a tmpfs and
     bind each host folder at its staged path there (through descriptors opened in the new
-    namespace before /tmp was covered), then become nobody for good."""
+    namespace before /tmp was covered), then become nobody for good. On failure it says why on
+    stderr and exits 126 (an exception here would reach the parent without its message)."""
     def check(result: int, what: str) -> None:
         if result != 0:
-            raise OSError(ctypes.get_errno(), f"sandbox launcher: cannot {what}")
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"cannot {what}: {os.strerror(errno)}")
 
-    check(libc.unshare(CLONE_NEWNS), "make a mount namespace")
-    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-    sources = {os.open(folder, os.O_PATH | os.O_DIRECTORY): target for folder, target in staged.items()}
-    check(libc.mount(b"k1-sandbox", STAGE.encode(), b"tmpfs", 0, b"mode=0755,size=64k"), f"mount a tmpfs on {STAGE}")
-    for fd, target in sources.items():
-        os.mkdir(target, 0o755)
-        check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
-              f"bind {target}")
-        os.close(fd)
-    os.setgroups([])
-    os.setresgid(NOBODY, NOBODY, NOBODY)
-    os.setresuid(NOBODY, NOBODY, NOBODY)
+    try:
+        check(libc.unshare(CLONE_NEWNS), "make a mount namespace")
+        check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+        sources = {os.open(folder, os.O_PATH | os.O_DIRECTORY): target for folder, target in staged.items()}
+        check(libc.mount(b"k1-sandbox", STAGE.encode(), b"tmpfs", 0, b"mode=0755,size=64k"),
+              f"mount a tmpfs on {STAGE}")
+        for fd, target in sources.items():
+            os.mkdir(target, 0o755)
+            check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
+                  f"bind {target}")
+            os.close(fd)
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+    except OSError as err:
+        os.write(2, f"sandbox launcher: {err}\n".encode())
+        os._exit(126)
