@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from k1core.errors import UserError
+from lrl.domain import read_jsonl
 
 
 def writable_file(path: str | Path) -> Path:
@@ -41,16 +42,8 @@ def read_finished_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     data = path.read_bytes()
-    whole = data[:data.rfind(b"\n") + 1]
-    if len(whole) < len(data):
+    whole = data.rfind(b"\n") + 1
+    if whole < len(data):
         with open(path, "r+b") as f:
-            f.truncate(len(whole))
-    records = []
-    for number, line in enumerate(whole.splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not a results line ({err}); move the file aside or choose "
-                                "another --out") from None
-    return records
+            f.truncate(whole)
+    return [record for _where, record in read_jsonl(path)]
