@@ -80,8 +80,9 @@ def check_run_folder(out: Path, previous: dict | None, cfg: TrainConfig, resume:
 
     Where the run lives is not part of what it is: `out` is left out, so a moved folder resumes.
     """
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the run's results and checkpoints")
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {out}: {blocking} is a file; give a folder for the run's results and checkpoints")
     if resume and previous is not None:
         changed = sorted(k for k in cfg.to_dict() if k != "out" and previous.get(k) != getattr(cfg, k))
         if changed:

@@ -113,3 +113,13 @@ def test_fuzz_a_damaged_config_json_is_one_line_on_resume(data):
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_bytes(data)
         _one_line_error(CliRunner().invoke(main, ["train", "--resume", f"--out={tmp}"]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sampled_from(["file.txt", "sub", "x"]), max_size=3).map(lambda rest: ["file.txt", *rest]))
+def test_fuzz_an_out_path_through_a_file_is_one_line(parts):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "file.txt").write_text("keep me")
+        _one_line_error(CliRunner().invoke(main, ["train", *TINY, f"--out={Path(tmp).joinpath(*parts)}"]), "is a file")
+        assert (Path(tmp) / "file.txt").read_text() == "keep me"

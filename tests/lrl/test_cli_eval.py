@@ -118,3 +118,26 @@ def test_fuzz_output_paths_never_give_a_traceback(tmp_path, problems, monkeypatc
     assert "Traceback" not in result.output and not isinstance(result.exception, (OSError, ValueError))
     last = result.output.strip().splitlines()[-1]
     assert result.exit_code == 0 or (result.exit_code == 2 and last.startswith(("k1: error:", "Error:"))), result.output
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=3))
+def test_fuzz_failures_anywhere_lose_nothing_and_reruns_finish(tmp_path, problems, monkeypatch, failures):
+    """Model calls failing at any points: every run saves what it answered, re-runs ask only the rest."""
+    out = tmp_path / "fuzz" / "results.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    out.unlink(missing_ok=True)
+
+    def saved():
+        return len(lines(out)) if out.exists() else 0
+
+    for fail_at in failures:
+        llm = use_model(monkeypatch, CountingLLM(fail_at=fail_at))
+        before = saved()
+        result = evaluate(problems, out)
+        assert result.exit_code in (0, 2) and "Traceback" not in result.output
+        assert saved() == before + llm.calls - (1 if result.exit_code else 0)
+    llm = use_model(monkeypatch, CountingLLM())
+    before = saved()
+    assert evaluate(problems, out).exit_code == 0 and llm.calls == 6 - before
+    assert len(lines(out)) == 6 and len({r["id"] for r in lines(out)}) == 6
