@@ -14,6 +14,7 @@ import ctypes
 import functools
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ INPUTS, WORK = "/input", "/work"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 NOBODY = 65534
 UNPRIVILEGED = str(NOBODY)
+OPTIONAL = ("--disable-userns", "--size")
 # Linux mount(2)/unshare(2) flags for staging the interpreter when started as root.
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
 STAGE = "/tmp"  # exists everywhere and is reachable by nobody; covered only in the launcher's own namespace
@@ -61,11 +63,25 @@ def system_binds(root: Path = Path("/")) -> list[str]:
     return args
 
 
+def optional_features(tool: str) -> frozenset[str]:
+    """Which of OPTIONAL this bwrap knows: both came with 0.7/0.8, and Ubuntu 22.04 ships 0.6."""
+    try:
+        done = subprocess.run([tool, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(option for option in OPTIONAL if option in done.stdout + done.stderr)
+
+
 @dataclass(frozen=True)
 class Bubblewrap:
-    """Runs a command under `bwrap`; `tool` is its path."""
+    """Runs a command under `bwrap`; `tool` is its path, `features` the OPTIONAL options it knows.
+
+    Without --disable-userns the seccomp filter alone keeps new user namespaces out; without
+    --size the work directory's total is unbounded and only RLIMIT_FSIZE caps each file.
+    """
 
     tool: str
+    features: frozenset[str] = frozenset(OPTIONAL)
     name: str = "bubblewrap"
     isolated: bool = True
 
@@ -80,13 +96,15 @@ class Bubblewrap:
         binds = system_binds()
         for folder in interpreter_folders():
             binds += ["--ro-bind", staged.get(folder, folder), folder]
-        return [self.tool, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+        disable_userns = ["--disable-userns"] if "--disable-userns" in self.features else []
+        size = ["--size", str(disk_bytes)] if "--size" in self.features else []
+        return [self.tool, "--unshare-all", "--unshare-user", *disable_userns, "--cap-drop", "ALL",
                 "--uid", UNPRIVILEGED, "--gid", UNPRIVILEGED, "--hostname", "sandbox",
                 "--die-with-parent", "--new-session",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
                 "--setenv", "HOME", WORK, "--setenv", "TMPDIR", WORK,
                 *binds, "--ro-bind", inputs, INPUTS, "--proc", "/proc", "--dev", "/dev",
-                "--size", str(disk_bytes), "--tmpfs", WORK, "--remount-ro", "/", "--chdir", WORK]
+                *size, "--tmpfs", WORK, "--remount-ro", "/", "--chdir", WORK]
 
     def returncode(self, code: int) -> int:
         """bwrap exits 128 + N when its command died of signal N; as Popen would say it: -N."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k1core.errors import UserError
-from lrl.sandbox.bwrap import Bubblewrap, Launch, interpreter
+from lrl.sandbox.bwrap import Bubblewrap, Launch, interpreter, optional_features
 from lrl.sandbox.macos import SANDBOX_EXEC, SandboxExec
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
@@ -88,7 +88,7 @@ def find_isolation():
         tool = shutil.which("bwrap")
         if tool is None:
             return None, "bubblewrap (bwrap) is not installed"
-        candidate = Bubblewrap(tool)
+        candidate = Bubblewrap(tool, optional_features(tool))
     problem = _works(candidate)
     if problem:
         return None, f"{candidate.name} is installed but cannot isolate a program here ({problem})"

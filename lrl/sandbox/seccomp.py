@@ -3,8 +3,10 @@
 The filter refuses, with EPERM, the system calls that reach kernel surfaces a test program never
 needs and that container escapes use: tracing other processes, namespaces and mounts, modules,
 BPF, perf, keyrings, io_uring (its requests bypass seccomp), userfaultfd, file handles, and every
-socket. A program built for another ABI (x32 on x86-64, or an unknown architecture) is killed,
-since its system call numbers would slip past the table. libseccomp's Python bindings are not
+socket. `clone` may not make a user namespace (the way to new privileges inside one), and
+`clone3`, whose flags sit in memory a filter cannot read, answers ENOSYS so the C library falls
+back to `clone`. A program built for another ABI (x32 on x86-64, or an unknown architecture) is
+killed, since its system call numbers would slip past the table. libseccomp's Python bindings are not
 on PyPI for every platform, and the program is twenty instructions, so it is built here.
 """
 from __future__ import annotations
@@ -13,11 +15,12 @@ import platform
 import struct
 
 # Classic BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
-LD_W_ABS, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
+LD_W_ABS, JEQ_K, JGE_K, JSET_K, RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 RET_KILL_PROCESS, RET_ALLOW, RET_ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
-EPERM = 1
-NR_OFFSET, ARCH_OFFSET = 0, 4  # struct seccomp_data: int nr; u32 arch; ...
+EPERM, ENOSYS = 1, 38
+NR_OFFSET, ARCH_OFFSET, ARG0_LOW_OFFSET = 0, 4, 16  # struct seccomp_data: int nr; u32 arch; u64 ip; u64 args[6]
 X32_SYSCALL_BIT = 0x40000000
+CLONE_NEWUSER = 0x10000000
 
 DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root", "chroot",
           "unshare", "setns", "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
@@ -36,7 +39,7 @@ SYSCALLS = {
         "open_by_handle_at": 304, "name_to_handle_at": 303, "io_uring_setup": 425, "io_uring_enter": 426,
         "io_uring_register": 427, "fanotify_init": 300, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
         "fspick": 433, "move_mount": 429, "open_tree": 428, "swapon": 167, "swapoff": 168, "reboot": 169,
-        "syslog": 103, "acct": 163, "socket": 41, "socketpair": 53}),
+        "syslog": 103, "acct": 163, "socket": 41, "socketpair": 53, "clone": 56, "clone3": 435}),
     "aarch64": (0xC00000B7, {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "mount": 40, "umount2": 39,
         "pivot_root": 41, "chroot": 51, "unshare": 97, "setns": 268, "bpf": 280, "perf_event_open": 241,
@@ -45,7 +48,7 @@ SYSCALLS = {
         "open_by_handle_at": 265, "name_to_handle_at": 264, "io_uring_setup": 425, "io_uring_enter": 426,
         "io_uring_register": 427, "fanotify_init": 262, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
         "fspick": 433, "move_mount": 429, "open_tree": 428, "swapon": 224, "swapoff": 225, "reboot": 142,
-        "syslog": 116, "acct": 89, "socket": 198, "socketpair": 199}),
+        "syslog": 116, "acct": 89, "socket": 198, "socketpair": 199, "clone": 220, "clone3": 435}),
 }
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 
@@ -55,7 +58,10 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
-    """The filter for `machine` (default: this one) as struct sock_filter bytes, or None if unknown."""
+    """The filter for `machine` (default: this one) as struct sock_filter bytes, or None if unknown.
+
+    Little-endian machines only (both in SYSCALLS are): clone's flags are read as the low word of args[0].
+    """
     machine = (machine or platform.machine()).lower()
     machine = MACHINES.get(machine, machine)
     if machine not in SYSCALLS:
@@ -67,5 +73,8 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
         program += [_insn(JGE_K, X32_SYSCALL_BIT, jf=1), _insn(RET_K, RET_KILL_PROCESS)]
     for name in DENIED:
         program += [_insn(JEQ_K, numbers[name], jf=1), _insn(RET_K, RET_ERRNO | EPERM)]
-    program.append(_insn(RET_K, RET_ALLOW))
+    program += [_insn(JEQ_K, numbers["clone3"], jf=1), _insn(RET_K, RET_ERRNO | ENOSYS),
+                _insn(JEQ_K, numbers["clone"], jf=3), _insn(LD_W_ABS, ARG0_LOW_OFFSET),
+                _insn(JSET_K, CLONE_NEWUSER, jf=1), _insn(RET_K, RET_ERRNO | EPERM),
+                _insn(RET_K, RET_ALLOW)]
     return b"".join(program)

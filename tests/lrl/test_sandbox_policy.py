@@ -101,18 +101,18 @@ def test_a_run_that_was_once_unisolated_keeps_saying_so(tmp_path, no_tool, monke
 
 # ---------------------------------------------------------------- the seccomp filter, run on a BPF interpreter
 
-def run_bpf(program: bytes, nr: int, arch: int) -> int:
-    """A classic-BPF interpreter for the four instructions the filter uses, on struct seccomp_data."""
+def run_bpf(program: bytes, nr: int, arch: int, arg0: int = 0) -> int:
+    """A classic-BPF interpreter for the five instructions the filter uses, on struct seccomp_data."""
     insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
-    data, acc, pc = {0: nr, 4: arch}, 0, 0
+    data, acc, pc = {0: nr, 4: arch, 16: arg0 & 0xFFFFFFFF}, 0, 0
     while True:
         code, jt, jf, k = insns[pc]
         if code == 0x20:
             acc = data[k]
         elif code == 0x06:
             return k
-        elif code in (0x15, 0x35):
-            taken = acc == k if code == 0x15 else acc >= k
+        elif code in (0x15, 0x35, 0x45):
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
             pc += jt if taken else jf
         else:
             raise AssertionError(f"unexpected opcode {code:#x}")
@@ -123,7 +123,7 @@ def run_bpf(program: bytes, nr: int, arch: int) -> int:
 def test_seccomp_refuses_the_denied_calls_and_allows_the_rest(machine):
     arch, numbers = SYSCALLS[machine]
     program = seccomp_program(machine)
-    assert set(numbers) == set(DENIED)
+    assert set(numbers) == {*DENIED, "clone", "clone3"}
     for name in DENIED:
         assert run_bpf(program, numbers[name], arch) == RET_ERRNO | 1, name
     for allowed in (0, 1, 3, 60, 231):  # read/write/close/exit-like numbers, none denied on either table
@@ -132,6 +132,16 @@ def test_seccomp_refuses_the_denied_calls_and_allows_the_rest(machine):
     assert run_bpf(program, 0, 0x40000003) == RET_KILL_PROCESS  # another architecture's calls
     if machine == "x86_64":
         assert run_bpf(program, 0x40000000 + 1, arch) == RET_KILL_PROCESS  # x32 ABI
+
+
+@pytest.mark.parametrize("machine", sorted(SYSCALLS))
+def test_seccomp_lets_clone_fork_but_not_make_a_user_namespace(machine):
+    arch, numbers = SYSCALLS[machine]
+    program = seccomp_program(machine)
+    fork_flags = 0x01200011  # SIGCHLD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID, as glibc's fork
+    assert run_bpf(program, numbers["clone"], arch, fork_flags) == RET_ALLOW
+    assert run_bpf(program, numbers["clone"], arch, fork_flags | 0x10000000) == RET_ERRNO | 1
+    assert run_bpf(program, numbers["clone3"], arch) == RET_ERRNO | 38  # ENOSYS: libc falls back to clone
 
 
 def test_an_unknown_machine_gets_no_filter():
@@ -170,3 +180,9 @@ def test_sandbox_exec_command_line(tmp_path):
     launch = SandboxExec().wrap(["python", "-I", "child.py"], tmp_path / "in", tmp_path / "work", 2**20)
     assert launch.argv[:2] == ["/usr/bin/sandbox-exec", "-p"] and launch.argv[3:] == ["python", "-I", "child.py"]
     assert "(deny default)" in launch.argv[2] and str((tmp_path / "work").resolve()) in launch.argv[2]
+
+
+def test_an_old_bwrap_runs_without_the_options_it_lacks(tmp_path):
+    options = Bubblewrap("/usr/bin/bwrap", frozenset()).options(str(tmp_path), 2**20)
+    assert "--disable-userns" not in options and "--size" not in options
+    assert "--unshare-all" in options and options[options.index("--tmpfs") + 1] == "/work"
