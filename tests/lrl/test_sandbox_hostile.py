@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(not isinstance(ISOLATION, Bubblewrap),
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=4.0, memory_bytes=256 * 1024 * 1024, file_bytes=1024 * 1024,
                        disk_bytes=8 * 1024 * 1024, processes=16)
 REPO = Path(__file__).resolve().parents[2]
+REPO_MARK = "judged by its side effect seen from outside"  # a phrase of this file: the repository stays unseen
 WALLS = pytest.mark.parametrize("audit_hook", [True, False], ids=["both-walls", "os-alone"])
 
 
@@ -255,6 +256,7 @@ def secret_probe(tmp_path: Path) -> str:
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text("file-" + secrets.token_hex(8))
     return attempts(f"print(open({str(secret_file)!r}).read())",
+                    f"print(open({__file__!r}).read())",
                     "print(open(f'/proc/{os.getppid()}/environ', 'rb').read())",
                     "print(open(f'/proc/{os.getppid()}/cmdline', 'rb').read())",
                     "print([open(f'/proc/{p}/environ', 'rb').read() for p in os.listdir('/proc') if p.isdigit()])",
@@ -287,13 +289,13 @@ def run_from_a_parent_with_secrets(program: str, isolated: bool, audit_hook: boo
 def test_host_files_and_the_parents_environment_and_command_line_stay_hidden(audit_hook, tmp_path):
     seen, hidden = run_from_a_parent_with_secrets(secret_probe(tmp_path), True, audit_hook)
     assert not [s for s in hidden if s in seen]
-    assert (tmp_path / "secret.txt").read_text() not in seen
+    assert (tmp_path / "secret.txt").read_text() not in seen and REPO_MARK not in seen
     assert "root:" not in seen  # /etc/shadow
 
 
 def test_control_without_isolation_the_secrets_are_seen(tmp_path):
     seen, hidden = run_from_a_parent_with_secrets(secret_probe(tmp_path), False, False)
-    assert all(s in seen for s in hidden) and (tmp_path / "secret.txt").read_text() in seen
+    assert all(s in seen for s in hidden) and (tmp_path / "secret.txt").read_text() in seen and REPO_MARK in seen
 
 
 # ---------------------------------------------------------------- network
