@@ -15,11 +15,10 @@ import functools
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from lrl.sandbox.launch import Launch, interpreter
 from lrl.sandbox.seccomp import seccomp_program
 
 INPUTS, WORK = "/input", "/work"
@@ -30,21 +29,6 @@ OPTIONAL = ("--disable-userns", "--size")
 # Linux mount(2)/unshare(2) flags for staging the interpreter when started as root.
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
 STAGE = "/tmp"  # exists everywhere and is reachable by nobody; covered only in the launcher's own namespace
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What to execute, the descriptors it inherits (the caller closes them after starting it), and
-    what the launcher does between fork and exec, if anything."""
-
-    argv: list[str]
-    pass_fds: tuple[int, ...] = ()
-    preexec_fn: Callable[[], None] | None = None
-
-
-def interpreter() -> tuple[str, str]:
-    """(the real Python executable, the real installation prefix it needs to start)."""
-    return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
 
 
 def _under(path: str, folders) -> bool:

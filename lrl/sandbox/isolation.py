@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k1core.errors import UserError
-from lrl.sandbox.bwrap import Bubblewrap, Launch, interpreter, optional_features
+from lrl.sandbox.bwrap import Bubblewrap, optional_features
+from lrl.sandbox.launch import Isolation, Launch, interpreter
 from lrl.sandbox.macos import SANDBOX_EXEC, SandboxExec
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
@@ -54,7 +55,7 @@ def permit_unsafe_sandbox(permitted: bool = True) -> None:
     _unsafe_permitted = permitted
 
 
-def _works(isolation) -> str:
+def _works(isolation: Isolation) -> str:
     """'' if `isolation` runs a trivial program here, else the first line of why not."""
     python, _prefix = interpreter()
     with tempfile.TemporaryDirectory(prefix="k1-sandbox-probe-") as tmp:
@@ -78,7 +79,7 @@ def _works(isolation) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def find_isolation():
+def find_isolation() -> tuple[Isolation | None, str]:
     """(the working isolation tool or None, why there is none)."""
     if sys.platform == "darwin":
         if not Path(SANDBOX_EXEC).exists():
@@ -95,7 +96,7 @@ def find_isolation():
     return candidate, ""
 
 
-def active_isolation():
+def active_isolation() -> Isolation:
     """The isolation model code runs under; UserError naming what to install when there is none."""
     found, why = find_isolation()
     if found is not None:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrl.sandbox.bwrap import Launch, interpreter
+from lrl.sandbox.launch import Launch, interpreter
 
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 SYSTEM_READ = ("/usr/lib", "/usr/share", "/System", "/Library/Apple", "/private/var/db/timezone")

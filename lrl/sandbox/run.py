@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrl.sandbox.bwrap import interpreter
 from lrl.sandbox.isolation import active_isolation
+from lrl.sandbox.launch import Isolation, interpreter
 
 CHILD = Path(__file__).with_name("child.py")
 MiB = 1024 * 1024
@@ -83,7 +83,7 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def run_python(program: str, limits: SandboxLimits = SandboxLimits(), isolation=None, *,
+def run_python(program: str, limits: SandboxLimits = SandboxLimits(), isolation: Isolation | None = None, *,
                audit_hook: bool = True) -> SandboxRun:
     """Execute `program` in the sandbox; it may call report(obj) to hand back one JSON value.
 
