@@ -14,7 +14,7 @@ configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else
 import click  # noqa: E402  (after the thread settings above)
 
 from k1core import __version__  # noqa: E402
-from k1core.errors import UserError
+from k1core.errors import UserError, one_line
 from lrl.run_config import RunConfig, parse_stages  # light: no model or backend imports
 
 
@@ -25,8 +25,20 @@ class K1Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            click.echo(f"k1: error: {err}", err=True)
+            click.echo(f"k1: error: {one_line(str(err))}", err=True)
             sys.exit(2)
+
+
+def unsafe_sandbox_option(command):
+    """--unsafe-sandbox on a command that may run model-written code (the coding domain)."""
+    def permit(_ctx, _param, value):
+        if value:
+            from lrl.sandbox import permit_unsafe_sandbox
+            permit_unsafe_sandbox()
+
+    return click.option("--unsafe-sandbox", is_flag=True, expose_value=False, callback=permit,
+                        help="run model-written code even where no isolation tool (bubblewrap, sandbox-exec) "
+                             "works: UNSAFE, and every report says so")(command)
 
 
 @click.group(cls=K1Group)
@@ -63,14 +75,14 @@ def train(config_file, resume, **flags):
     Settings come from defaults, then --config FILE, then flags. Results go to OUT/results.json.
     """
     from k1core.config import make_config, read_config_file
-    from k1core.train import saved_config, train as run_training
+    from k1core.train import resume_config, train as run_training
 
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in flags.items() if v is not None}
     base = {}
     if resume:
         out = given.get("out", file_values.get("out", make_config().out))
-        base = saved_config(out) or {}
+        base = resume_config(out)
     cfg = make_config(base, file_values, given)
     try:
         run_training(cfg, resume=resume)
@@ -123,6 +135,7 @@ def _progress(label: str):
 
 
 @main.command("export")
+@unsafe_sandbox_option
 @click.option("--base", required=True, help="base GGUF: path, llamacpp:<path>, or alias (qwen0.5b, gemma270m)")
 @click.option("--adapter", "adapter_dir", required=True, type=click.Path(), help="PEFT LoRA adapter directory")
 @click.option("--quant", default="q4_k_m", show_default=True, help="q4_k_m, q5_k_m, q8_0 or f16")
@@ -180,6 +193,7 @@ def chat_cmd(model, system, max_tokens, temperature, threads):
 
 
 @lrl.command("eval")
+@unsafe_sandbox_option
 @click.option("--model", "model_spec", required=True, help="model spec (llamacpp:file.gguf, qwen0.5b, anthropic:...)")
 @click.option("--problems", "problems_file", required=True, type=click.Path(), help="problems JSONL")
 @click.option("--domain", "domain_name", default=None, help="domain for lines without a 'domain' key")
@@ -188,27 +202,14 @@ def chat_cmd(model, system, max_tokens, temperature, threads):
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--threads", type=int, default=None)
 def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads):
-    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures."""
-    from backends.llm import SamplingParams
-    from backends.spec import BackendOptions, build_llm
-    from lrl.domain import get_domain, read_problems, write_jsonl
-    from lrl.eval_run import EvalConfig, evaluate_model
-    from lrl.evaluation import render_table, summarize
-    from lrl.student_prompt import read_strategy
+    """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures.
 
-    domain = get_domain(domain_name) if domain_name else None
-    problems = read_problems(problems_file, domain)
-    if not problems:
-        raise UserError(f"{problems_file}: no problems")
-    domains = {p.domain for p in problems}
-    if len(domains) > 1:
-        raise UserError(f"{problems_file}: mixes domains {sorted(domains)}; evaluate one domain per file")
-    domain = domain or get_domain(problems[0].domain)
-    config = EvalConfig(read_strategy(strategy_file), SamplingParams(temperature=0.0, max_tokens=max_tokens))
-    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
-    records = evaluate_model(llm, domain, problems, config, stage="eval", progress=_progress("eval"))
-    write_jsonl(out, records)
-    click.echo(render_table(summarize(records), title=f"{model_spec} on {problems_file}"))
+    Each answer is appended to OUT as it is scored; the same command run again continues.
+    """
+    from lrl.eval_run import eval_file
+
+    click.echo(eval_file(model_spec, problems_file, out, domain_name, strategy_file, max_tokens, threads,
+                         progress=_progress("eval")))
 
 
 @lrl.command("problems")
@@ -228,6 +229,7 @@ def lrl_problems(domain_name, variant, split, n, seed, difficulty, out, others):
 
 
 @lrl.command("grade")
+@unsafe_sandbox_option
 @click.argument("problems", type=click.Path(dir_okay=False))
 @click.argument("responses", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="results JSONL for `k1 lrl score`")
@@ -299,6 +301,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
     click.echo(f"trained {result.steps_done} steps; best val loss {result.best_val:.4f}; adapters in {out_dir}")
 
 @lrl.command("run")
+@unsafe_sandbox_option
 @click.option("--teacher", default=RunConfig.teacher, show_default=True, help="model spec, e.g. anthropic:claude-3-5-haiku-latest")
 @click.option("--student", default=RunConfig.student, show_default=True, help="model spec of the student")
 @click.option("--domain", "domain_name", default=RunConfig.domain, show_default=True, help="scheduling, coding or arithmetic")

@@ -54,9 +54,39 @@ def write_json(path: Path, obj) -> None:
 
 
 def saved_config(out: str | Path) -> dict | None:
-    """The effective config a previous run saved in `out`, if any."""
+    """The effective config a previous run saved in `out`, if any; UserError if it is unreadable."""
     path = Path(out) / "config.json"
-    return orjson.loads(path.read_bytes()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        saved = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); fix it or move the folder aside to start afresh") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} does not hold a config object; fix it or move the folder aside to start afresh")
+    return saved
+
+
+def resume_config(out: str | Path) -> dict:
+    """The saved config of the run in `out`, to resume; UserError when there is nothing to resume."""
+    saved = saved_config(out)
+    if saved is None:
+        raise UserError(f"nothing to resume in {out}: it holds no config.json (drop --resume to start a new run)")
+    return {**saved, "out": str(out)}  # where the run is now, wherever it was made
+
+
+def check_run_folder(out: Path, previous: dict | None, cfg: TrainConfig, resume: bool) -> None:
+    """`out` must be a folder (or not exist yet); a resumed run must match the saved config.
+
+    Where the run lives is not part of what it is: `out` is left out, so a moved folder resumes.
+    """
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {out}: {blocking} is a file; give a folder for the run's results and checkpoints")
+    if resume and previous is not None:
+        changed = sorted(k for k in cfg.to_dict() if k != "out" and previous.get(k) != getattr(cfg, k))
+        if changed:
+            raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> dict:
@@ -69,10 +99,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
     for name in model_names(cfg):
         registry.builder(name)  # fail before any work if a model is missing
     out = Path(cfg.out)
-    previous = saved_config(out)
-    if resume and previous is not None and previous != cfg.to_dict():
-        changed = sorted(k for k in cfg.to_dict() if previous.get(k) != getattr(cfg, k))
-        raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
+    check_run_folder(out, saved_config(out) if out.is_dir() else None, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
     splits, probe_data = hold_out_probe(split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2),

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, get_type_hints
 
 import orjson
 
@@ -27,6 +28,48 @@ from lrl.ledger import Ledger
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, completion BLOB NOT NULL, request BLOB NOT NULL, created REAL NOT NULL)"""
+BAD_SCHEMA = """CREATE TABLE IF NOT EXISTS bad_responses (
+    key TEXT PRIMARY KEY, completion BLOB, request BLOB, created REAL, reason TEXT)"""
+COLUMNS = ["key", "completion", "request", "created"]
+COMPLETION_TYPES = {f.name: get_type_hints(Completion)[f.name] for f in fields(Completion)}
+REQUIRED_FIELDS = {f.name for f in fields(Completion) if f.default is MISSING}
+
+
+def _to_stderr(text: str) -> None:
+    print(f"k1: warning: {text}", file=sys.stderr)
+
+
+def completion_from_json(raw) -> Completion:
+    """A Completion from a stored row; ValueError saying what is wrong with it."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise ValueError(f"invalid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    for name, kind in COMPLETION_TYPES.items():
+        if name not in data:
+            if name in REQUIRED_FIELDS:
+                raise ValueError(f"field {name!r} is missing")
+            continue
+        allowed = (int, float) if kind is float else kind
+        if not isinstance(data[name], allowed) or (kind is not bool and isinstance(data[name], bool)):
+            raise ValueError(f"field {name!r} is a {type(data[name]).__name__}, not {kind.__name__}")
+    unknown = sorted(set(data) - set(COMPLETION_TYPES))
+    if unknown:
+        raise ValueError(f"unknown fields {', '.join(unknown)}")
+    return Completion.from_dict(data)
+
+
+def _readable_rows(db: sqlite3.Connection) -> list[tuple]:
+    """The rows of `responses` a damaged database still gives up, in rowid order until the first bad page."""
+    rows = []
+    try:
+        for row in db.execute("SELECT key, completion, request, created FROM responses"):
+            rows.append(row)
+    except sqlite3.DatabaseError:
+        pass
+    return rows
 
 
 def cache_key(backend: str, model: str, messages: Sequence[Message], params: SamplingParams,
@@ -38,24 +81,85 @@ def cache_key(backend: str, model: str, messages: Sequence[Message], params: Sam
 
 
 class ResponseCache:
-    """SQLite table key -> completion JSON. WAL mode and one lock make it safe across threads of one process."""
+    """SQLite table key -> completion JSON. WAL mode and one lock make it safe across threads of one process.
 
-    def __init__(self, path: Path):
+    A cache that cannot be trusted never stops a run with a traceback, and loses nothing it can
+    still read: a damaged file (corrupt pages, a foreign schema, not SQLite at all) is moved
+    aside with its readable rows copied into a fresh one; a row that does not hold a valid
+    completion is moved to the table `bad_responses` and asked again. `notice` tells the user.
+    """
+
+    def __init__(self, path: Path, notice: Callable[[str], None] = _to_stderr):
         self.path = Path(path)
+        self.notice = notice
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-        except sqlite3.DatabaseError as err:
-            raise UserError(f"response cache {self.path} is unreadable ({err}); move it aside to start afresh") from None
         self._lock = threading.Lock()
+        problem, salvaged = self._damage()
+        if problem:
+            aside = self._move_aside()
+            self.notice(f"response cache {self.path} is damaged ({problem}); moved it to {aside.name} and kept "
+                        f"{len(salvaged)} readable responses; the others will be asked again")
+        self.db = self._connect()
+        if salvaged:
+            with self.db:
+                self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)", salvaged)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+            db.execute(BAD_SCHEMA)
+            return db
+        except sqlite3.DatabaseError as err:
+            raise UserError(f"response cache {self.path} is unusable ({err}); move it aside to start afresh") from None
+
+    def _damage(self) -> tuple[str, list[tuple]]:
+        """('', []) for a sound (or absent) file, else (what is wrong, the rows still readable)."""
+        if not self.path.exists():
+            return "", []
+        db = None
+        try:
+            db = sqlite3.connect(self.path)
+            columns = [row[1] for row in db.execute("PRAGMA table_info(responses)")]
+            if columns and columns != COLUMNS:
+                return f"table 'responses' has columns {', '.join(columns)}", []
+            check = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if check == ["ok"]:
+                return "", []
+            return f"integrity check: {check[0]}", _readable_rows(db)
+        except sqlite3.DatabaseError as err:
+            return str(err), _readable_rows(db) if db is not None else []
+        finally:
+            if db is not None:
+                db.close()
+
+    def _move_aside(self) -> Path:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.replace(Path(f"{aside}{suffix}"))
+        return aside
 
     def get(self, key: str) -> Completion | None:
-        """The stored completion for `key`, or None."""
+        """The stored completion for `key`, or None (also for a bad row, which is set aside)."""
         with self._lock:
             row = self.db.execute("SELECT completion FROM responses WHERE key = ?", (key,)).fetchone()
-        return Completion.from_dict(orjson.loads(row[0])) if row else None
+        if row is None:
+            return None
+        try:
+            return completion_from_json(row[0])
+        except ValueError as err:
+            self._set_aside(key, str(err))
+            return None
+
+    def _set_aside(self, key: str, reason: str) -> None:
+        with self._lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO bad_responses SELECT *, ? FROM responses WHERE key = ?", (reason, key))
+            self.db.execute("DELETE FROM responses WHERE key = ?", (key,))
+        self.notice(f"response cache {self.path}: entry {key[:16]} is unreadable ({reason}); "
+                    "moved it to table bad_responses, it will be asked again")
 
     def put(self, key: str, completion: Completion, request: dict) -> None:
         """Store a successful completion (first write wins; the same key means the same request)."""

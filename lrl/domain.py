@@ -167,10 +167,13 @@ def read_jsonl(path: str | Path) -> list[tuple[str, dict]]:
 
 
 def write_jsonl(path: str | Path, objects: Iterable[dict]) -> None:
-    """One orjson line per object."""
-    with open(path, "wb") as f:
-        for obj in objects:
-            f.write(orjson.dumps(obj) + b"\n")
+    """One orjson line per object; a path that cannot be written is a UserError."""
+    try:
+        with open(path, "wb") as f:
+            for obj in objects:
+                f.write(orjson.dumps(obj) + b"\n")
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror})") from None
 
 
 def read_problems(path: str | Path, domain: TransferDomain | None = None) -> list[Problem]:

@@ -17,6 +17,8 @@ import orjson
 from k1core.errors import UserError
 from lrl.domain import (OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, TransferDomain, get_domain,
                         read_jsonl, read_problems, write_jsonl)
+from lrl.output_file import writable_file
+from lrl.sandbox import code_sandbox, sandbox_line
 from lrl.stats import mcnemar_exact_p, newcombe_paired_difference, wilson_interval
 
 PARSE_FAIL_LABEL = "<parse failure>"
@@ -177,7 +179,10 @@ def render_report(report: dict) -> str:
 
 def write_report(path: str | Path, report: dict) -> None:
     """The report as indented JSON."""
-    Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    try:
+        Path(path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror})") from None
 
 
 def grade_files(problems_path: str | Path, responses_path: str | Path, out: str | Path,
@@ -187,8 +192,10 @@ def grade_files(problems_path: str | Path, responses_path: str | Path, out: str 
     Every problem needs exactly one response: a missing response is no evidence either way, so it
     is an error rather than a silent skip.
     """
+    writable_file(out)
     domain = get_domain(domain_name) if domain_name else None
     problems = {p.id: p for p in read_problems(problems_path, domain)}
+    sandbox = code_sandbox(get_domain(name) for name in {p.domain for p in problems.values()})
     records = []
     for where, obj in read_jsonl(responses_path):
         pid, response = str(obj.get("id")), obj.get("response")
@@ -203,4 +210,5 @@ def grade_files(problems_path: str | Path, responses_path: str | Path, out: str 
         raise UserError(f"{responses_path}: no response for {len(problems)} problems (e.g. {next(iter(problems))!r})")
     write_jsonl(out, records)
     outcomes = Counter(r["verdict"] for r in records)
-    return f"graded {len(records)} responses into {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    summary = f"graded {len(records)} responses into {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    return summary + sandbox_line(sandbox)

@@ -29,6 +29,7 @@ from backends.student.peft_delta import read_peft_deltas
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
 from lrl.eval_run import EvalConfig, evaluate_model
+from lrl.sandbox import code_sandbox
 from lrl.fidelity_gate import REFERENCE, GateConfig, judge, render_gate
 
 
@@ -143,6 +144,9 @@ def gate_export(report: dict, config: ExportConfig, domain: TransferDomain | Non
         files = {q: Path(f["path"]) for q, f in report["files"].items()}
         runs, seconds = gate_runs(files, domain, gate_problems, config, progress, open_model)
         report = {**report, "gate": judge(runs, config.gate), "gate_seconds_per_item": seconds}
+        sandbox = code_sandbox([domain])
+        if sandbox:
+            report["sandbox"] = sandbox
         for quant, records in runs.items():
             (out.parent / f"{out.stem}.gate-{quant}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     json_path = out.with_name(f"{out.stem}.export.json")
@@ -161,6 +165,8 @@ def export_student(base: str | Path, adapter_dir: str | Path, out: str | Path, c
     """Run the whole export (`k1 export`); returns the report (also written as JSON and markdown next to `out`)."""
     if config.run_gate and (domain is None or not gate_problems):
         raise UserError("the fidelity gate needs problems (give --gate-problems, or skip it with --no-gate)")
+    if config.run_gate:
+        code_sandbox([domain])  # a gate that would run model code unisolated is refused before the fusing
     return gate_export(build_export(base, adapter_dir, out, config), config, domain, gate_problems, progress)
 
 
@@ -173,4 +179,7 @@ def render_export(report: dict) -> str:
         lines += ["", render_gate(report["gate"])]
     else:
         lines += ["", "Fidelity gate: skipped (--no-gate)."]
+    warning = report.get("sandbox", {}).get("warning")
+    if warning:
+        lines[1:1] = ["", f"> **{warning}**"]
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ from lrl.prompts import TEMPLATE_VERSION
 from lrl.run_config import RunConfig
 from lrl.run_estimate import check_estimate
 from lrl.run_report import render_report
+from lrl.sandbox import UNSAFE_WARNING, code_sandbox
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
 from lrl.stages import all_stages, bootstrap, get_stage
 from lrl.stages.context import StageContext, model_label
@@ -46,6 +47,7 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     domain = get_domain(config.domain)
     rundir = RunDir(config.out)
     rundir.bind_config(config.identity())
+    sandbox = _sandbox_record(rundir, domain)  # refuses here, before any model call, if code cannot be isolated
     splits = {split: domain.generate(getattr(config, size), config.seed, split, config.variant)
               for split, size in SPLIT_SIZES}
     (rundir / "problems").mkdir(exist_ok=True)
@@ -65,10 +67,26 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     results = _run_stages(ctx, reviewer)
     ctx.save_ledger()
     public = _public_results(config, results, models)
+    if sandbox:
+        public["sandbox"] = sandbox
     write_json_atomic(rundir / "results.json", public)
     write_text_atomic(rundir / "report.md", render_report(public, ledger.summary()))
     cache.close()
     return public
+
+
+def _sandbox_record(rundir: RunDir, domain) -> dict | None:
+    """The sandbox that ran model code, over every process of this run: unisolated once, said always."""
+    current = code_sandbox([domain])
+    if current is None:
+        return None
+    seen = read_json(rundir / "sandbox.json", [])
+    if current not in seen:
+        seen.append(current)
+        write_json_atomic(rundir / "sandbox.json", seen)
+    if all(s["isolated"] for s in seen):
+        return current
+    return {**current, "isolated": False, "warning": UNSAFE_WARNING}
 
 
 def _ledger(rundir: RunDir, budget_usd: float | None) -> Ledger:

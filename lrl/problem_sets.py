@@ -7,6 +7,11 @@ from typing import Sequence
 
 from k1core.errors import UserError
 from lrl.domain import get_domain, read_problems, split_overlap, write_jsonl, write_problems
+from lrl.output_file import writable_file
+
+# Generous for any experiment here (a test split is hundreds of problems), and small enough that a
+# slip of the keyboard cannot run for hours: 100,000 scheduling problems take seconds.
+MAX_PROBLEMS = 100_000
 
 
 def generate_problem_file(domain_name: str, variant: str | None, split: str, n: int, seed: int,
@@ -16,6 +21,9 @@ def generate_problem_file(domain_name: str, variant: str | None, split: str, n: 
     The generator skips the canonical keys of `others` while drawing; the overlap check afterwards
     is the independent verification (and the only guard for the reproduce-exactly `seed` variant).
     """
+    if not 1 <= n <= MAX_PROBLEMS:
+        raise UserError(f"--n must be between 1 and {MAX_PROBLEMS} problems per file, got {n}")
+    writable_file(out)
     domain = get_domain(domain_name)
     existing = [p for path in others for p in read_problems(path, domain)]
     exclude = frozenset(domain.canonical_key(p) for p in existing)
@@ -35,6 +43,7 @@ def generate_problem_file(domain_name: str, variant: str | None, split: str, n: 
 def write_prompt_file(problems_path: str | Path, out: str | Path, strategy_path: str | Path | None = None,
                       domain_name: str | None = None) -> str:
     """One `{"id", "prompt"}` line per problem, optionally with a strategy text from a file."""
+    writable_file(out)
     strategy = None
     if strategy_path is not None:
         try:

@@ -120,6 +120,9 @@ def render_report(results: dict, ledger: dict) -> str:
              f"Teacher `{results['models']['teacher']}`, student `{results['models']['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
              f"validation, {cfg['n_test']} test problems; seed {cfg['seed']}; prompts {results['template_version']}.",
              "", "## Results", ""] + _main_table(stages)
+    warning = results.get("sandbox", {}).get("warning")
+    if warning:
+        lines[1:1] = ["", f"> **{warning}**"]
     users = [stage for stage, r in stages.items() if "strategy" in r]
     if users:
         used = stages[users[0]]["strategy"]

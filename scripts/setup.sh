@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up k1 in ./.venv.  Usage: bash scripts/setup.sh [train|all]
 #   train: the NumPy core with the numba, jax and plot extras (enough for `k1 train`).
-#   all (default): every extra, the shipped model weights, and the test tools.
+#   all (default): every extra, the shipped model weights, the test tools, and (Linux) bubblewrap,
+#   the sandbox the coding domain runs model code in (a system package: installed when run as root
+#   or with passwordless sudo, else a note says how).
 # llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF and
 # explicit instruction sets (x86_cmake_args below), and cache the wheel under a key that includes
 # those flags (pip's own wheel cache ignores CMAKE_ARGS and could hand back a build made with
@@ -24,6 +26,23 @@ case "$profile" in
   all) ;;
   *) echo "setup.sh: unknown profile '$profile' (use train or all)" >&2; exit 2 ;;
 esac
+
+# The coding domain runs model-written code only under an OS isolation tool (docs/sandbox.md):
+# bubblewrap on Linux, a system package; macOS has sandbox-exec built in.
+install_bubblewrap() {
+  local apt="apt-get"
+  if [ "$(id -u)" != "0" ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then apt="sudo apt-get"; else apt=""; fi
+  fi
+  if [ -n "$apt" ] && command -v apt-get >/dev/null 2>&1; then
+    $apt install -y -q bubblewrap >/dev/null 2>&1 || { $apt update -q >/dev/null && $apt install -y -q bubblewrap; }
+  else
+    echo "setup.sh: note: bubblewrap (bwrap) is not installed and cannot be installed from here; the coding" \
+         "domain refuses to run model code without it. Install it as root (Debian/Ubuntu: apt-get install" \
+         "bubblewrap; Fedora: dnf install bubblewrap), see docs/sandbox.md" >&2
+  fi
+}
+if [ "$(uname -s)" = "Linux" ] && ! command -v bwrap >/dev/null 2>&1; then install_bubblewrap; fi
 
 # One line per GGML instruction-set option: the option, then the /proc/cpuinfo flags it compiles
 # in. Each option is switched on exactly when this CPU has all its flags, and off otherwise:

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import orjson
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 
@@ -51,3 +55,71 @@ def test_resume_reuses_the_saved_config(tmp_path):
     assert runner.invoke(main, ["train", *TINY, f"--out={tmp_path}"]).exit_code == 0
     res = runner.invoke(main, ["train", "--resume", f"--out={tmp_path}"])
     assert res.exit_code == 0 and "already finished" in res.output
+
+
+def _one_line_error(res, *fragments):
+    """A fixable mistake: exit 2, one line starting 'k1: error:', no traceback."""
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("k1: error:"), res.output
+    assert all(f in lines[0] for f in fragments), lines[0]
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    _one_line_error(CliRunner().invoke(main, ["train", *TINY, f"--out={target}"]), "is a file")
+    assert target.read_text() == "keep me"
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    runner = CliRunner()
+    _one_line_error(runner.invoke(main, ["train", "--resume", f"--out={tmp_path / 'missing'}"]), "nothing to resume")
+    _one_line_error(runner.invoke(main, ["train", "--resume", f"--out={tmp_path}"]), "nothing to resume")
+    assert not (tmp_path / "missing").exists() and not list(tmp_path.iterdir())
+
+
+def test_resume_with_a_corrupt_or_foreign_config_is_one_line(tmp_path):
+    for text in ("{not json", "[1, 2]", '{"stepz": 3}', ""):
+        (tmp_path / "config.json").write_text(text)
+        res = CliRunner().invoke(main, ["train", "--resume", f"--out={tmp_path}"])
+        _one_line_error(res, "config")
+        assert (tmp_path / "config.json").read_text() == text  # left as it was for the user to inspect
+
+
+def test_a_moved_run_folder_resumes(tmp_path):
+    runner = CliRunner()
+    first = tmp_path / "first"
+    assert runner.invoke(main, ["train", *TINY, f"--out={first}"]).exit_code == 0
+    moved = first.rename(tmp_path / "moved")
+    res = runner.invoke(main, ["train", "--resume", f"--out={moved}"])
+    assert res.exit_code == 0 and "already finished" in res.output, res.output
+    assert not first.exists()
+    assert orjson.loads((moved / "config.json").read_bytes())["out"] == str(moved)
+
+
+def _not_a_config_object(data: bytes) -> bool:
+    try:
+        return not isinstance(orjson.loads(data), dict)
+    except orjson.JSONDecodeError:
+        return True
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=200).filter(_not_a_config_object)
+       | st.dictionaries(st.text(min_size=1, max_size=8).map(lambda k: "x_" + k), st.integers(-9, 9), min_size=1)
+       .map(orjson.dumps))
+def test_fuzz_a_damaged_config_json_is_one_line_on_resume(data):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_bytes(data)
+        _one_line_error(CliRunner().invoke(main, ["train", "--resume", f"--out={tmp}"]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sampled_from(["file.txt", "sub", "x"]), max_size=3).map(lambda rest: ["file.txt", *rest]))
+def test_fuzz_an_out_path_through_a_file_is_one_line(parts):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "file.txt").write_text("keep me")
+        _one_line_error(CliRunner().invoke(main, ["train", *TINY, f"--out={Path(tmp).joinpath(*parts)}"]), "is a file")
+        assert (Path(tmp) / "file.txt").read_text() == "keep me"

@@ -26,6 +26,7 @@ from lrl.domains.coding_bank import BANK, CodingTask, coding_task
 from lrl.sandbox import SandboxLimits, run_python
 
 VARIANTS = ("mixed", "bank", "families")
+STALL_DRAWS = 20_000  # draws in a row without a new problem after which the families count as exhausted
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.IGNORECASE | re.DOTALL)
 
 
@@ -103,15 +104,17 @@ def _bank_problems(split: str, exclude: frozenset = frozenset()) -> list[Problem
 
 def _family_problems(n: int, seed: int, split: str, exclude: frozenset = frozenset()) -> list[Problem]:
     rng = random.Random(seed * 1000 + split_salt(split))
-    names, problems, seen = sorted(FAMILIES), [], set()
-    for _ in range(n * 1000):
+    names, problems, seen, misses = sorted(FAMILIES), [], set(), 0
+    while misses < STALL_DRAWS:  # the families hold a few hundred problems: stop once they are drawn out
         if len(problems) == n:
             return problems
         name = rng.choice(names)
         task = FAMILIES[name](rng)
         if task.reference in seen or task.reference in exclude or owner_split(task.reference) != split:
+            misses += 1
             continue
         seen.add(task.reference)
+        misses = 0
         problems.append(make_problem(task, f"family-{split}-{len(problems)}-{name}", split, "family", "families"))
     raise UserError(f"could only draw {len(problems)} distinct family problems for split {split}")
 
@@ -179,6 +182,7 @@ class CodingDomain:
 
     name = "coding"
     variants = VARIANTS
+    runs_model_code = True  # checking an answer executes it: only under the sandbox's OS isolation
 
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         self.limits = limits

@@ -103,8 +103,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
             ctx.save_ledger()
 
         advance_to(len(problems) - len(todo))
-        config = EvalConfig(strategy, ctx.params(ctx.config.solve_max_tokens), baseline_prompt,
-                            errors_as_failures=False)
+        config = EvalConfig(strategy, ctx.params(ctx.config.solve_max_tokens), baseline_prompt)
         evaluate_model(llm, ctx.domain, todo, config, stage=state_name,
                        progress=lambda n, _total: advance_to(len(problems) - len(todo) + n),
                        chunk_size=ctx.config.batch_size, on_chunk=save_chunk)

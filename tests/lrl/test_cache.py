@@ -115,8 +115,101 @@ def test_cached_calls_feed_the_ledger(tmp_path):
     assert s["usd"] == pytest.approx(paid.cost_usd) and s["saved_usd"] == pytest.approx(paid.cost_usd)
 
 
-def test_corrupt_cache_file_is_a_user_error(tmp_path):
+def _filled_cache(path, n=3):
+    cache = ResponseCache(path)
+    completions = {}
+    for i in range(n):
+        key = f"{i:064x}"
+        completions[key] = ScriptedLLM().complete([{"role": "user", "content": f"question {i}"}], SamplingParams())
+        cache.put(key, completions[key], {"i": i})
+    cache.close()
+    return completions
+
+
+def test_a_file_that_is_not_sqlite_is_moved_aside_and_the_run_goes_on(tmp_path):
     path = tmp_path / "c.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(UserError, match="unreadable"):
-        ResponseCache(path)
+    notices = []
+    cache = ResponseCache(path, notice=notices.append)
+    assert len(cache) == 0 and cache.get("0" * 64) is None
+    aside = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes() == b"this is not sqlite" * 100  # nothing thrown away
+    assert len(notices) == 1 and aside[0].name in notices[0] and "not a database" in notices[0]
+
+
+def test_a_foreign_schema_is_moved_aside(tmp_path):
+    import sqlite3
+    path = tmp_path / "c.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE responses (id INTEGER, payload TEXT)")
+    db.commit()
+    db.close()
+    notices = []
+    cache = ResponseCache(path, notice=notices.append)
+    assert len(cache) == 0 and "columns id, payload" in notices[0]
+
+
+def test_corrupt_pages_keep_every_row_still_readable(tmp_path):
+    path = tmp_path / "c.sqlite"
+    completions = _filled_cache(path, n=400)  # several pages of rows
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[len(data) - 2 * page: len(data) - page] = b"\xff" * page  # wreck one page near the end
+    path.write_bytes(bytes(data))
+    notices = []
+    cache = ResponseCache(path, notice=notices.append)
+    kept = sum(cache.get(key) is not None for key in completions)
+    assert notices and "damaged" in notices[0] and f"kept {len(cache)}" in notices[0]
+    assert 0 < kept == len(cache) < 400
+    assert [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+
+
+@pytest.mark.parametrize("stored, reason", [
+    (b"{not json", "invalid JSON"),
+    (b"[1, 2]", "not an object"),
+    (b'{"text": "hi"}', "missing"),
+    (b'{"text": 5, "input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, '
+     b'"latency_s": 0.1, "cost_usd": 0.0, "model": "m", "backend": "b", "stop_reason": "stop"}', "'text' is a int"),
+    (b'{"text": "x", "input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, '
+     b'"latency_s": 0.1, "cost_usd": 0.0, "model": "m", "backend": "b", "stop_reason": "stop", "evil": 1}', "unknown"),
+])
+def test_a_bad_row_is_set_aside_reported_and_asked_again(tmp_path, stored, reason):
+    path = tmp_path / "c.sqlite"
+    completions = _filled_cache(path)
+    bad_key = next(iter(completions))
+    cache = ResponseCache(path)
+    cache.db.execute("UPDATE responses SET completion = ? WHERE key = ?", (stored, bad_key))
+    notices = []
+    cache.notice = notices.append
+    assert cache.get(bad_key) is None
+    assert len(notices) == 1 and bad_key[:16] in notices[0] and reason in notices[0]
+    assert cache.db.execute("SELECT completion FROM bad_responses WHERE key = ?", (bad_key,)).fetchone()[0] == stored
+    assert len(cache) == 2 and all(cache.get(k) == c for k, c in completions.items() if k != bad_key)
+    cache.put(bad_key, completions[bad_key], {})  # asked again: the fresh answer is stored
+    assert cache.get(bad_key) == completions[bad_key]
+
+
+def test_offline_replay_over_a_bad_row_is_one_clear_error(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cache = ResponseCache(path)
+    llm = CachedLLM(ScriptedLLM(), cache, template_version="v1")
+    llm.complete(CHAT, SamplingParams())
+    cache.db.execute("UPDATE responses SET completion = ?", (b"garbage",))
+    notices = []
+    cache.notice = notices.append
+    offline = CachedLLM(ScriptedLLM(), cache, template_version="v1", offline=True)
+    with pytest.raises(UserError, match="not in the cache"):
+        offline.complete(CHAT, SamplingParams())
+    assert notices and "unreadable" in notices[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_fuzz_any_stored_bytes_give_a_completion_or_a_miss(stored):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ResponseCache(f"{tmp}/c.sqlite", notice=lambda _text: None)
+        cache.db.execute("INSERT INTO responses VALUES (?, ?, ?, ?)", ("k", stored, b"{}", 0.0))
+        got = cache.get("k")
+        assert got is None or got.text is not None
+        cache.close()

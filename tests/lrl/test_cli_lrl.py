@@ -2,6 +2,8 @@
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from lrl.domain import get_domain, read_problems
@@ -41,6 +43,8 @@ def test_problems_avoids_files_given_with_disjoint_from(tmp_path):
     (["--domain", "scheduling", "--variant", "huge"], "unknown scheduling variant 'huge'"),
     (["--domain", "scheduling", "--difficulty", "extreme"], "unknown difficulty 'extreme'"),
     (["--domain", "coding", "--variant", "bank", "--n", "500"], "fewer than 500"),
+    (["--domain", "scheduling", "--n", "100000000"], "between 1 and 100000"),
+    (["--domain", "coding", "--variant", "families", "--n", "50000"], "could only draw"),
 ])
 def test_problems_bad_arguments_give_one_line(tmp_path, args, message):
     result = run("problems", *args, "--out", str(tmp_path / "o.jsonl"))
@@ -115,3 +119,13 @@ def test_user_calendar_end_to_end(tmp_path):
     assert result.exit_code == 0 and "correct 1, wrong 1" in result.output
     result = run("grade", str(calendar), str(responses), "--out", str(results))
     assert result.exit_code == 2 and "cal.jsonl:1: key 'domain'" in result.output
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=100_001, max_value=10**15))
+def test_fuzz_problem_counts_past_the_bound_are_refused_at_once(n):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run("problems", "--domain", "arithmetic", "--n", str(n), "--out", f"{tmp}/o.jsonl")
+        assert result.exit_code == 2 and "between 1 and 100000" in result.output
+        assert result.output.count("\n") == 1

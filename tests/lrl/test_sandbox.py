@@ -3,9 +3,17 @@ import time
 
 import pytest
 
-from lrl.sandbox import SandboxLimits, network_namespace_prefix, run_python
+from lrl.sandbox import UNISOLATED, SandboxLimits, find_isolation
+from lrl.sandbox import run_python as sandboxed
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=2.0, memory_bytes=256 * 1024 * 1024, file_bytes=256 * 1024)
+# The behaviour below holds under every isolation, the audit-hook-only one included, so it is
+# tested under whichever this machine has; test_sandbox_hostile.py needs the real one.
+ISOLATION = find_isolation()[0] or UNISOLATED
+
+
+def run_python(program, limits=LIMITS):
+    return sandboxed(program, limits, ISOLATION)
 
 
 def test_a_normal_program_reports_and_prints():
@@ -43,11 +51,6 @@ def test_network_is_unreachable():
     assert run.returncode != 0 and "socket" in run.detail
 
 
-def test_network_namespace_is_used_where_available():
-    prefix = network_namespace_prefix()
-    assert prefix == () or prefix[0].endswith("unshare")
-
-
 def test_writes_outside_the_work_directory_are_refused(tmp_path):
     target = tmp_path / "escaped.txt"
     run = run_python(f"open({str(target)!r}, 'w').write('x')", LIMITS)
@@ -71,10 +74,9 @@ def test_huge_output_is_capped_and_classified():
 def test_parent_is_unharmed_and_temp_dirs_are_removed(tmp_path, monkeypatch):
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private /tmp: other runs cannot race
-    run = run_python("import os\nprint(os.getcwd())\nraise SystemExit(3)", LIMITS)
-    workdir = run.stdout.strip()
-    assert workdir.startswith(str(tmp_path))  # the sandbox really ran under the private temp dir
-    assert not os.path.exists(workdir) and not os.listdir(tmp_path)
+    run = run_python("open('left.txt', 'w').write('x')\nraise SystemExit(3)", LIMITS)
+    assert run.returncode == 3
+    assert not os.listdir(tmp_path)  # the run's folders are gone, whatever the program left in them
     assert os.getcwd() and open(__file__).read(1)  # still here, still able to read
 
 
