@@ -30,7 +30,8 @@ def _run_settings(train_config) -> dict:
 
 def build_k1(train_config=None, **overrides) -> K1SelfLearningLM:
     """K-1 with its default config, the run's steps/context/seed, and any K1Config field overrides."""
-    values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | overrides
+    section = getattr(train_config, "k1", None) or {}  # the run config's [k1] table
+    values = dataclasses.asdict(K1Config()) | _run_settings(train_config) | section | overrides
     backend = getattr(train_config, "backend", "numpy")
     if backend == "jax":  # imported only when chosen, so the core needs numpy only
         from backends.jax_k1 import JaxK1
