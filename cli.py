@@ -64,6 +64,7 @@ def train(config_file, resume, k1_settings, **flags):
 
     Settings come from defaults, then --config FILE, then flags. Results go to OUT/results.json.
     """
+    from backends.compute import load_compute
     from k1core.config import make_config, parse_assignment, read_config_file
     from k1core.train import saved_config, train as run_training
 
@@ -77,7 +78,7 @@ def train(config_file, resume, k1_settings, **flags):
         base = saved_config(out) or {}
     cfg = make_config(base, file_values, given)
     try:
-        run_training(cfg, resume=resume)
+        run_training(cfg, resume=resume, compute=load_compute(cfg.backend))
     except KeyboardInterrupt:
         click.echo(f"k1: interrupted; continue with: k1 train --resume --out {cfg.out}", err=True)
         sys.exit(130)
@@ -92,9 +93,10 @@ def train(config_file, resume, k1_settings, **flags):
 @click.option("--seed", default=0, show_default=True, type=int)
 def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, seed):
     """Continue a prompt with a model saved by `k1 train`."""
+    from backends.compute import load_compute
     from k1core.generate import generate_text
 
-    click.echo(prompt + generate_text(checkpoint, prompt, max_new_tokens, temperature, top_k, seed))
+    click.echo(prompt + generate_text(checkpoint, prompt, max_new_tokens, temperature, top_k, seed, load_compute))
 
 
 @main.command()

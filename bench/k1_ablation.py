@@ -2,6 +2,7 @@
 updates, no tree, and the GPT, each at the GPT's steps, training time and FLOPs.
 
     python -m bench.k1_ablation [--seeds 1337 1338 1339] [--steps 2000] [--clock cpu]
+                                [--eval-batches 20]
                                 [--out results/k1-ablation] [--rows k1 gpt ...]
 
 Resumable: run the same command again after an interruption. Writes OUT/ablation.json and
@@ -23,10 +24,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2000, help="the GPT's steps; the other rows get its time")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="training-time clock (cpu: steadier on a shared machine, one thread)")
+    ap.add_argument("--eval-batches", type=int, default=20, help="fixed batches per validation")
     ap.add_argument("--out", type=Path, default=Path("results/k1-ablation"))
     ap.add_argument("--rows", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args(argv)
-    base = {"steps": args.steps, "clock": args.clock, "sample_length": 0}
+    base = {"steps": args.steps, "clock": args.clock, "sample_length": 0, "eval_batches": args.eval_batches}
     try:
         summary = run_ablation(base, args.seeds, args.out, sys.stderr, rows=tuple(args.rows))
     except UserError as err:

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 
 from k1core.errors import UserError
+from k1core.k1 import RUN_FIELDS
 from k1core.k1.config import ALIASES, K1Config, config_from_mapping
 from k1core.optim import AdamWConfig
 
-BACKENDS = ("numpy", "numba", "jax")  # numba and jax need their extras (backends/compute.py)
 MODEL_CHOICES = ("gpt", "k1", "k1-notree", "both", "all")
 BUDGETS = ("steps", "gpt")
 CLOCKS = ("wall", "cpu")
@@ -53,7 +53,8 @@ class TrainConfig:
     grad_clip: float = _opt(1.0, "global gradient-norm clip, 0 disables (GPT only)", lo=0.0)
     dropout: float = _opt(0.0, "dropout probability (GPT only)", lo=0.0, hi=1.0, hi_open=True)
     tie_weights: bool = _opt(True, "share the token embedding with the output head (GPT only)")
-    backend: str = _opt("numpy", "compute backend: numpy (reference), numba or jax", choices=BACKENDS)
+    backend: str = _opt("numpy", "compute backend by name: a module of backends/compute/ (numpy, the "
+                        "reference; numba; jax)")
     seed: int = _opt(1337, "seed for initialisation and batch sampling", lo=0, hi=2**32 - 2)
     data: str | None = _opt(None, "training file (any bytes); default: the embedded tiny-Shakespeare")
     out: str = _opt("runs/latest", "output folder for results.json, checkpoints and plots")
@@ -114,9 +115,6 @@ def _check_field(f: dataclasses.Field, value) -> None:
 KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 FIELDS_TYPES = {n: f.metadata.get("kind") or (str if f.default is None else type(f.default))
                 for n, f in FIELDS.items() if n != "k1"}
-# K1Config fields the run sets itself (TrainConfig key -> K1Config key); the [k1] table may not set them
-K1_RUN_FIELDS = {"steps": "total_steps", "context": "context", "seed": "seed", "d_model": "d_model",
-                 "n_heads": "n_heads"}
 
 
 def check_k1_section(values) -> None:
@@ -125,8 +123,8 @@ def check_k1_section(values) -> None:
         raise UserError(f"k1 must be a table of K-1 settings, got {values!r}")
     for key in values:
         key = ALIASES.get(key, key)
-        if key in K1_RUN_FIELDS.values() or key in K1_RUN_FIELDS:
-            run_key = next(k for k, v in K1_RUN_FIELDS.items() if key in (k, v))
+        if key in RUN_FIELDS.values() or key in RUN_FIELDS:  # the run sets these for every model
+            run_key = next(k for k, v in RUN_FIELDS.items() if key in (k, v))
             raise UserError(f"k1.{key} is set by the run's {run_key}; set {run_key} instead")
     config_from_mapping(dataclasses.asdict(K1Config()) | values)
 

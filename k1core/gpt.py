@@ -67,7 +67,7 @@ class BaselineGPT:
         self.cfg, self.optim_cfg, self.k = cfg, optim, kernels
         self.rng = np.random.default_rng(seed)  # init, then dropout masks
         self.params = ParamStore(init_params(cfg, self.rng), dtype=dtype)
-        self.opt = AdamW(self.params, optim)
+        self.opt = AdamW(self.params, optim, update=kernels.adamw_update)
         self.step = 0
         self.mask = causal_mask(cfg.context, self.params.dtype)
 

@@ -16,6 +16,7 @@ import orjson
 from k1core import registry
 from k1core.budget import clock, plan_steps, time_budget
 from k1core.checkpoint import load_checkpoint, save_checkpoint
+from k1core.compute import NUMPY, Compute
 from k1core.config import TrainConfig
 from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
 from k1core.errors import UserError
@@ -61,12 +62,16 @@ def saved_config(out: str | Path) -> dict | None:
     return orjson.loads(path.read_bytes()) if path.is_file() else None
 
 
-def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> dict:
-    """Train each model of `cfg`, write DIR/results.json (+ loss plot) and return the results.
+def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, compute: Compute = NUMPY) -> dict:
+    """Train each model of `cfg` on `compute`, write DIR/results.json (+ plots) and return the results.
 
+    `compute` is the backend cfg.backend names (backends.compute.load_compute finds it by name).
     Progress goes to `log` (stderr by default); the final table goes to stdout.
     """
     log = log or sys.stderr
+    if compute.name != cfg.backend:
+        raise UserError(f"backend {cfg.backend!r} was asked for but {compute.name!r} was given; "
+                        f"pass compute=backends.compute.load_compute({cfg.backend!r})")
     keep_freed_memory()
     for name in model_names(cfg):
         registry.builder(name)  # fail before any work if a model is missing
@@ -82,7 +87,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
     results = {"config": cfg.to_dict(), "models": {}}
     for name in model_names(cfg):
         seconds = time_budget(cfg, name, results["models"])
-        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log, seconds)
+        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log, seconds,
+                                              compute)
     results["comparison"] = compare_at_equal_budgets(results["models"])
     write_json(out / "results.json", results)
     print(format_table(results))
@@ -94,7 +100,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
 
 
 def planned_config(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
-                   seconds: float | None, log: TextIO) -> tuple[TrainConfig, dict | None]:
+                   seconds: float | None, log: TextIO, compute: Compute) -> tuple[TrainConfig, dict | None]:
     """`cfg` with the step count that fills `seconds` (planned once, kept in out/plan.json for --resume)."""
     if seconds is None:
         return cfg, None
@@ -102,7 +108,7 @@ def planned_config(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.n
     if path.is_file():
         plan = orjson.loads(path.read_bytes())
     else:
-        plan = plan_steps(lambda steps: registry.build(name, dataclasses.replace(cfg, steps=steps)), seconds,
+        plan = plan_steps(lambda steps: registry.build(name, dataclasses.replace(cfg, steps=steps), compute), seconds,
                           splits.train, probe_data, cfg.batch_size, cfg.context, cfg.clock, cfg.seed)
         out.mkdir(parents=True, exist_ok=True)
         write_json(path, plan)
@@ -112,12 +118,12 @@ def planned_config(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.n
 
 
 def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
-                resume: bool, log: TextIO, seconds: float | None = None) -> dict:
+                resume: bool, log: TextIO, seconds: float | None = None, compute: Compute = NUMPY) -> dict:
     """Train one model for cfg.steps, or for `seconds` of training on cfg.clock (with a step count
     planned to fill them), or until its stop event; resumes from out/checkpoint.npz when asked."""
     ckpt_path, result_path = out / "checkpoint.npz", out / "result.json"
-    cfg, plan = planned_config(name, cfg, splits, probe_data, out, seconds, log)
-    model = registry.build(name, cfg)
+    cfg, plan = planned_config(name, cfg, splits, probe_data, out, seconds, log, compute)
+    model = registry.build(name, cfg, compute)
     batch_rng = np.random.default_rng(cfg.seed)  # same batches for every model
     probe_rng = np.random.default_rng(cfg.seed + 1)  # held-out batches for on_step_end
     run = {"step": 0, "done": False, "train_s": 0.0, "wall_s": 0.0, "train_flops": 0.0, "step_ms": [],

@@ -27,7 +27,6 @@ def test_later_layers_override_and_dashes_are_accepted():
     ({"steps": True}, "steps"),
     ({"tie_weights": 1}, "tie_weights"),
     ({"model": "bert"}, "model"),
-    ({"backend": "tpu"}, "backend"),
     ({"min_lr": 0.01}, "min_lr"),
     ({"n_heads": 3}, "d_model"),
     ({"seed": -1}, "seed"),

@@ -37,8 +37,8 @@ def test_tiny_run_writes_results_in_nats_and_bits(tmp_path):
 
 
 def test_stop_event_ends_training_and_events_are_logged(tmp_path, monkeypatch):
-    def build_stopping(cfg):
-        model = build_gpt(cfg)
+    def build_stopping(cfg, compute):
+        model = build_gpt(cfg, compute)
         model.on_step_end = lambda step, probe: (
             [{"step": step, "type": "probe", "n": int(probe()[0].shape[0])}]
             + ([{"step": step, "type": "stop"}] if step == 6 else []))

@@ -92,8 +92,11 @@ def test_config_validation_names_the_key():
 def test_builders_and_registry():
     assert registry.builder("k1") is build_k1
     assert registry.builder("k1-notree") is build_k1_no_tree
-    m = build_k1({"steps": 77, "context": 32, "seed": 3}, d_model=32, n_heads=2, d_hidden=16)
-    assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model) == (77, 32, 3, 32)
+    from k1core.config import make_config
+
+    run = make_config({"steps": 77, "context": 32, "seed": 3, "d_model": 32, "n_heads": 2, "k1": {"d_hidden": 8}})
+    m = build_k1(run, d_hidden=16)  # overrides win over the run's [k1] table
+    assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model, m.cfg.d_hidden) == (77, 32, 3, 32, 16)
     assert not build_k1_no_tree(None, d_model=32, n_heads=2).cfg.use_tree
 
 
