@@ -2,7 +2,7 @@
 updates, no tree, and the GPT, each at the GPT's steps, training time and FLOPs.
 
     python -m bench.k1_ablation [--seeds 1337 1338 1339] [--steps 2000] [--clock cpu]
-                                [--eval-batches 20]
+                                [--eval-batches 20] [--shape d_model=64 ...]
                                 [--out results/k1-ablation] [--rows k1 gpt ...]
 
 Resumable: run the same command again after an interruption. Writes OUT/ablation.json and
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from k1core.ablation import VARIANTS, run_ablation
+from k1core.config import parse_assignment
 from k1core.errors import UserError
 
 
@@ -25,11 +26,14 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="training-time clock (cpu: steadier on a shared machine, one thread)")
     ap.add_argument("--eval-batches", type=int, default=20, help="fixed batches per validation")
+    ap.add_argument("--shape", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="run-config overrides for a smaller run, e.g. d_model=64 n_layers=2 context=32")
     ap.add_argument("--out", type=Path, default=Path("results/k1-ablation"))
     ap.add_argument("--rows", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args(argv)
     base = {"steps": args.steps, "clock": args.clock, "sample_length": 0, "eval_batches": args.eval_batches}
     try:
+        base |= dict(parse_assignment(text) for text in args.shape)
         summary = run_ablation(base, args.seeds, args.out, sys.stderr, rows=tuple(args.rows))
     except UserError as err:
         print(f"k1_ablation: error: {err}", file=sys.stderr)

@@ -11,6 +11,7 @@ import orjson
 
 from k1core.errors import UserError
 from k1core.k1 import RUN_FIELDS
+from k1core.layers import check_heads
 from k1core.k1.config import ALIASES, K1Config, config_from_mapping
 from k1core.optim import AdamWConfig
 
@@ -72,8 +73,7 @@ class TrainConfig:
         check_k1_section(self.k1)
         if self.min_lr > self.lr:
             raise UserError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.d_model % self.n_heads:
-            raise UserError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        check_heads(self.d_model, self.n_heads)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from k1core.errors import UserError
+from k1core.layers import check_heads
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class K1Config:
                     "max_depth", "max_children", "capacity", "total_steps", "top_k_agents",
                     "trust_interval", "plasticity_interval", "patience", "grow_patience"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
-        need(self.d_model % self.n_heads == 0, "n_heads", "must divide d_model")
+        check_heads(self.d_model, self.n_heads)
         need(self.max_depth >= self.tree_levels, "max_depth", "must be >= tree_levels")
         need(self.max_children >= self.branching, "max_children", "must be >= branching")
         n0 = sum(self.branching**i for i in range(self.tree_levels))

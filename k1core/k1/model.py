@@ -26,9 +26,10 @@ from k1core.k1.snapshots import restore_snapshot, take_snapshot, validated_chang
 from k1core.k1.tree import Tree
 from k1core.k1.trust import ablation_gain, trust_histogram, trust_update
 from k1core.k1.usage import UsageTracker
-from k1core.kernels import NUMPY_KERNELS, KernelSet, softmax_forward
+from k1core.kernels import NUMPY_KERNELS, KernelSet
 from k1core.optim import AdamW, AdamWConfig, lr_at
 from k1core.params import ParamStore
+from k1core.sampling import generate_ids, mean_loss
 
 STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
 EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
@@ -138,26 +139,11 @@ class K1SelfLearningLM:
         return forward(self.params.p, self.tree, self.cfg, x, y, k=self.k).ce
 
     def evaluate(self, batches) -> float:
-        total, n = 0.0, 0
-        for x, y in batches:
-            total += self.loss(x, y) * y.size
-            n += y.size
-        return total / max(n, 1)
+        return mean_loss(self.loss, batches)
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
-        next_logits = self.next_logits_fn()
-        for _ in range(max_new_tokens):
-            logits = next_logits(np.asarray(ids[-self.cfg.context:], dtype=np.int64)).astype(np.float64)
-            if temperature <= 0:
-                ids.append(int(logits.argmax()))
-                continue
-            logits = logits / temperature
-            if top_k:
-                logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
-            ids.append(int(rng.choice(len(logits), p=softmax_forward(logits))))
-        return np.asarray(ids, dtype=np.int64)
+        return generate_ids(self.next_logits_fn(), prompt_ids, max_new_tokens, temperature, top_k, seed,
+                            self.cfg.context)
 
     def next_logits_fn(self):
         """ids (T,) with T <= context -> logits (V,) of the byte after them, with the current weights

@@ -109,3 +109,19 @@ def test_float32_model_computes_in_float32(tiny_cfg, batches):
     arrays = [fwd.logits, fwd.r_final] + [a for tr in fwd.levels for a in (tr.u, tr.out, tr.gate, tr.probs)
                                           if a is not None]
     assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+
+
+def test_generation_behaves_like_the_gpts(tiny_cfg):
+    """K-1 and the GPT share one sampler: same errors for an empty prompt or a negative temperature."""
+    from k1core.gpt import BaselineGPT, GPTConfig
+
+    k1 = K1SelfLearningLM(tiny_cfg)
+    gpt = BaselineGPT(GPTConfig(context=tiny_cfg.context, d_model=16, n_heads=2, n_layers=1))
+    for model in (k1, gpt):
+        with pytest.raises(UserError, match="at least one byte"):
+            model.generate(np.array([], dtype=np.int64), 3)
+        with pytest.raises(UserError, match="temperature"):
+            model.generate(np.array([5]), 3, temperature=-1.0)
+        out = model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1)
+        assert out[:2].tolist() == [5, 6] and len(out) == 7
+        np.testing.assert_array_equal(out, model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1))
