@@ -14,9 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from k1core.ablation import VARIANTS, run_ablation
-from k1core.config import parse_assignment
-from k1core.errors import UserError
+from backends.threads import configure_threads
+
+# One BLAS/Numba thread, as `k1 train` runs by default, set before numpy loads: with idle BLAS
+# threads spinning, CPU seconds (the budget clock) would count their waiting too.
+configure_threads(1)
+
+from k1core.ablation import VARIANTS, run_ablation  # noqa: E402
+from k1core.config import parse_assignment  # noqa: E402
+from k1core.errors import UserError  # noqa: E402
 
 
 def main(argv=None) -> int:
