@@ -27,7 +27,7 @@ from k1core.k1.tree import Tree
 from k1core.k1.trust import ablation_gain, trust_histogram, trust_update
 from k1core.k1.usage import UsageTracker
 from k1core.kernels import NUMPY_KERNELS, KernelSet
-from k1core.optim import AdamW, AdamWConfig, lr_at
+from k1core.optim import AdamW, AdamWConfig, decay_named, lr_at
 from k1core.params import ParamStore
 from k1core.sampling import generate_ids, mean_loss
 
@@ -37,11 +37,6 @@ TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
 TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
 SIMILARITY_MEMORY = 256  # sibling-pair similarities kept as merge's reference distribution
 DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
-
-
-def _decay(name: str, shape: tuple) -> bool:
-    """Weight decay on weight matrices only (stacked biases are 2-D but are not decayed)."""
-    return name in DECAYED
 
 
 class K1SelfLearningLM:
@@ -66,7 +61,7 @@ class K1SelfLearningLM:
         self.params = ParamStore(init, dtype=np.dtype(cfg.dtype))
         self.opt = AdamW(self.params, AdamWConfig(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                                                   total_steps=cfg.total_steps, weight_decay=cfg.weight_decay,
-                                                  grad_clip=cfg.grad_clip), decay=_decay,
+                                                  grad_clip=cfg.grad_clip), decay=decay_named(DECAYED),
                         update=kernels.adamw_update)
         self.index = UpdateIndex(self.params, cfg.capacity, cfg.use_tree)
         self.trust = np.where(self.tree.alive, cfg.trust_initial, 0.0)

@@ -125,3 +125,8 @@ def test_generation_behaves_like_the_gpts(tiny_cfg):
         out = model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1)
         assert out[:2].tolist() == [5, 6] and len(out) == 7
         np.testing.assert_array_equal(out, model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1))
+
+
+def test_get_stats_is_the_published_name_of_stats(tiny_cfg):
+    m = K1SelfLearningLM(tiny_cfg)
+    assert m.get_stats() == m.stats()
