@@ -66,7 +66,7 @@ def row_readings(result: dict, gpt: dict) -> dict:
     h = result["history"]
     out = {axis: curve_at(xs(h), h["val_loss"], float(total(gpt))) for axis, (total, xs) in BUDGET_AXES.items()}
     return out | {"final": result["loss_nats"]["val"], "tokens_per_s": result["tokens_per_s"],
-                  "steps_trained": result["steps"], "train_s": result["train_s"]}
+                  "steps_trained": result["steps"], "seconds_trained": result["train_s"]}
 
 
 def summarize(out: Path, seeds: list[int], rows=tuple(VARIANTS)) -> dict:
@@ -114,7 +114,8 @@ def render_markdown(summary: dict) -> str:
     for row, e in summary["rows"].items():
         lines.append(f"| {row} | {e['train_s']['n']} | {_ci(e['steps'])} | {_ci(e['train_s'])} | "
                      f"{_ci(e['train_flops'])} | {_ci(e['steps_trained'], 0)} | {_ci(e['tokens_per_s'], 0)} |")
-    lines += ["", "Paired differences over seeds (row minus reference; negative = the row is better), "
+    lines += ["", "A row that trained fewer steps (or FLOPs) than the GPT is read at its end there: its final value.",
+              "", "Paired differences over seeds (row minus reference; negative = the row is better), "
               "mean [95% CI], nats/byte:", "",
               "| row | vs | equal steps | equal time | equal FLOPs |", "|---|---|---|---|---|"]
     for row, e in summary["rows"].items():

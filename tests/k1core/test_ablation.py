@@ -1,6 +1,8 @@
 """The ablation runner on a tiny config: every row trains per seed, at the GPT's time, and resumes."""
 import io
 
+import pytest
+
 from k1core.ablation import VARIANTS, run_ablation, run_dir
 
 TINY = dict(steps=20, d_model=16, n_layers=1, n_heads=2, context=8, batch_size=2, warmup_steps=2,
@@ -14,6 +16,8 @@ def test_every_row_runs_per_seed_and_the_table_has_cis(tmp_path):
     k1 = summary["rows"]["k1"]
     assert k1["train_s"]["n"] == 2 and k1["train_s"]["lo"] <= k1["train_s"]["mean"] <= k1["train_s"]["hi"]
     assert summary["rows"]["gpt"]["steps_trained"]["mean"] == 20
+    gpt_val = summary["rows"]["gpt"]["seeds"]["1"]
+    assert gpt_val["train_s"] == pytest.approx(gpt_val["final"]) == gpt_val["steps"]  # its own budget: its end
     assert k1["minus_gpt"]["train_s"]["n"] == 2 and "minus_k1" in summary["rows"]["k1, frozen tree"]
     frozen = (run_dir(tmp_path, 1, "k1, frozen tree") / "results.json").read_bytes()
     assert b'"plasticity": false' in frozen.replace(b'"plasticity":false', b'"plasticity": false')
