@@ -152,7 +152,8 @@ def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndar
     progress = Progress(name, cfg.steps, tokens_per_step, log)
     wall_start = time.perf_counter() - run["wall_s"]
     now = clock(cfg.clock)
-    stopped = out_of_time = False
+    stopped = False
+    out_of_time = seconds is not None and run["train_s"] >= seconds  # a resumed run that had spent it
     while run["step"] < cfg.steps and not stopped and not out_of_time:
         step = run["step"]
         x, y = sample_batch(splits.train, cfg.batch_size, cfg.context, batch_rng)

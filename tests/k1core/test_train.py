@@ -129,6 +129,11 @@ def test_budget_gpt_gives_every_model_the_gpts_training_time(tmp_path):
         assert r["budget"]["seconds"] == budget and r["budget"]["plan"]["steps"] >= 1
         assert r["steps"] == r["budget"]["plan"]["steps"] or r["budget"]["out_of_time"]
         assert (tmp_path / name / "plan.json").is_file()
+    (tmp_path / "k1" / "result.json").unlink()  # as if killed after its last checkpoint
+    again = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}),
+                  resume=True, log=io.StringIO())
+    assert again["models"]["k1"]["budget"]["plan"] == res["models"]["k1"]["budget"]["plan"]  # the saved plan
+    assert again["models"]["gpt"] == res["models"]["gpt"]
 
 
 def test_budget_seconds_stops_a_model_when_its_time_is_spent(tmp_path, monkeypatch):
