@@ -32,9 +32,9 @@ class TrainConfig:
     model: str = _opt("all", "which model to train: gpt, k1, k1-notree (K-1 without its tree), "
                       "both (gpt and k1) or all three, on the same data and seed",
                       choices=MODEL_CHOICES)
-    steps: int = _opt(2000, "training steps per model", lo=1, hi=10**9)
+    steps: int = _opt(2000, "training steps: the GPT's, and every model's under --budget steps", lo=1, hi=10**9)
     d_model: int = _opt(128, "embedding width", lo=1, hi=8192)
-    n_layers: int = _opt(4, "transformer blocks", lo=1, hi=256)
+    n_layers: int = _opt(4, "transformer blocks (GPT only; K-1 has one attention mixer)", lo=1, hi=256)
     n_heads: int = _opt(4, "attention heads (must divide d_model)", lo=1, hi=256)
     context: int = _opt(64, "context length in bytes", lo=1, hi=8192)
     batch_size: int = _opt(12, "sequences per step", lo=1, hi=65536)
