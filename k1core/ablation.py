@@ -20,7 +20,7 @@ from k1core.seed_stats import mean_ci, paired_difference
 from k1core.train import train, write_json
 
 VARIANTS = {  # row -> (model, its [k1] settings)
-    "k1": ("k1", {}),
+    "k1": ("k1", {"plasticity": True}),  # full K-1: every mechanism on
     "k1, frozen tree": ("k1", {"plasticity": False}),
     "k1, no controller": ("k1", {"controller": False}),
     "k1, dense updates": ("k1", {"dense_updates": True}),

@@ -44,7 +44,10 @@ class K1Config:
     trust_interval: int = 10
     # phase 2: plasticity and autonomy
     phase2_fraction: float = 0.5
-    plasticity: bool = True  # False = ablation: the initial tree stays fixed (no grow, prune, merge, reorganize)
+    # grow, prune, merge and reorganize in phase 2. Off by default: over 3 seeds it did not pay at equal
+    # time (frozen tree - full: -0.004 [-0.010, 0.002] nats at the default shape) and cost 11% of the
+    # throughput (docs/k1.md, results/k1-ablation/)
+    plasticity: bool = False
     plasticity_interval: int = 15
     prune_trust: float = 0.3
     prune_usage: float = 0.6  # share of the parent's tokens, relative to an even split
