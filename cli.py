@@ -54,7 +54,7 @@ def config_options(command):
     """One --flag per TrainConfig key, all defaulting to None so only given flags override."""
     from k1core.config import FIELDS, FIELDS_TYPES, config_help
 
-    for name in reversed(list(FIELDS)):
+    for name in reversed([n for n in FIELDS if n in FIELDS_TYPES]):  # the [k1] table has its own flag
         flag = "--" + name.replace("_", "-")
         kind, default = FIELDS_TYPES[name], FIELDS[name].default
         text = config_help(name) + ("" if default is None else f"  [default: {default}]")
@@ -68,24 +68,29 @@ def config_options(command):
 @main.command()
 @click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of config keys")
 @click.option("--resume", is_flag=True, help="continue the run saved in --out from its last checkpoint")
+@click.option("--k1", "k1_settings", multiple=True, metavar="KEY=VALUE",
+              help="a K-1 setting (K1Config field, e.g. --k1 lr=0.002 --k1 top_k_agents=6); repeatable")
 @config_options
-def train(config_file, resume, **flags):
+def train(config_file, resume, k1_settings, **flags):
     """Train the GPT baseline and/or K-1 on a byte-level corpus and compare them.
 
     Settings come from defaults, then --config FILE, then flags. Results go to OUT/results.json.
     """
-    from k1core.config import make_config, read_config_file
+    from backends.compute import load_compute
+    from k1core.config import make_config, parse_assignment, read_config_file
     from k1core.train import resume_config, train as run_training
 
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in flags.items() if v is not None}
+    if k1_settings:
+        given["k1"] = dict(parse_assignment(text) for text in k1_settings)
     base = {}
     if resume:
         out = given.get("out", file_values.get("out", make_config().out))
         base = resume_config(out)
     cfg = make_config(base, file_values, given)
     try:
-        run_training(cfg, resume=resume)
+        run_training(cfg, resume=resume, compute=load_compute(cfg.backend))
     except KeyboardInterrupt:
         click.echo(f"k1: interrupted; continue with: k1 train --resume --out {cfg.out}", err=True)
         sys.exit(130)
@@ -100,9 +105,10 @@ def train(config_file, resume, **flags):
 @click.option("--seed", default=0, show_default=True, type=int)
 def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, seed):
     """Continue a prompt with a model saved by `k1 train`."""
+    from backends.compute import load_compute
     from k1core.generate import generate_text
 
-    click.echo(prompt + generate_text(checkpoint, prompt, max_new_tokens, temperature, top_k, seed))
+    click.echo(prompt + generate_text(checkpoint, prompt, max_new_tokens, temperature, top_k, seed, load_compute))
 
 
 @main.command()

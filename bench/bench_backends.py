@@ -29,7 +29,7 @@ MODELS = ("gpt", "k1")
 def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
               k1_overrides: dict) -> dict[str, Callable]:
     """'model/backend' -> zero-argument constructor; every backend of a model starts from the same weights."""
-    from backends.compute import build_gpt
+    from backends.compute import load_compute
     from k1core.gpt import GPTConfig
     from k1core.optim import AdamWConfig
     gpt_cfg, optim = GPTConfig(**gpt), AdamWConfig(warmup_steps=10, total_steps=SCHEDULE_STEPS)
@@ -40,7 +40,7 @@ def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
                 from bench.torch_gpt import TorchGPT
                 out["gpt/torch"] = lambda: TorchGPT(gpt_cfg, optim)
             else:
-                out[f"gpt/{backend}"] = lambda backend=backend: build_gpt(gpt_cfg, backend, optim)
+                out[f"gpt/{backend}"] = lambda backend=backend: load_compute(backend).build_gpt(gpt_cfg, optim, 0)
         if "k1" in models and backend != "torch":
             out[f"k1/{backend}"] = lambda backend=backend: build_k1_for_bench(backend, gpt["context"], batch,
                                                                               k1_overrides)
@@ -50,10 +50,11 @@ def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
 def build_k1_for_bench(backend: str, context: int, batch: int, overrides: dict):
     """K-1 as `k1 train --model k1 --backend <backend>` builds it, through the model registry (so any
     backend its builder learns is benchmarked too): the default K1Config plus `overrides`."""
+    from backends.compute import load_compute
     from k1core import registry
     from k1core.config import make_config
     run = make_config({"backend": backend, "context": context, "steps": SCHEDULE_STEPS, "batch_size": batch})
-    return registry.builder("k1")(run, **overrides)
+    return registry.builder("k1")(run, load_compute(backend), **overrides)
 
 
 def param_count(model) -> int:

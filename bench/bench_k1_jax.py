@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import time
-import types
 
 from bench.interleave import interleaved
 from bench.results_file import write_result
@@ -36,7 +35,8 @@ def run(backends: list[str], rounds: int, steps: int) -> dict:
     import numpy as np
     from k1core.corpus import load_corpus, sample_batch
     from k1core.k1 import build_k1
-    models = {name: build_k1(types.SimpleNamespace(backend=name.removesuffix(HOST_UPDATE)))
+    from backends.compute import load_compute
+    models = {name: build_k1(None, load_compute(name.removesuffix(HOST_UPDATE)))
               for name in backends}
     for name, model in models.items():
         if name.endswith(HOST_UPDATE):

@@ -26,12 +26,13 @@ def find_checkpoint(path: str | Path) -> Path:
     raise UserError(f"no checkpoint at {p}")
 
 
-def load_trained_model(path: str | Path):
-    """The model saved at `path`, with its weights, ready to generate."""
+def load_trained_model(path: str | Path, load_compute=None):
+    """The model saved at `path`, with its weights, ready to generate; `load_compute(name)` gives the
+    backend the run trained on (None: NumPy)."""
     state = load_checkpoint(find_checkpoint(path))
     try:
         name, cfg = state["name"], make_config(state["config"])
-        model = registry.build(name, cfg)
+        model = registry.build(name, cfg, None if load_compute is None else load_compute(cfg.backend))
         model.load_state_dict(state["model"])
     except KeyError as err:
         raise UserError(f"checkpoint {path} lacks {err}; was it written by k1 train?") from None
@@ -39,11 +40,11 @@ def load_trained_model(path: str | Path):
 
 
 def generate_text(path: str | Path, prompt: str, max_new_tokens: int, temperature: float,
-                  top_k: int | None, seed: int) -> str:
+                  top_k: int | None, seed: int, load_compute=None) -> str:
     """The prompt's continuation (without the prompt) sampled from the model at `path`."""
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    model = load_trained_model(path)
+    model = load_trained_model(path, load_compute)
     ids = encode(prompt)
     out = model.generate(ids, max_new_tokens, temperature, top_k, seed)
     return decode(out[len(ids):])

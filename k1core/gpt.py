@@ -11,12 +11,12 @@ import numpy as np
 from k1core.corpus import VOCAB_SIZE
 from k1core.errors import UserError
 from k1core.kernels import NUMPY_KERNELS, KernelSet
-from k1core.layers import (attention_backward, attention_forward, causal_mask, linear_backward,
+from k1core.layers import (attention_backward, check_heads, attention_forward, causal_mask, linear_backward,
                            linear_forward)
 from k1core.model_api import Batch
 from k1core.optim import AdamW, AdamWConfig, lr_at
 from k1core.params import ParamStore
-from k1core.sampling import sample_next
+from k1core.sampling import generate_ids, mean_loss
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,7 @@ class GPTConfig:
         for key in ("context", "d_model", "n_layers", "n_heads", "vocab_size"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.d_model % self.n_heads:
-            raise UserError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        check_heads(self.d_model, self.n_heads)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -67,7 +66,7 @@ class BaselineGPT:
         self.cfg, self.optim_cfg, self.k = cfg, optim, kernels
         self.rng = np.random.default_rng(seed)  # init, then dropout masks
         self.params = ParamStore(init_params(cfg, self.rng), dtype=dtype)
-        self.opt = AdamW(self.params, optim)
+        self.opt = AdamW(self.params, optim, update=kernels.adamw_update)
         self.step = 0
         self.mask = causal_mask(cfg.context, self.params.dtype)
 
@@ -152,11 +151,7 @@ class BaselineGPT:
         return self.k.softmax_xent_forward_backward(logits, y.reshape(-1))[0]
 
     def evaluate(self, batches: Iterable[Batch]) -> float:
-        total, count = 0.0, 0
-        for x, y in batches:
-            total += self.loss(x, y) * y.size
-            count += y.size
-        return total / max(count, 1)
+        return mean_loss(self.loss, batches)
 
     def next_logits(self, ids: np.ndarray) -> np.ndarray:
         """Logits (V,) for the byte after `ids`, seen through the last `context` positions."""
@@ -166,13 +161,8 @@ class BaselineGPT:
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> np.ndarray:
-        ids = list(np.asarray(prompt_ids, dtype=np.int64).reshape(-1))
-        if not ids:
-            raise UserError("the prompt must hold at least one byte")
-        rng = np.random.default_rng(seed)  # its own RNG: sampling never disturbs training
-        for _ in range(max_new_tokens):
-            ids.append(sample_next(self.next_logits(np.array(ids)), temperature, top_k, rng))
-        return np.array(ids, dtype=np.int64)
+        return generate_ids(self.next_logits, prompt_ids, max_new_tokens, temperature, top_k, seed,
+                            self.cfg.context)
 
     def on_step_end(self, step: int, probe: Callable[[], Batch]) -> list[dict]:
         return []  # the baseline has no controller

@@ -10,7 +10,14 @@ import math
 
 import numpy as np
 
+from k1core.errors import UserError
 from k1core.kernels import KernelSet
+
+
+def check_heads(d_model: int, n_heads: int) -> None:
+    """Multi-head attention splits the width evenly over the heads (every model's config checks this)."""
+    if d_model % n_heads:
+        raise UserError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:

@@ -7,6 +7,7 @@ the shared layers plus the selected agents' rows), so nothing is gathered or sca
 from __future__ import annotations
 
 import math
+from typing import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,12 @@ def lr_at(step: int, cfg: AdamWConfig) -> float:
 def decay_matrices(name: str, shape: tuple) -> bool:
     """Default weight-decay rule (as nanoGPT): decay 2-D+ weights, not gains, biases or scalars."""
     return len(shape) >= 2
+
+
+def decay_named(names) -> Callable[[str, tuple], bool]:
+    """A weight-decay rule that decays exactly the parameters called `names`, whatever their shape
+    (K-1's stacked biases are 2-D but are not decayed)."""
+    return lambda name, shape: name in names
 
 
 def adamw_update(p, g, m, v, decay_mask, lr: float, bc1: float, bc2: float, cfg: AdamWConfig) -> None:
@@ -118,15 +125,6 @@ class AdamW:
             if k in state["m"] and tuple(np.shape(state["m"][k])) == ps.shapes[k]:
                 ps._view(self.m, k)[...] = state["m"][k]
                 ps._view(self.v, k)[...] = state["v"][k]
-
-    def rebind(self, params: ParamStore) -> None:
-        """Move to a new ParamStore (after a structural change), keeping moments by name."""
-        state = self.state_dict()
-        self.params = params
-        self.m = np.zeros_like(params.flat)
-        self.v = np.zeros_like(params.flat)
-        self.decay_mask = params.mask(self.decay)
-        self.load_state_dict(state)
 
 
 def _spans(ranges: np.ndarray | None, size: int):

@@ -42,30 +42,46 @@ def plot_losses(results: dict, path: Path) -> str:
     return f"loss plot: {path}"
 
 
-STRUCTURAL = ("grow", "prune", "merge", "reorganize", "rollback")
+STRUCTURAL = {"grow": "tab:green", "prune": "tab:red", "merge": "tab:purple", "reorganize": "tab:blue"}
 
 
 def plot_structure(result: dict, path: Path) -> str:
-    """K-1's agent count and mean trust over time, and its structural events on a timeline."""
+    """K-1's story over training: agents and mean trust above; below, the probe and validation loss
+    with every structural op marked where it happened (filled: kept, hollow: rolled back) and the
+    controller's diagnostics as vertical lines."""
     plt = _pyplot()
     history = result["stats"].get("history")
     if plt is None or not history:
         return "no structure plot" + (": matplotlib is not installed" if plt is None else "")
+    import numpy as np
+
     steps = [h["step"] for h in history]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=[2, 1])
-    top.plot(steps, [h["agents"] for h in history], color="tab:blue")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[1, 2])
+    top.step(steps, [h["agents"] for h in history], where="post", color="tab:blue")
     top.set_ylabel("agents", color="tab:blue")
     trust_ax = top.twinx()
     trust_ax.plot(steps, [h["mean_trust"] for h in history], color="tab:orange")
     trust_ax.set_ylabel("mean trust", color="tab:orange")
     trust_ax.set_ylim(0, 1)
+    probe = [h["probe_loss"] for h in history]
+    bottom.plot(steps, probe, color="0.75", lw=0.8, label="probe loss (one batch)")
+    h = result["history"]
+    bottom.plot(h["val_step"], h["val_loss"], "k-", lw=1.5, label="validation loss")
     events = result["events"]["list"]
-    for row, kind in enumerate(STRUCTURAL):
-        at = [e["step"] for e in events if e.get("type") == kind]
-        bottom.scatter(at, [row] * len(at), marker="|", s=200)
-    bottom.set_yticks(range(len(STRUCTURAL)), STRUCTURAL)
-    bottom.set_xlabel("step")
-    top.set_title(f"{result['model']}: structure over training")
+    for op, color in STRUCTURAL.items():
+        for kept in (True, False):
+            at = [e["step"] for e in events if e.get("type") == op and e.get("kept") == kept]
+            if at:
+                bottom.scatter(at, np.interp(at, steps, probe), s=30, color=color if kept else "none",
+                               edgecolors=color, label=f"{op} {'kept' if kept else 'rolled back'}", zorder=3)
+    for e in events:
+        if e.get("type") == "diagnostic" and e.get("kind") != "plateau":
+            bottom.axvline(e["step"], color="tab:red", alpha=0.3, lw=0.8)
+    bottom.set_ylabel("loss (nats/byte)")
+    bottom.set_xlabel("step (red lines: instability, divergence or trust-collapse diagnostics)")
+    bottom.legend(fontsize=7, ncol=2)
+    bottom.grid(alpha=0.3)
+    top.set_title(f"{result['model']}: structure and loss over training")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -44,6 +44,6 @@ def builder(name: str) -> Callable:
     return _BUILDERS[name]
 
 
-def build(name: str, config):
-    """A fresh model `name` for a TrainConfig."""
-    return builder(name)(config)
+def build(name: str, config, compute=None):
+    """A fresh model `name` for a TrainConfig, on the compute backend `compute` (NumPy if None)."""
+    return builder(name)(config) if compute is None else builder(name)(config, compute)

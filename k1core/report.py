@@ -42,24 +42,56 @@ def format_table(results: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     lines += [f"{r['model']} structural events: " + ", ".join(f"{k} {v}" for k, v in sorted(r["events"]["counts"].items()))
               for r in results["models"].values() if r["events"]["counts"]]
-    matched = results.get("matched_wall_clock")
-    if matched:
-        lines.append(f"val loss at matched training time ({matched['train_s']:.0f}s, the fastest model's total): "
-                     + ", ".join(f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in matched["val_loss"].items()))
+    comparison = results.get("comparison")
+    if comparison:
+        lines += format_comparison(comparison)
     samples = [f"--- sample from {r['model']} ---\n{s['prompt']}{s['text']}"
                for r in results["models"].values() for s in r["samples"]]
     return "\n".join(["losses in nats/byte", *lines, *samples])
 
 
-def matched_wall_clock(models: dict) -> dict:
-    """Each model's validation loss after the training time the fastest-finishing model took.
+def curve_at(xs, ys, x: float) -> float | None:
+    """A validation curve's value at x, linear between its points; None before its first point, its
+    last value after its end (the model had finished training by then)."""
+    if not xs or x < xs[0]:
+        return None
+    return float(np.interp(x, xs, ys))
 
-    Interpolated linearly between a model's validation points (None when it had not been
-    validated by then), so a slower model is judged at the same compute-time budget.
-    """
-    budget = min(r["train_s"] for r in models.values())
-    val = {}
-    for name, r in models.items():
-        t, v = r["history"]["val_train_s"], r["history"]["val_loss"]
-        val[name] = float(np.interp(budget, t, v)) if t and t[0] <= budget else None
-    return {"train_s": budget, "val_loss": val}
+
+BUDGET_AXES = {  # equal budget -> (the reference's total, the history's x values of each validation)
+    "steps": (lambda r: r["steps"], lambda h: [s + 1 for s in h["val_step"]]),
+    "train_s": (lambda r: r["train_s"], lambda h: h["val_train_s"]),
+    "train_flops": (lambda r: r["train_flops"], lambda h: h["val_flops"]),
+}
+
+
+def compare_at_equal_budgets(models: dict) -> dict:
+    """Every model's validation loss at the reference model's full budget in steps, training seconds
+    and training FLOPs (reference: the GPT when it ran, else the model that trained for least time).
+
+    Read off each model's validation curve, so a model given a longer schedule is judged part way
+    through it (its learning rate not yet decayed): a conservative reading for that model."""
+    ref = "gpt" if "gpt" in models else min(models, key=lambda n: models[n]["train_s"])
+    out = {"reference": ref}
+    for axis, (total, xs) in BUDGET_AXES.items():
+        at = float(total(models[ref]))
+        out[axis] = {"at": at, "val_loss": {n: curve_at(xs(r["history"]), r["history"]["val_loss"], at)
+                                            for n, r in models.items()},
+                     "ended_before": [n for n, r in models.items() if xs(r["history"]) and xs(r["history"])[-1] < at]}
+    return out
+
+
+def format_comparison(comparison: dict) -> list[str]:
+    """The equal-steps / equal-time / equal-FLOPs rows of the printed report."""
+    labels = {"steps": "{:.0f} steps", "train_s": "{:.1f} s of training", "train_flops": "{:.3g} training FLOPs"}
+    names = list(comparison["steps"]["val_loss"])
+    rows = [[f"val loss at the {comparison['reference']}'s", *names]]
+    for axis, label in labels.items():
+        c = comparison[axis]
+        rows.append([label.format(c["at"])] + ["-" if c["val_loss"][n] is None else
+                                               f"{c['val_loss'][n]:.4f}" + ("*" if n in c["ended_before"] else "")
+                                               for n in names])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    return [*lines, "(* the model had finished training before that point: its final value)"]

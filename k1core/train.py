@@ -2,6 +2,7 @@
 with progress, periodic validation, atomic checkpoints, bit-identical resume, and a final report."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -13,14 +14,16 @@ import numpy as np
 import orjson
 
 from k1core import registry
+from k1core.budget import clock, plan_steps, time_budget
 from k1core.checkpoint import load_checkpoint, save_checkpoint
+from k1core.compute import NUMPY, Compute
 from k1core.config import TrainConfig
 from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
 from k1core.errors import UserError
 from k1core.memory import keep_freed_memory
 from k1core.plots import plot_losses, plot_structure  # imports matplotlib lazily, only if installed
 from k1core.progress import Progress
-from k1core.report import format_table, loss_summary, matched_wall_clock
+from k1core.report import compare_at_equal_budgets, format_table, loss_summary
 
 SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.8, 200
 
@@ -89,12 +92,16 @@ def check_run_folder(out: Path, previous: dict | None, cfg: TrainConfig, resume:
             raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
 
 
-def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> dict:
-    """Train each model of `cfg`, write DIR/results.json (+ loss plot) and return the results.
+def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, compute: Compute = NUMPY) -> dict:
+    """Train each model of `cfg` on `compute`, write DIR/results.json (+ plots) and return the results.
 
+    `compute` is the backend cfg.backend names (backends.compute.load_compute finds it by name).
     Progress goes to `log` (stderr by default); the final table goes to stdout.
     """
     log = log or sys.stderr
+    if compute.name != cfg.backend:
+        raise UserError(f"backend {cfg.backend!r} was asked for but {compute.name!r} was given; "
+                        f"pass compute=backends.compute.load_compute({cfg.backend!r})")
     keep_freed_memory()
     for name in model_names(cfg):
         registry.builder(name)  # fail before any work if a model is missing
@@ -106,8 +113,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
                                          cfg.context)
     results = {"config": cfg.to_dict(), "models": {}}
     for name in model_names(cfg):
-        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log)
-    results["matched_wall_clock"] = matched_wall_clock(results["models"])
+        seconds = time_budget(cfg, name, results["models"])
+        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log, seconds,
+                                              compute)
+    results["comparison"] = compare_at_equal_budgets(results["models"])
     write_json(out / "results.json", results)
     print(format_table(results))
     print(plot_losses(results, out / "loss.png"), file=log)
@@ -117,15 +126,36 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None) -> 
     return results
 
 
+def planned_config(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
+                   seconds: float | None, log: TextIO, compute: Compute) -> tuple[TrainConfig, dict | None]:
+    """`cfg` with the step count that fills `seconds` (planned once, kept in out/plan.json for --resume)."""
+    if seconds is None:
+        return cfg, None
+    path = out / "plan.json"
+    if path.is_file():
+        plan = orjson.loads(path.read_bytes())
+    else:
+        plan = plan_steps(lambda steps: registry.build(name, dataclasses.replace(cfg, steps=steps), compute), seconds,
+                          splits.train, probe_data, cfg.batch_size, cfg.context, cfg.clock, cfg.seed)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(path, plan)
+    print(f"{name}: {seconds:.1f} s budget ({cfg.clock} clock): {plan['steps']} steps planned "
+          f"at {plan['pilot_step_ms']:.1f} ms/step", file=log)
+    return dataclasses.replace(cfg, steps=plan["steps"]), plan
+
+
 def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
-                resume: bool, log: TextIO) -> dict:
-    """Train one model to cfg.steps (or its stop event); resumes from out/checkpoint.npz when asked."""
+                resume: bool, log: TextIO, seconds: float | None = None, compute: Compute = NUMPY) -> dict:
+    """Train one model for cfg.steps, or for `seconds` of training on cfg.clock (with a step count
+    planned to fill them), or until its stop event; resumes from out/checkpoint.npz when asked."""
     ckpt_path, result_path = out / "checkpoint.npz", out / "result.json"
-    model = registry.build(name, cfg)
+    cfg, plan = planned_config(name, cfg, splits, probe_data, out, seconds, log, compute)
+    model = registry.build(name, cfg, compute)
     batch_rng = np.random.default_rng(cfg.seed)  # same batches for every model
     probe_rng = np.random.default_rng(cfg.seed + 1)  # held-out batches for on_step_end
-    run = {"step": 0, "done": False, "train_s": 0.0, "wall_s": 0.0, "step_ms": [],
-           "history": {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_train_s": []}, "events": []}
+    run = {"step": 0, "done": False, "train_s": 0.0, "wall_s": 0.0, "train_flops": 0.0, "step_ms": [],
+           "history": {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_train_s": [],
+                       "val_flops": []}, "events": []}
     if resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
@@ -148,34 +178,40 @@ def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndar
     hist, tokens_per_step = run["history"], cfg.batch_size * cfg.context
     progress = Progress(name, cfg.steps, tokens_per_step, log)
     wall_start = time.perf_counter() - run["wall_s"]
+    now = clock(cfg.clock)
     stopped = False
-    while run["step"] < cfg.steps and not stopped:
+    out_of_time = seconds is not None and run["train_s"] >= seconds  # a resumed run that had spent it
+    while run["step"] < cfg.steps and not stopped and not out_of_time:
         step = run["step"]
         x, y = sample_batch(splits.train, cfg.batch_size, cfg.context, batch_rng)
-        t0 = time.perf_counter()
+        t0 = now()
         loss = model.train_step(x, y)
         events = model.on_step_end(step, probe)
-        dt = time.perf_counter() - t0
+        dt = now() - t0
         if not math.isfinite(loss):
             raise UserError(f"{name}: loss became {loss} at step {step}; lower the learning rate")
         run["train_s"] += dt
+        run["train_flops"] += model.flops_per_token() * tokens_per_step
         run["step_ms"].append(dt * 1e3)
         hist["step"].append(step)
         hist["train_loss"].append(loss)
         run["events"].extend(events)
         stopped = any(e.get("type") == "stop" for e in events)
+        out_of_time = seconds is not None and run["train_s"] >= seconds
         run["step"] = step + 1
         val = None
-        if run["step"] % cfg.eval_interval == 0 or run["step"] == cfg.steps or stopped:
+        if run["step"] % cfg.eval_interval == 0 or run["step"] == cfg.steps or stopped or out_of_time:
             val = model.evaluate(val_set)
             hist["val_step"].append(step)
             hist["val_loss"].append(val)
             hist["val_train_s"].append(run["train_s"])
+            hist["val_flops"].append(run["train_flops"])
         progress.update(run["step"], loss, val, dt)
         run["wall_s"] = time.perf_counter() - wall_start
         if cfg.checkpoint_interval and run["step"] % cfg.checkpoint_interval == 0:
             checkpoint()
     result = finish(name, model, cfg, splits, run, stopped)
+    result["budget"] = {"seconds": seconds, "clock": cfg.clock, "plan": plan, "out_of_time": out_of_time}
     run["done"] = True
     run["wall_s"] = time.perf_counter() - wall_start
     result["wall_s"] = run["wall_s"]
@@ -204,6 +240,7 @@ def finish(name: str, model, cfg: TrainConfig, splits: Splits, run: dict, stoppe
         "ms_per_step": float(np.median(step_ms)),
         "ms_per_step_min": float(step_ms.min()),
         "train_s": run["train_s"],
+        "train_flops": run["train_flops"],
         "history": run["history"],
         "events": {"counts": dict(Counter(e.get("type", "?") for e in events)), "list": events},
         "samples": [{"prompt": decode(prompt), "text": decode(sample[len(prompt):]),

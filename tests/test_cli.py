@@ -123,3 +123,14 @@ def test_fuzz_an_out_path_through_a_file_is_one_line(parts):
         (Path(tmp) / "file.txt").write_text("keep me")
         _one_line_error(CliRunner().invoke(main, ["train", *TINY, f"--out={Path(tmp).joinpath(*parts)}"]), "is a file")
         assert (Path(tmp) / "file.txt").read_text() == "keep me"
+
+
+def test_k1_settings_flag_reaches_the_saved_config_and_errors_name_the_key(tmp_path):
+    tiny_k1 = [a for a in TINY if not a.startswith(("--model", "--n-layers"))] + ["--model=k1", "--budget=steps"]
+    res = CliRunner().invoke(main, ["train", *tiny_k1, "--k1", "top_k_agents=3", "--k1", "d_hidden=8",
+                                    f"--out={tmp_path}"])
+    assert res.exit_code == 0, res.output
+    saved = orjson.loads((tmp_path / "config.json").read_bytes())
+    assert saved["k1"] == {"top_k_agents": 3, "d_hidden": 8}
+    bad = CliRunner().invoke(main, ["train", *tiny_k1, "--k1", "top_k_agents=0", f"--out={tmp_path / 'b'}"])
+    assert bad.exit_code == 2 and "top_k_agents" in bad.output and "Traceback" not in bad.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from k1core.errors import UserError
+from k1core.layers import check_heads
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class K1Config:
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     top_k_agents: int = 8  # agents updated per step (shared layers and gates always are)
+    dense_updates: bool = False  # True = ablation: every alive agent is updated each step (no top-K credit)
     # routing
     explore_start: float = 0.2
     explore_end: float = 0.02
@@ -42,18 +44,25 @@ class K1Config:
     trust_interval: int = 10
     # phase 2: plasticity and autonomy
     phase2_fraction: float = 0.5
+    # grow, prune, merge and reorganize in phase 2. Off by default: over 3 seeds it did not pay at equal
+    # time (frozen tree - full: -0.004 [-0.010, 0.002] nats at the default shape) and cost 11% of the
+    # throughput (docs/k1.md, results/k1-ablation/)
+    plasticity: bool = False
     plasticity_interval: int = 15
     prune_trust: float = 0.3
     prune_usage: float = 0.6  # share of the parent's tokens, relative to an even split
-    merge_similarity: float = 0.3  # cosine similarity of sibling outputs on a probe batch (see README)
+    prune_min_age: int = 200  # steps an agent lives before prune may judge it (its trust must be measured)
+    merge_similarity: float = 0.3  # floor on the cosine similarity of sibling outputs on a probe batch
+    merge_z: float = 3.0  # and standard deviations above the mean similarity of sibling pairs so far
     grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, to count as a high-loss cluster
     grow_patience: int = 2  # consecutive probes the cluster must stay high-loss
     reorganize_margin: float = 0.05  # preference gain needed to move an agent
     keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch
     # controller and stopping
+    controller: bool = True  # False = ablation: diagnostics are logged, nothing is adapted, restored or stopped
     patience: int = 30  # probes without a new best probe loss before "stop"
     divergence_factor: float = 1.5  # probe loss above best x factor = divergence
-    max_agents_soft: int = 26  # grow (a split into 2) stops when it would exceed this; the diagnostics call that bloat
+    max_agents_soft: int = 26  # grow (a split into 2) happens only when both children fit under this
     seed: int = 0
     dtype: str = "float32"
 
@@ -71,7 +80,7 @@ class K1Config:
                     "max_depth", "max_children", "capacity", "total_steps", "top_k_agents",
                     "trust_interval", "plasticity_interval", "patience", "grow_patience"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
-        need(self.d_model % self.n_heads == 0, "n_heads", "must divide d_model")
+        check_heads(self.d_model, self.n_heads)
         need(self.max_depth >= self.tree_levels, "max_depth", "must be >= tree_levels")
         need(self.max_children >= self.branching, "max_children", "must be >= branching")
         n0 = sum(self.branching**i for i in range(self.tree_levels))
@@ -82,7 +91,7 @@ class K1Config:
         for key in ("lr", "min_lr", "trust_scale", "divergence_factor"):
             need(getattr(self, key) > 0, key, "must be > 0")
         for key in ("weight_decay", "grad_clip", "balance_coef", "keep_tolerance", "reorganize_margin",
-                    "warmup_steps", "explore_decay_steps"):
+                    "warmup_steps", "explore_decay_steps", "prune_min_age", "merge_z"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.dtype in ("float32", "float64"), "dtype", "must be float32 or float64")
 

@@ -26,20 +26,17 @@ from k1core.k1.snapshots import restore_snapshot, take_snapshot, validated_chang
 from k1core.k1.tree import Tree
 from k1core.k1.trust import ablation_gain, trust_histogram, trust_update
 from k1core.k1.usage import UsageTracker
-from k1core.kernels import NUMPY_KERNELS, KernelSet, softmax_forward
-from k1core.optim import AdamW, AdamWConfig, lr_at
+from k1core.kernels import NUMPY_KERNELS, KernelSet
+from k1core.optim import AdamW, AdamWConfig, decay_named, lr_at
 from k1core.params import ParamStore
+from k1core.sampling import generate_ids, mean_loss
 
 STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
 EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
 TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
 TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
+SIMILARITY_MEMORY = 256  # sibling-pair similarities kept as merge's reference distribution
 DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
-
-
-def _decay(name: str, shape: tuple) -> bool:
-    """Weight decay on weight matrices only (stacked biases are 2-D but are not decayed)."""
-    return name in DECAYED
 
 
 class K1SelfLearningLM:
@@ -64,7 +61,7 @@ class K1SelfLearningLM:
         self.params = ParamStore(init, dtype=np.dtype(cfg.dtype))
         self.opt = AdamW(self.params, AdamWConfig(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                                                   total_steps=cfg.total_steps, weight_decay=cfg.weight_decay,
-                                                  grad_clip=cfg.grad_clip), decay=_decay,
+                                                  grad_clip=cfg.grad_clip), decay=decay_named(DECAYED),
                         update=kernels.adamw_update)
         self.index = UpdateIndex(self.params, cfg.capacity, cfg.use_tree)
         self.trust = np.where(self.tree.alive, cfg.trust_initial, 0.0)
@@ -72,9 +69,10 @@ class K1SelfLearningLM:
         self.usage.share[self.tree.alive] = 1.0 / cfg.branching
         self.leaf_loss = np.zeros(cfg.capacity)
         self.streak = np.zeros(cfg.capacity, dtype=np.int64)
-        # bloat = a split (two new agents) no longer fits under max_agents_soft, i.e. grow has stopped
-        self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor,
-                                     cfg.max_agents_soft - ops.SPLIT + 1)
+        self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor, cfg.capacity,
+                                     enabled=cfg.controller)
+        self.born = np.zeros(cfg.capacity, dtype=np.int64)  # step each slot's agent was created at
+        self.similarities: list[float] = []  # recent sibling-pair output cosines: merge's reference
         self.step = 0
         self.probe_fwd = None
         self.best_snapshot = None
@@ -107,8 +105,11 @@ class K1SelfLearningLM:
         cfg, ctl = self.cfg, self.controller
         ranges = slots = None
         if cfg.use_tree:
-            resp = responsibility(self.params.g, fwd, cfg.capacity)
-            slots = select_top_k(resp, self.trust, self.tree.alive, ctl.top_k)
+            if cfg.dense_updates:
+                slots = self.tree.nodes()
+            else:
+                resp = responsibility(self.params.g, fwd, cfg.capacity)
+                slots = select_top_k(resp, self.trust, self.tree.alive, ctl.top_k)
             ranges = self.index.select(slots)
         self.opt.clip_grad(ranges)
         self.opt.step(self.learning_rate(), ranges)
@@ -133,26 +134,11 @@ class K1SelfLearningLM:
         return forward(self.params.p, self.tree, self.cfg, x, y, k=self.k).ce
 
     def evaluate(self, batches) -> float:
-        total, n = 0.0, 0
-        for x, y in batches:
-            total += self.loss(x, y) * y.size
-            n += y.size
-        return total / max(n, 1)
+        return mean_loss(self.loss, batches)
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] or [10]
-        next_logits = self.next_logits_fn()
-        for _ in range(max_new_tokens):
-            logits = next_logits(np.asarray(ids[-self.cfg.context:], dtype=np.int64)).astype(np.float64)
-            if temperature <= 0:
-                ids.append(int(logits.argmax()))
-                continue
-            logits = logits / temperature
-            if top_k:
-                logits[logits < np.sort(logits)[-min(top_k, len(logits))]] = -np.inf
-            ids.append(int(rng.choice(len(logits), p=softmax_forward(logits))))
-        return np.asarray(ids, dtype=np.int64)
+        return generate_ids(self.next_logits_fn(), prompt_ids, max_new_tokens, temperature, top_k, seed,
+                            self.cfg.context)
 
     def next_logits_fn(self):
         """ids (T,) with T <= context -> logits (V,) of the byte after them, with the current weights
@@ -165,7 +151,7 @@ class K1SelfLearningLM:
         phase2 = cfg.use_tree and self.step >= cfg.phase2_step
         if self.step % cfg.trust_interval == 0:
             events += self._probe(step, probe(), adapt=phase2)
-        if phase2 and self.step % cfg.plasticity_interval == 0 and self.probe_fwd is not None:
+        if phase2 and cfg.plasticity and self.step % cfg.plasticity_interval == 0 and self.probe_fwd is not None:
             events += self._structural_step(step, probe())
         for e in events:
             self.events[e["type"]] += 1
@@ -189,7 +175,7 @@ class K1SelfLearningLM:
             self.streak = np.where(high, self.streak + 1, 0)
             self.probe_fwd = fwd
         mean_trust = self.mean_trust() if cfg.use_tree else None
-        events = self.controller.observe(step, fwd.ce, mean_trust, self.agent_count(), adapt)
+        events = self.controller.observe(step, fwd.ce, mean_trust, adapt)
         for e in events:
             if e.get("action") == "restore_best" and self.best_snapshot is not None:
                 restore_snapshot(self, self.best_snapshot)
@@ -206,12 +192,8 @@ class K1SelfLearningLM:
     def _structural_step(self, step: int, val_batch) -> list[dict]:
         """Apply the next structural op that has a candidate, under snapshot + validation."""
         order = list(STRUCTURAL_OPS[self.op_cursor:] + STRUCTURAL_OPS[:self.op_cursor])
-        forced = self.controller.force_prune
-        if forced:
-            order = ["prune"] + [o for o in order if o != "prune"]
-            self.controller.force_prune = False
         for op in order:
-            cand = self._candidate(op, forced and op == "prune")
+            cand = self._candidate(op)
             if cand is None or self.tabu.get((op, cand["agent"]), -1) > step:
                 continue
             self.op_cursor = (STRUCTURAL_OPS.index(op) + 1) % len(STRUCTURAL_OPS)
@@ -225,14 +207,19 @@ class K1SelfLearningLM:
             return events
         return []
 
-    def _candidate(self, op: str, forced: bool):
+    def _candidate(self, op: str):
         cfg, p, tree, fwd = self.cfg, self.params.p, self.tree, self.probe_fwd
         if op == "prune":
-            return ops.prune_candidate(tree, self.trust, self.usage.share, cfg.prune_trust, cfg.prune_usage, forced)
+            old_enough = self.step - self.born >= cfg.prune_min_age
+            return ops.prune_candidate(tree, self.trust, self.usage.share, cfg.prune_trust, cfg.prune_usage,
+                                       old_enough)
         if op == "merge":
-            pair = ops.closest_siblings(p, tree, fwd, self.usage.share)
-            self.closest_similarity = None if pair is None else pair["similarity"]
-            return pair if pair is not None and pair["similarity"] >= cfg.merge_similarity else None
+            pairs = ops.sibling_similarities(p, tree, fwd)
+            reference = np.array(self.similarities)
+            self.similarities = (self.similarities + [sim for _, _, sim in pairs])[-SIMILARITY_MEMORY:]
+            pair = ops.merge_candidate(pairs, reference, cfg.merge_z, cfg.merge_similarity, self.usage.share)
+            self.closest_similarity = max((sim for _, _, sim in pairs), default=None)
+            return pair
         if op == "grow":
             return ops.grow_candidate(tree, self.streak, self.leaf_loss, cfg.grow_patience, cfg.max_agents_soft)
         return ops.reorganize_candidate(p, tree, fwd, cfg.reorganize_margin)
@@ -243,6 +230,7 @@ class K1SelfLearningLM:
             children = ops.apply_grow(p, tree, rng=self.rng, **cand)
             for child in children:
                 self.trust[child] = self.cfg.trust_initial
+                self.born[child] = self.step
                 self.usage.reset_slot(child, 1.0 / len(tree.children[cand["agent"]]))
             self.streak[cand["agent"]] = 0
             self._reset_moments(children, [cand["agent"]])
@@ -272,11 +260,12 @@ class K1SelfLearningLM:
     # --- structure state (what a snapshot must restore besides params and optimizer) --------
     def structure_state(self) -> dict:
         return {"tree": self.tree.state_dict(), "trust": self.trust, "usage": self.usage.state_dict(),
-                "leaf_loss": self.leaf_loss, "streak": self.streak}
+                "leaf_loss": self.leaf_loss, "streak": self.streak, "born": self.born}
 
     def load_structure_state(self, s: dict) -> None:
         self.tree = Tree.from_state(s["tree"])
         self.trust, self.leaf_loss, self.streak = s["trust"].copy(), s["leaf_loss"].copy(), s["streak"].copy()
+        self.born = s["born"].copy()
         self.usage.load_state_dict(s["usage"])
 
     # --- measurements --------------------------------------------------------------------
@@ -354,7 +343,7 @@ class K1SelfLearningLM:
                 "opt": self.opt.state_dict(), "step": self.step, "rng": self.rng.bit_generator.state,
                 "structure": copy.deepcopy(self.structure_state()),
                 "controller": self.controller.state_dict(),
-                "op_cursor": self.op_cursor,
+                "op_cursor": self.op_cursor, "similarities": list(self.similarities),
                 "tabu": [[op, a, until] for (op, a), until in self.tabu.items()], "events": dict(self.events), "kept": dict(self.kept),
                 "history": list(self.history), "updated_fraction": [self.updated_fraction_sum,
                                                                     self.updated_fraction_last]}
@@ -369,6 +358,7 @@ class K1SelfLearningLM:
         self.load_structure_state(copy.deepcopy(state["structure"]))
         self.controller.load_state_dict(state["controller"])
         self.op_cursor = int(state["op_cursor"])
+        self.similarities = [float(x) for x in state["similarities"]]
         self.tabu = {(op, int(a)): int(until) for op, a, until in state["tabu"]}
         self.events, self.kept = Counter(state["events"]), Counter(state["kept"])
         self.history = list(state["history"])

@@ -40,20 +40,22 @@ def clear_agent(p, a: int) -> None:
         p[name][a] = 0.0
 
 
-# --- prune: low trust and low usage ------------------------------------------------------
-def prune_candidate(tree: Tree, trust, share, trust_max: float, share_max: float, forced: bool = False):
-    """The leaf with the lowest trust x share among those with trust < trust_max and a share of its
-    parent's tokens below share_max x the even share (1 / siblings); any leaf when `forced` (bloat)."""
+# --- prune: low trust and low usage, measured over the agent's recent probes -------------------
+def prune_candidate(tree: Tree, trust, share, trust_max: float, share_max: float, old_enough):
+    """The leaf with the lowest trust x share among those old enough to have been measured
+    (`old_enough`: (capacity,) bool) with trust < trust_max and a share of its parent's tokens below
+    share_max x the even share (1 / siblings). Trust and share are moving averages over many probes
+    and steps, so one noisy probe cannot condemn an agent; the size cap never forces a prune."""
     def relative_share(n):
         return share[n] * len(tree.children[tree.parent[n]])
 
     cands = [n for n in tree.leaves()
-             if n != 0 and (forced or (trust[n] < trust_max and relative_share(n) < share_max))]
+             if n != 0 and old_enough[n] and trust[n] < trust_max and relative_share(n) < share_max]
     if not cands:
         return None
     n = min(cands, key=lambda a: trust[a] * relative_share(a))
     return {"agent": n, "trust": float(trust[n]), "share": float(share[n]),
-            "relative_share": float(relative_share(n)), "forced": forced}
+            "relative_share": float(relative_share(n))}
 
 
 def apply_prune(p, tree: Tree, agent: int, **_) -> None:
@@ -62,10 +64,10 @@ def apply_prune(p, tree: Tree, agent: int, **_) -> None:
     clear_agent(p, agent)
 
 
-# --- merge: sibling leaves with near-identical outputs on a probe batch ----------------------
-def closest_siblings(p, tree: Tree, fwd: ForwardResult, share):
-    """The pair of sibling leaves whose outputs on their parent's probe inputs are most alike (cosine)."""
-    best = None
+# --- merge: a pair of sibling leaves far more alike than siblings usually are ------------------
+def sibling_similarities(p, tree: Tree, fwd: ForwardResult) -> list[tuple[int, int, float]]:
+    """(a, b, cosine of their outputs on their parent's probe inputs) for every pair of sibling leaves."""
+    pairs = []
     for q in tree.nodes():
         leaves = [c for c in tree.children[q] if tree.is_leaf(c)]
         u = inputs_at(fwd, int(tree.depth[q]) + 1, int(q))
@@ -75,12 +77,25 @@ def closest_siblings(p, tree: Tree, fwd: ForwardResult, share):
         for i, a in enumerate(leaves):
             for b in leaves[i + 1:]:
                 sim = float(outs[a] @ outs[b] / (np.linalg.norm(outs[a]) * np.linalg.norm(outs[b]) + 1e-12))
-                if best is None or sim > best["similarity"]:
-                    best = {"agent": a, "other": b, "similarity": sim}
-    if best is None:
+                pairs.append((int(a), int(b), sim))
+    return pairs
+
+
+MIN_REFERENCE = 32  # sibling-pair similarities measured before merge judges any pair against them
+
+
+def merge_candidate(pairs, reference: np.ndarray, z: float, floor: float, share):
+    """The most alike pair, if its similarity is at least `floor` and `z` standard deviations above
+    the mean of the `reference` similarities measured earlier (an outlier among siblings: two agents
+    doing the same job, not two that merely share their parent's input statistics)."""
+    if not pairs or len(reference) < MIN_REFERENCE:
         return None
-    best["share_a"], best["share_b"] = float(share[best["agent"]]), float(share[best["other"]])
-    return best
+    a, b, sim = max(pairs, key=lambda t: t[2])
+    threshold = max(floor, float(reference.mean() + z * reference.std()))
+    if sim < threshold:
+        return None
+    return {"agent": a, "other": b, "similarity": sim, "threshold": threshold,
+            "share_a": float(share[a]), "share_b": float(share[b])}
 
 
 def apply_merge(p, tree: Tree, agent: int, other: int, share_a: float, share_b: float, **_) -> None:

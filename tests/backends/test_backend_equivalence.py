@@ -9,7 +9,7 @@ greedy generations identical.
 import numpy as np
 import pytest
 
-from backends.compute import build_gpt
+from backends.compute import load_compute
 from k1core.gpt import GPTConfig
 from k1core.optim import AdamWConfig
 
@@ -28,6 +28,11 @@ def _backend(name):
 @pytest.fixture(params=["numba", "jax"])
 def backend(request):
     return _backend(request.param)
+
+
+def build_gpt(cfg: GPTConfig, backend: str, optim: AdamWConfig, seed: int = 0):
+    """The GPT on `backend`, found by name like `k1 train --backend` finds it."""
+    return load_compute(backend).build_gpt(cfg, optim, seed)
 
 
 def _batch(seed=1, b=3):

@@ -1,26 +1,40 @@
-"""Backend selection, agent grouping and shape buckets, and thread configuration."""
+"""Compute backends found by name, and thread configuration."""
 import os
+import subprocess
 import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 
-from backends.compute import build_gpt
+from backends.compute import BACKENDS, load_compute
 from backends.threads import configure_threads
 from k1core.errors import UserError
 from k1core.gpt import BaselineGPT, GPTConfig
+from k1core.optim import AdamWConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_module_in_the_folder_is_a_backend_and_numpy_comes_first():
+    files = {p.stem for p in (ROOT / "backends" / "compute").glob("*.py")} - {"__init__"}
+    assert set(BACKENDS) == files and BACKENDS[0] == "numpy" and {"numba", "jax"} <= files
 
 
 def test_unknown_backend_is_a_user_error_naming_the_choices():
-    with pytest.raises(UserError, match="numpy, numba, jax"):
-        build_gpt(GPTConfig(), "cuda")
+    with pytest.raises(UserError, match="numpy, jax, numba"):
+        load_compute("cuda")
 
 
 def test_numpy_backend_is_the_reference_model():
-    model = build_gpt(GPTConfig(d_model=16, n_heads=2, n_layers=1, context=8), "numpy")
+    model = load_compute("numpy").build_gpt(GPTConfig(d_model=16, n_heads=2, n_layers=1, context=8), AdamWConfig(), 0)
     assert type(model) is BaselineGPT and model.k.name == "numpy"
 
 
+def test_the_numpy_core_imports_nothing_from_backends():
+    code = "import sys, k1core.train, k1core.generate, k1core.ablation; " \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] == 'backends'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_configure_threads_sets_every_library_alike(monkeypatch):

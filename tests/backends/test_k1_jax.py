@@ -7,13 +7,12 @@ include pruning, moving and growing agents (measured: 2e-7), parameters after th
 (measured: 5e-7), Adam moments within 1e-5 of each tensor's largest (measured: 7e-7); the same agents
 selected by top-K credit at every step.
 """
-import types
-
 import numpy as np
 import pytest
 
 pytest.importorskip("jax", reason="jax extra not installed: pip install 'k1[jax]'")
 
+from backends.compute import load_compute  # noqa: E402
 from k1core.errors import UserError  # noqa: E402
 from k1core.k1 import build_k1, build_k1_no_tree  # noqa: E402
 from k1core.k1.network import backward, forward  # noqa: E402
@@ -25,8 +24,8 @@ NO_EXPLORATION = dict(explore_start=0.0, explore_end=0.0)  # NumPy and JAX draw 
 
 def _pair(builder=build_k1, **overrides):
     """The same K-1 (same seed, same weights) on numpy and on jax."""
-    ref = builder(types.SimpleNamespace(backend="numpy"), **SMALL, **overrides)
-    jx = builder(types.SimpleNamespace(backend="jax"), **SMALL, **overrides)
+    ref = builder(None, load_compute("numpy"), **SMALL, **overrides)
+    jx = builder(None, load_compute("jax"), **SMALL, **overrides)
     np.testing.assert_array_equal(ref.params.flat, jx.params.flat)
     return ref, jx
 
@@ -187,7 +186,7 @@ def test_all_tokens_on_one_path_are_all_computed_without_recompiling():
 
 def test_jax_k1_needs_float32():
     with pytest.raises(UserError, match="float32"):
-        build_k1(types.SimpleNamespace(backend="jax"), **(SMALL | {"dtype": "float64"}))
+        build_k1(None, load_compute("jax"), **(SMALL | {"dtype": "float64"}))
 
 
 @pytest.mark.parametrize("builder", [build_k1, build_k1_no_tree])

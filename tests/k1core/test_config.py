@@ -27,7 +27,6 @@ def test_later_layers_override_and_dashes_are_accepted():
     ({"steps": True}, "steps"),
     ({"tie_weights": 1}, "tie_weights"),
     ({"model": "bert"}, "model"),
-    ({"backend": "tpu"}, "backend"),
     ({"min_lr": 0.01}, "min_lr"),
     ({"n_heads": 3}, "d_model"),
     ({"seed": -1}, "seed"),
@@ -35,6 +34,14 @@ def test_later_layers_override_and_dashes_are_accepted():
     ({"d_model": 10**12}, "d_model"),
     ({"seed": 2**70}, "seed"),
     ({"n_layers": 1e23}, "n_layers"),
+    ({"budget": "flops"}, "budget"),
+    ({"budget_seconds": 0}, "budget_seconds"),
+    ({"clock": "gpu"}, "clock"),
+    ({"k1": {"top_k_agents": 0}}, "top_k_agents"),
+    ({"k1": {"no_such_knob": 1}}, "no_such_knob"),
+    ({"k1": {"context": 32}}, "k1.context is set by the run's context"),
+    ({"k1": {"max_steps": 9}}, "k1.total_steps is set by the run's steps"),
+    ({"k1": 3}, "k1 must be a table"),
 ])
 def test_bad_values_are_rejected_naming_the_key(values, key):
     with pytest.raises(UserError, match=key):
@@ -97,3 +104,24 @@ def test_fuzzed_files_give_a_mapping_or_a_user_error(tmp_path_factory, raw, name
         assert isinstance(read_config_file(p), dict)
     except UserError:
         pass
+
+
+def test_k1_table_from_a_file_reaches_the_model_and_layers_merge(tmp_path):
+    from k1core.k1 import build_k1
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('[train]\nsteps = 9\n[k1]\ntop_k_agents = 5\nlr = 0.002\n')
+    cfg = make_config(read_config_file(toml), {"k1": {"lr": 0.004}})
+    assert cfg.k1 == {"top_k_agents": 5, "lr": 0.004} and cfg.to_dict()["k1"] == cfg.k1
+    model_cfg = build_k1(make_config({"d_model": 32, "n_heads": 2, "k1": cfg.k1})).cfg
+    assert (model_cfg.top_k_agents, model_cfg.lr, model_cfg.d_model) == (5, 0.004, 32)
+
+
+def test_assignments_from_the_command_line_parse_like_toml():
+    from k1core.config import parse_assignment
+
+    assert parse_assignment("lr=2e-3") == ("lr", 0.002)
+    assert parse_assignment("use-tree=false") == ("use_tree", False)
+    assert parse_assignment("dtype=float64") == ("dtype", "float64")
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_assignment("lr")

@@ -37,8 +37,8 @@ def test_tiny_run_writes_results_in_nats_and_bits(tmp_path):
 
 
 def test_stop_event_ends_training_and_events_are_logged(tmp_path, monkeypatch):
-    def build_stopping(cfg):
-        model = build_gpt(cfg)
+    def build_stopping(cfg, compute):
+        model = build_gpt(cfg, compute)
         model.on_step_end = lambda step, probe: (
             [{"step": step, "type": "probe", "n": int(probe()[0].shape[0])}]
             + ([{"step": step, "type": "stop"}] if step == 6 else []))
@@ -96,8 +96,8 @@ def test_killed_run_resumes_bit_identically(tmp_path):
 
 
 def test_both_trains_every_model_on_the_same_batches(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(registry._BUILDERS, "k1", build_gpt)  # stand-in until K-1 registers itself
-    res = train(make_config(TINY, {"out": str(tmp_path), "model": "both"}), log=io.StringIO())
+    monkeypatch.setitem(registry._BUILDERS, "k1", build_gpt)  # a second model with the GPT's code
+    res = train(make_config(TINY, {"out": str(tmp_path), "model": "both", "budget": "steps"}), log=io.StringIO())
     gpt, k1 = res["models"]["gpt"], res["models"]["k1"]
     assert gpt["history"]["train_loss"] == k1["history"]["train_loss"]  # same seed, same data
     table = capsys.readouterr().out
@@ -105,12 +105,44 @@ def test_both_trains_every_model_on_the_same_batches(tmp_path, monkeypatch, caps
     assert (tmp_path / "gpt" / "checkpoint.npz").exists() and (tmp_path / "k1" / "checkpoint.npz").exists()
 
 
-def test_all_models_train_and_compare_at_matched_time(tmp_path):
-    res = train(make_config(TINY, {"out": str(tmp_path), "model": "all"}), log=io.StringIO())
+def test_all_models_train_and_compare_at_equal_steps_time_and_flops(tmp_path, capsys):
+    res = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "budget": "steps"}), log=io.StringIO())
     assert list(res["models"]) == ["gpt", "k1", "k1-notree"]
-    matched = res["matched_wall_clock"]
-    assert matched["train_s"] == min(r["train_s"] for r in res["models"].values())
-    fastest = min(res["models"].values(), key=lambda r: r["train_s"])
-    assert matched["val_loss"][fastest["model"]] == pytest.approx(fastest["history"]["val_loss"][-1])
-    assert res["models"]["k1"]["stats"]["params_updated_fraction"] < 1.0
-    assert (tmp_path / "results.json").is_file()
+    comparison, gpt = res["comparison"], res["models"]["gpt"]
+    assert comparison["reference"] == "gpt" and comparison["steps"]["at"] == 12
+    assert comparison["train_s"]["at"] == gpt["train_s"] and comparison["train_flops"]["at"] == gpt["train_flops"]
+    for axis in ("steps", "train_s", "train_flops"):
+        assert comparison[axis]["val_loss"]["gpt"] == pytest.approx(gpt["history"]["val_loss"][-1])
+    k1 = res["models"]["k1"]
+    assert comparison["steps"]["val_loss"]["k1"] == pytest.approx(k1["history"]["val_loss"][-1])
+    assert 0 < k1["train_flops"] < gpt["train_flops"] * 10 and k1["stats"]["params_updated_fraction"] < 1.0
+    assert "val loss at the gpt's" in capsys.readouterr().out
+
+
+def test_budget_gpt_gives_every_model_the_gpts_training_time(tmp_path):
+    res = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}),
+                log=io.StringIO())
+    budget = res["models"]["gpt"]["train_s"]
+    assert res["models"]["gpt"]["budget"]["seconds"] is None and res["models"]["gpt"]["steps"] == 30
+    for name in ("k1", "k1-notree"):
+        r = res["models"][name]
+        assert r["budget"]["seconds"] == budget and r["budget"]["plan"]["steps"] >= 1
+        assert r["steps"] == r["budget"]["plan"]["steps"] or r["budget"]["out_of_time"]
+        assert (tmp_path / name / "plan.json").is_file()
+    (tmp_path / "k1" / "result.json").unlink()  # as if killed after its last checkpoint
+    again = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}),
+                  resume=True, log=io.StringIO())
+    assert again["models"]["k1"]["budget"]["plan"] == res["models"]["k1"]["budget"]["plan"]  # the saved plan
+    assert again["models"]["gpt"] == res["models"]["gpt"]
+
+
+def test_budget_seconds_stops_a_model_when_its_time_is_spent(tmp_path, monkeypatch):
+    import k1core.train as harness
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(harness, "clock", lambda kind: lambda: float(next(ticks)))  # 1 s per reading
+    monkeypatch.setattr(harness, "plan_steps", lambda *a, **k: {"budget_s": 7.0, "pilot_step_ms": 1.0,
+                                                                "steps": 1000})
+    res = train(make_config(TINY, {"out": str(tmp_path), "budget_seconds": 7.0}), log=io.StringIO())["models"]["gpt"]
+    assert res["steps"] == 7 and res["budget"]["out_of_time"] and res["train_s"] == 7.0
+    assert res["history"]["val_step"][-1] == 6  # validated where the budget ended

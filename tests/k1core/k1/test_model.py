@@ -92,8 +92,11 @@ def test_config_validation_names_the_key():
 def test_builders_and_registry():
     assert registry.builder("k1") is build_k1
     assert registry.builder("k1-notree") is build_k1_no_tree
-    m = build_k1({"steps": 77, "context": 32, "seed": 3}, d_model=32, n_heads=2, d_hidden=16)
-    assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model) == (77, 32, 3, 32)
+    from k1core.config import make_config
+
+    run = make_config({"steps": 77, "context": 32, "seed": 3, "d_model": 32, "n_heads": 2, "k1": {"d_hidden": 8}})
+    m = build_k1(run, d_hidden=16)  # overrides win over the run's [k1] table
+    assert (m.cfg.total_steps, m.cfg.context, m.cfg.seed, m.cfg.d_model, m.cfg.d_hidden) == (77, 32, 3, 32, 16)
     assert not build_k1_no_tree(None, d_model=32, n_heads=2).cfg.use_tree
 
 
@@ -106,3 +109,24 @@ def test_float32_model_computes_in_float32(tiny_cfg, batches):
     arrays = [fwd.logits, fwd.r_final] + [a for tr in fwd.levels for a in (tr.u, tr.out, tr.gate, tr.probs)
                                           if a is not None]
     assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+
+
+def test_generation_behaves_like_the_gpts(tiny_cfg):
+    """K-1 and the GPT share one sampler: same errors for an empty prompt or a negative temperature."""
+    from k1core.gpt import BaselineGPT, GPTConfig
+
+    k1 = K1SelfLearningLM(tiny_cfg)
+    gpt = BaselineGPT(GPTConfig(context=tiny_cfg.context, d_model=16, n_heads=2, n_layers=1))
+    for model in (k1, gpt):
+        with pytest.raises(UserError, match="at least one byte"):
+            model.generate(np.array([], dtype=np.int64), 3)
+        with pytest.raises(UserError, match="temperature"):
+            model.generate(np.array([5]), 3, temperature=-1.0)
+        out = model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1)
+        assert out[:2].tolist() == [5, 6] and len(out) == 7
+        np.testing.assert_array_equal(out, model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1))
+
+
+def test_get_stats_is_the_published_name_of_stats(tiny_cfg):
+    m = K1SelfLearningLM(tiny_cfg)
+    assert m.get_stats() == m.stats()

@@ -16,26 +16,33 @@ def test_prune_removes_leaf_and_shifts_gate_columns(tiny_cfg):
     assert not p["router.w"][1][:, 2].any() and not p["agents.w1"][kids[1]].any()
 
 
-def test_prune_candidate_needs_low_trust_and_low_share(tiny_cfg):
+def test_prune_candidate_needs_low_trust_low_share_and_an_old_enough_agent(tiny_cfg):
     m = K1SelfLearningLM(tiny_cfg)
-    trust, share = np.full(20, 0.9), np.full(20, 1 / 3)
-    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6) is None
+    trust, share, old = np.full(20, 0.9), np.full(20, 1 / 3), np.ones(20, dtype=bool)
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6, old) is None
     leaf = m.tree.leaves()[3]
     trust[leaf] = 0.1
-    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6) is None  # busy: not pruned
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6, old) is None  # busy: not pruned
     share[leaf] = 0.05
-    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6)["agent"] == leaf
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6, old)["agent"] == leaf
+    old[leaf] = False  # too young to have been judged
+    assert ops.prune_candidate(m.tree, trust, share, 0.3, 0.6, old) is None
 
 
-def test_merge_finds_identical_siblings(tiny_cfg, batches):
+def test_merge_fires_only_for_a_pair_far_more_alike_than_siblings_usually_are(tiny_cfg, batches):
     m = K1SelfLearningLM(tiny_cfg)
     p, t = m.params.p, m.tree
     x, y = batches(1)[0]
+    fwd = forward(p, t, m.cfg, x, y, eps=1.0, rng=np.random.default_rng(0))
+    usual = np.array([sim for _, _, sim in ops.sibling_similarities(p, t, fwd)] * 8)
+    assert ops.merge_candidate(ops.sibling_similarities(p, t, fwd), usual, 3.0, 0.3, m.usage.share) is None
     a, b = t.children[1][:2]
     for k in ops.AGENT_ROWS:
         p[k][b] = p[k][a]
     fwd = forward(p, t, m.cfg, x, y, eps=1.0, rng=np.random.default_rng(0))
-    cand = ops.closest_siblings(p, t, fwd, m.usage.share)
+    pairs = ops.sibling_similarities(p, t, fwd)
+    assert ops.merge_candidate(pairs, usual[:4], 3.0, 0.3, m.usage.share) is None  # too little reference yet
+    cand = ops.merge_candidate(pairs, usual, 3.0, 0.3, m.usage.share)
     assert cand is not None and {cand["agent"], cand["other"]} == {a, b} and cand["similarity"] > 0.999
     ops.apply_merge(p, t, **cand)
     assert len(t.children[1]) == 2
