@@ -15,10 +15,13 @@ from typing import Sequence
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
 
-TEMPLATE_VERSION = "lrl-prompts-1"
+TEMPLATE_VERSION = "lrl-prompts-2"
 
-# Small models ramble until max_tokens and never reach the marked answer unless told to be brief.
-SYSTEM = "You are a careful problem solver. Reason in at most three short sentences, then give the final answer line."
+# Small models ramble until max_tokens and never reach the marked answer unless told to be brief;
+# "one short line per step" is brief and is also the shape of the curriculum's worked solutions,
+# so the student is never trained against its own system prompt.
+SYSTEM = ("You are a careful problem solver. Work step by step, one short line per step, "
+          "then give the final answer line.")
 
 BASELINE_PROMPTS = ("zero-shot", "published")
 
