@@ -7,6 +7,7 @@ with the same results.json and no repeated backend call.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as metadata
 import platform
 import time
@@ -28,6 +29,7 @@ from lrl.run_report import render_report
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
 from lrl.stages import bootstrap, lora_transfer, student_baseline, teacher_baseline, teacher_strategy, transfer_check
 from lrl.stages.context import StageContext, model_label
+from lrl.student_prompt import read_strategy
 
 SPLIT_SIZES = (("train", "n_train"), ("dev", "n_val"), ("test", "n_test"))
 PACKAGES = ("k1", "numpy", "click", "orjson", "llama_cpp_python", "anthropic", "httpx", "mlx-lm")
@@ -89,9 +91,9 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
             continue
         strategy, provenance = None, None
         if stage in ("3", "3b", "4"):
-            strategy, provenance = _strategy_for_teaching(ctx, reviewer)
+            strategy, provenance = (_strategy_for_transfer if stage == "4" else _strategy_for_teaching)(ctx, reviewer)
             if strategy is None:
-                results[stage] = {"skipped": provenance["review"] or "no strategy"}
+                results[stage] = {"skipped": provenance.get("skipped") or provenance["review"] or "no strategy"}
                 continue
         ctx.echo(f"stage {stage}: {STAGE_NAMES[stage].replace('_', ' ')}")
         started = time.time()
@@ -146,6 +148,27 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     return text, {"adopted_on_validation": adopted, "review": review.get("decision")}
 
 
+NOTHING_TO_TEACH = ("stage 2 adopted no strategy (none beat no strategy on validation), so stage 4 has nothing "
+                    "to teach; give one with --strategy FILE")
+
+
+def _strategy_for_transfer(ctx: StageContext, reviewer: Reviewer | None) -> tuple[str | None, dict]:
+    """What stage 4 teaches: the --strategy file, else stage 2's strategy only if it was adopted on
+    validation (or rewritten by the person in --review); otherwise nothing, said in one line."""
+    if ctx.config.strategy_file is not None:
+        return read_strategy(ctx.config.strategy_file), {"source": "user-supplied", **_user_strategy(ctx.config),
+                                                         "adopted_on_validation": None, "review": None}
+    text, provenance = _strategy_for_teaching(ctx, reviewer)
+    if text is not None and provenance["review"] == "edit":
+        return text, {**provenance, "source": "stage 2, edited in review"}
+    if text is None or not provenance["adopted_on_validation"]:
+        if provenance["review"] != "reject":
+            ctx.echo(f"stage 4: {NOTHING_TO_TEACH}")
+            ctx.run.journal(f"Stage 4 did not run: {NOTHING_TO_TEACH}.")
+        return None, {**provenance, "skipped": provenance["review"] or "no adopted strategy"}
+    return text, {**provenance, "source": "stage 2, adopted on validation"}
+
+
 def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
     """results.json: every stage's summaries and the paired tests, without per-item records."""
     stages = {s: {k: v for k, v in r.items() if k not in RECORD_KEYS} for s, r in results.items()}
@@ -176,6 +199,14 @@ def _package_versions() -> dict:
     return versions
 
 
+def _user_strategy(config: RunConfig) -> dict | None:
+    """The --strategy file and its content's sha256, as the manifest records a user-supplied strategy."""
+    if config.strategy_file is None:
+        return None
+    text = read_strategy(config.strategy_file)
+    return {"file": str(config.strategy_file), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
 def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
     """manifest.json: versions, seeds, models, template version; each process of the run appends a session."""
     manifest = read_json(rundir / "manifest.json") or {
@@ -189,5 +220,5 @@ def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
     })
     manifest["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                  "stages": list(config.stages), "offline": config.offline,
-                                 "budget_usd": config.budget_usd})
+                                 "budget_usd": config.budget_usd, "user_strategy": _user_strategy(config)})
     write_json_atomic(rundir / "manifest.json", manifest)

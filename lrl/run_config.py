@@ -15,6 +15,7 @@ from pathlib import Path
 
 from backends.spec import parse_spec
 from k1core.errors import UserError
+from lrl.curriculum import TRACE_STYLES
 from lrl.prompts import BASELINE_PROMPTS
 from lrl.student_prompt import TRAINING_PROMPTS
 
@@ -30,7 +31,10 @@ STAGE_NAMES = {
 }
 
 # Fields that change no stage's result: a resumed or extended run may differ in them.
-RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages")
+# strategy_file is one of them so that a run whose stage 2 adopted nothing can be resumed with
+# --strategy FILE; stage 4 records the file and its sha256 in its result and the manifest.
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages",
+                  "strategy_file")
 
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
@@ -41,7 +45,7 @@ DEFAULT_VARIANTS = {"scheduling": "balanced"}
 class RunConfig:
     """Everything a run depends on. `identity()` is what config.json stores and a resume must match."""
 
-    teacher: str = "qwen0.5b"
+    teacher: str = "qwen1.5b"
     student: str = "qwen0.5b"
     domain: str = "scheduling"
     variant: str | None = None  # None: DEFAULT_VARIANTS for the domain, else the domain's own default
@@ -59,6 +63,8 @@ class RunConfig:
     curriculum_size: int = 200  # stage 4: train-split problems with worked solutions
     teacher_fraction: float = 0.5  # stage 4: share of curriculum targets the teacher writes (verified)
     student_prompts: str = "both"  # stage 4: prompt formats the student trains on (both: half the lines each)
+    trace_style: str = "compact"  # stage 4: the solver's worked solutions, compact or verbose
+    strategy_file: Path | None = None  # stage 4: teach this strategy instead of stage 2's adopted one
     lora_steps: int = 100
     lora_rank: int = 8
     lora_seq_len: int = 512
@@ -98,7 +104,11 @@ class RunConfig:
         from backends.export.quantize import check_quant
 
         object.__setattr__(self, "export_quant", check_quant(self.export_quant))
+        if self.trace_style not in TRACE_STYLES:
+            raise UserError(f"--traces must be one of {', '.join(TRACE_STYLES)}, got {self.trace_style!r}")
         object.__setattr__(self, "out", Path(self.out))
+        if self.strategy_file is not None:
+            object.__setattr__(self, "strategy_file", Path(self.strategy_file))
         if self.variant is None:
             object.__setattr__(self, "variant", DEFAULT_VARIANTS.get(self.domain))
         parse_spec(self.teacher)  # syntax only: UserError naming the accepted forms

@@ -100,6 +100,31 @@ def _comparisons(comparisons: dict) -> list[str]:
     return lines
 
 
+def _taught(result: dict) -> str:
+    """Where stage 4's strategy came from, and how the teacher scores with it against without it on validation."""
+    origin = result["strategy"]
+    source = origin["source"] + (f" (`{origin['file']}`, sha256 {origin['sha256'][:12]})" if "file" in origin else "")
+    if origin.get("review") and "review" not in source:
+        source += f"; the reviewer chose to {origin['review']} it"
+    check = result["strategy_validation"]
+    with_it, without, paired = check["with_strategy"], check["without_strategy"], check["comparison"]
+    low, high = paired["difference_ci95"]
+    return (f"Stage 4 taught `transfer/strategy.md`, {source}. On the validation split the teacher scores "
+            f"{_pct(with_it['accuracy'])} ({with_it['correct']}/{with_it['n']}, CI {_ci(with_it)}) with it and "
+            f"{_pct(without['accuracy'])} ({without['correct']}/{without['n']}, CI {_ci(without)}) without it: "
+            f"{100 * paired['difference']:+.1f} pts, paired 95% CI {100 * low:+.1f} to {100 * high:+.1f}, "
+            f"exact McNemar p = {paired['mcnemar_exact_p']:.3g}.")
+
+
+def _rejections(curriculum: dict) -> list[str]:
+    """The teacher's rejected solutions by reason, most common first."""
+    by_reason = curriculum["teacher_rejected_by_reason"]
+    if not by_reason:
+        return ["No teacher solution was rejected." if curriculum["teacher_asked"] else "The teacher wrote no targets."]
+    return ["| Rejection reason | Solutions |", "|---|---|"] + [f"| {reason} | {count} |"
+                                                              for reason, count in by_reason.items()]
+
+
 def _transfer(result: dict) -> list[str]:
     """Curriculum provenance, training, the export's fidelity gate, and both prompt formats side by side."""
     from lrl.fidelity_gate import render_gate
@@ -110,10 +135,13 @@ def _transfer(result: dict) -> list[str]:
     gate_items = (f"all {export['items']} test items" if export["subset_seed"] is None else
                   f"{export['items']} of the {export['test_items']} test items (a subset drawn with seed "
                   f"{export['subset_seed']}, so its accuracies are not the test-set numbers below)")
-    lines = [f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
-             f"solutions, {cur['from_solver']} solver worked solutions; prompt formats {cur['by_prompt_format']}); "
-             f"the teacher's solutions rejected by the checker: {cur['teacher_rejected']} of {cur['teacher_asked']} "
-             f"({cur['teacher_rejection_rate']:.1%}, {cur['teacher_rejected_by_outcome']}).",
+    lines = [_taught(result), "", f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
+             f"solutions, {cur['from_solver']} solver worked solutions in the {cur['trace_style']} form, median "
+             f"{cur['target_tokens']['median']} and at most {cur['target_tokens']['max']} tokens; prompt formats "
+             f"{cur['by_prompt_format']}); the student answers with up to {cur['generation_limit']} tokens.",
+             f"Teacher solutions rejected: {cur['teacher_rejected']} of {cur['teacher_asked']} "
+             f"({cur['teacher_rejection_rate']:.1%}); a solution is kept only when its final answer is right and "
+             "its reasoning checks out.", "", *_rejections(cur), "",
              f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}; trained on the "
              f"{trained} prompt format(s). The student is tested in both formats below, each with exactly the "
              "prompt it is named by; a format it was not trained on is marked.",
@@ -129,7 +157,7 @@ def render_report(results: dict, ledger: dict) -> str:
              f"Teacher `{results['models']['teacher']}`, student `{results['models']['student']}`; {cfg['n_train']} train, {cfg['n_val']} "
              f"validation, {cfg['n_test']} test problems; seed {cfg['seed']}; prompts {results['template_version']}.",
              "", "## Results", ""] + _main_table(stages)
-    users = [stage for stage, r in stages.items() if "strategy" in r]
+    users = [stage for stage, r in stages.items() if "strategy" in r and stage != "4"]
     if users:
         used = stages[users[0]]["strategy"]
         lines += ["", f"Stage{'s' if len(users) > 1 else ''} {', '.join(users)} used `strategy.md`: " + (

@@ -74,10 +74,12 @@ def _thought(key: str, stage: str, llm, messages: list[dict], response: str) -> 
 
 
 def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: Sequence[Problem],
-             strategy: str | None, label: str, baseline_prompt: str = "zero-shot") -> list[dict]:
+             strategy: str | None, label: str, baseline_prompt: str = "zero-shot",
+             max_tokens: int | None = None) -> list[dict]:
     """Result records for `problems` solved by `llm`, resuming from the stage state's saved records.
 
     The records are stored under `state[state_key]` of `stages/<state_name>.json`, in problem order.
+    `max_tokens` overrides --solve-max-tokens (stage 4 answers within its curriculum's limit).
     """
     state = ctx.run.stage_state(state_name)
     done = {r["id"]: r for r in state.get(state_key, [])}
@@ -97,7 +99,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
             chunk = todo[start:start + size]
             offset = len(problems) - len(todo) + start
             messages = [solve_messages(ctx.domain, p, strategy, baseline_prompt) for p in chunk]
-            params = ctx.params(ctx.config.solve_max_tokens)
+            params = ctx.params(max_tokens or ctx.config.solve_max_tokens)
             completions = llm.complete_many([Request(m, params, custom_id=p.id) for m, p in zip(messages, chunk)],
                                             lambda done, _total: advance_to(offset + done))
             ctx.run.log_thoughts(_thought(f"{state_name}/{state_key}/{p.id}", state_name, llm, m, c.text)
