@@ -70,13 +70,18 @@ def sweep_events(meetings: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
     return sorted(events)  # -1 < +1, so at a tie the end is processed first (half-open intervals)
 
 
+def running_counts(meetings: Sequence[Sequence[int]]) -> list[tuple[int, int, int]]:
+    """(time, +1/-1, meetings in progress after it) for each sweep event, in sweep order."""
+    counts, current = [], 0
+    for t, delta in sweep_events(meetings):
+        current += delta
+        counts.append((t, delta, current))
+    return counts
+
+
 def peak_overlap(meetings: Sequence[Sequence[int]]) -> int:
     """The largest number of meetings in progress at one instant = the minimum rooms needed."""
-    current = peak = 0
-    for _, delta in sweep_events(meetings):
-        current += delta
-        peak = max(peak, current)
-    return peak
+    return max((current for _, _, current in running_counts(meetings)), default=0)
 
 
 # ---------------------------------------------------------------- generation
@@ -262,11 +267,9 @@ def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = Non
     if verbose:
         return verbose_worked_solution(problem, strategy_steps)
     p, unit = problem.payload, problem.payload["unit"]
-    current, peak, sweep = 0, 0, []
-    for t, delta in sweep_events(p["meetings"]):
-        current += delta
-        peak = max(peak, current)
-        sweep.append(f"{format_time(t, unit)} {'start' if delta > 0 else 'end'} {current}")
+    peak = peak_overlap(p["meetings"])
+    sweep = [f"{format_time(t, unit)} {'start' if delta > 0 else 'end'} {current}"
+             for t, delta, current in running_counts(p["meetings"])]
     lines = [f"1. Sweep, ends before starts at a tie: {', '.join(sweep)}", f"2. Peak: {peak} at once."]
     if p["rooms"] is None:
         return "\n".join(lines + [f"3. So {peak} room{'' if peak == 1 else 's'} are needed.", answer_line(str(peak))])
@@ -282,12 +285,9 @@ def verbose_worked_solution(problem: Problem, strategy_steps: Sequence[str] | No
     lines.append(f"Meetings: {render_meetings(p['meetings'], unit)}")
     lines.append("Events sorted by time (at equal times an end comes before a start, since a meeting "
                  "ending at T frees its room for one starting at T):")
-    current = peak = 0
-    for t, delta in sweep_events(p["meetings"]):
-        current += delta
-        peak = max(peak, current)
-        kind = "start" if delta > 0 else "end"
-        lines.append(f"- {format_time(t, unit)} {kind}: {current} in progress")
+    for t, delta, current in running_counts(p["meetings"]):
+        lines.append(f"- {format_time(t, unit)} {'start' if delta > 0 else 'end'}: {current} in progress")
+    peak = peak_overlap(p["meetings"])
     lines.append(f"Most meetings in progress at once: {peak}.")
     if p["rooms"] is None:
         lines.append(f"So {peak} rooms are needed and enough.")
