@@ -40,7 +40,8 @@ def test_bad_flags_are_one_line(tmp_path):
                           (["--stages", "1,9"], "--stages must be a comma list"),
                           (["--teacher", "gpt:x"], "bad model spec 'gpt:x'"),
                           (["--domain", "chess"], "unknown domain 'chess'"),
-                          (["--budget-usd", "-1"], "--budget-usd must be a non-negative number")]:
+                          (["--budget-usd", "-1"], "--budget-usd must be a non-negative number"),
+                          (["--strategy", str(tmp_path / "absent.md")], "absent.md: no such strategy file")]:
         result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
