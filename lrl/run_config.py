@@ -1,12 +1,11 @@
 """The configuration of one `k1 lrl run`, validated once at the edge.
 
-Defaults are sized for the CPU default (qwen0.5b as teacher and student, 2 shared cores, about
-30 minutes). Measured on the 2-core development machine under heavy load (load average 12-18):
-20-30 s for a solve call (about 155 prompt and 48 output tokens) with one llama.cpp thread, and
-3-4 times slower with two threads, which spin against the other processes. The default run makes
-about 55 model calls: stage 1 repeats stage 0's prompts and stage 3b repeats stages 0 and 3 when
-teacher and student are the same model, so the response cache serves those. Real runs raise
---n-train/--n-val/--n-test.
+The offline default is a larger teacher distilling into a smaller student: qwen1.5b teaches
+qwen0.5b. Sizes are a smoke run on 2 cores: the pre-run estimate (lrl/run_estimate.py) prints
+the minutes each stage's local calls take at the models' measured speed (backends/local_speed.py:
+on a quiet machine the 1.5B teacher costs 1.5x the student per prompt token and 1.8x per
+generated token). On a heavily shared machine llama.cpp's two threads spin against the other
+processes and everything runs many times slower. Real runs raise --n-train/--n-val/--n-test.
 """
 from __future__ import annotations
 
