@@ -28,6 +28,7 @@ the stage state, so a resumed run skips what finished.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,6 +167,12 @@ def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained
 def run(ctx: StageContext, strategy: str) -> dict:
     """Curriculum, training, export with its gate, and the paired test evaluations in both prompt formats."""
     cfg = ctx.config
+    state = ctx.run.stage_state(NAME)
+    taught = hashlib.sha256(strategy.encode()).hexdigest()
+    if state.setdefault("strategy_sha256", taught) != taught:
+        raise UserError(f"{ctx.run.path}: stage 4 was started with another strategy, and what it built was "
+                        "made from that one; resume without changing --strategy, or choose a new --out")
+    ctx.run.save_stage_state(NAME, state)
     base = student_gguf(cfg.student)
     work = ctx.run / "transfer"
     work.mkdir(exist_ok=True)
@@ -177,7 +184,6 @@ def run(ctx: StageContext, strategy: str) -> dict:
         return ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
                             max_tokens=state["curriculum"]["generation_limit"], seed=cfg.seed, n_threads=cfg.n_threads)
 
-    state = ctx.run.stage_state(NAME)
     steps = (("validation", lambda: validate_strategy(ctx, strategy)),
              ("curriculum", lambda: make_curriculum(ctx, strategy, base, work)),
              ("training", lambda: train_adapter(ctx, base, work)),
