@@ -319,6 +319,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
               help="stage 4: the solver's worked solutions, one short line per step or every step in prose")
 @click.option("--strategy", "strategy_file", default=None, type=click.Path(dir_okay=False),
               help="stage 4: teach this strategy file (recorded as user-supplied) instead of stage 2's adopted one")
+@click.option("--rounds", default=RunConfig.rounds, show_default=True, type=int,
+              help="2: the exported student's train/dev failures teach the teacher strategy v2, and stage 4 runs again")
 @click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
 @click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,

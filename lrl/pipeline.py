@@ -22,6 +22,7 @@ from lrl.domain import get_domain, write_problems
 from lrl.evaluation import compare
 from lrl.ledger import Ledger
 from lrl.model_pool import build_role_models
+from lrl import rounds
 from lrl.prompts import TEMPLATE_VERSION
 from lrl.run_config import STAGE_NAMES, RunConfig
 from lrl.run_estimate import check_estimate
@@ -65,8 +66,10 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
                        cache=cache)
     check_estimate(ctx)
     results = _run_stages(ctx, reviewer)
+    second = (_second_round(ctx, results["4"])
+              if config.rounds == 2 and "skipped" not in results.get("4", {"skipped": True}) else None)
     ctx.save_ledger()
-    public = _public_results(config, results, models)
+    public = _public_results(config, results, models, second)
     write_json_atomic(rundir / "results.json", public)
     write_text_atomic(rundir / "report.md", render_report(public, ledger.summary()))
     cache.close()
@@ -148,6 +151,19 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     return text, {"adopted_on_validation": adopted, "review": review.get("decision")}
 
 
+def _second_round(ctx: StageContext, round1: dict) -> dict:
+    """--rounds 2 after stage 4 (lrl/rounds.py), run once and saved like a stage."""
+    state = ctx.run.stage_state(rounds.NAME)
+    if not state.get("complete"):
+        ctx.echo("round 2: the exported student's failures go back to the teacher")
+        with ctx.ledger.stage(rounds.NAME):
+            result = rounds.run(ctx, (ctx.run / "transfer" / "strategy.md").read_text(encoding="utf-8").strip(), round1)
+        state = {**ctx.run.stage_state(rounds.NAME), "complete": True, "result": result}
+        ctx.run.save_stage_state(rounds.NAME, state)
+        ctx.save_ledger()
+    return state["result"]
+
+
 NOTHING_TO_TEACH = ("stage 2 adopted no strategy (none beat no strategy on validation), so stage 4 has nothing "
                     "to teach; give one with --strategy FILE")
 
@@ -169,8 +185,8 @@ def _strategy_for_transfer(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     return text, {**provenance, "source": "stage 2, adopted on validation"}
 
 
-def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
-    """results.json: every stage's summaries and the paired tests, without per-item records."""
+def _public_results(config: RunConfig, results: dict, models: dict, second_round: dict | None = None) -> dict:
+    """results.json: every stage's summaries, round 2's if it ran, and the paired tests, without per-item records."""
     stages = {s: {k: v for k, v in r.items() if k not in RECORD_KEYS} for s, r in results.items()}
     comparisons = {}
     if "records" in results.get("3", {}) and "records" in results.get("1", {}):
@@ -184,9 +200,11 @@ def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
                 comparisons[f"4_{fmt}_{key}"] = summary[key]
     if "strategy_vs_zero_shot" in transfer:
         comparisons["4_strategy_vs_zero-shot"] = transfer["strategy_vs_zero_shot"]
+    if second_round and "test_round2_vs_round1" in second_round:
+        comparisons["round2_vs_round1"] = second_round["test_round2_vs_round1"]
     return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
             "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
-            "comparisons": comparisons}
+            **({"round2": second_round} if second_round else {}), "comparisons": comparisons}
 
 
 def _package_versions() -> dict:

@@ -64,6 +64,7 @@ class RunConfig:
     student_prompts: str = "both"  # stage 4: prompt formats the student trains on (both: half the lines each)
     trace_style: str = "compact"  # stage 4: the solver's worked solutions, compact or verbose
     strategy_file: Path | None = None  # stage 4: teach this strategy instead of stage 2's adopted one
+    rounds: int = 1  # 2: the exported student's train/dev failures give strategy v2, and stage 4 runs again
     lora_steps: int = 100
     lora_rank: int = 8
     lora_seq_len: int = 512
@@ -103,6 +104,10 @@ class RunConfig:
         from backends.export.quantize import check_quant
 
         object.__setattr__(self, "export_quant", check_quant(self.export_quant))
+        if self.rounds not in (1, 2):
+            raise UserError(f"--rounds must be 1 or 2, got {self.rounds!r}")
+        if self.rounds == 2 and "4" not in self.stages:
+            raise UserError("--rounds 2 repeats stage 4 with a second strategy; include 4 in --stages")
         if self.trace_style not in TRACE_STYLES:
             raise UserError(f"--traces must be one of {', '.join(TRACE_STYLES)}, got {self.trace_style!r}")
         object.__setattr__(self, "out", Path(self.out))

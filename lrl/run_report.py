@@ -87,7 +87,8 @@ def _candidates(boot: dict) -> list[str]:
 def _comparisons(comparisons: dict) -> list[str]:
     names = {"3_vs_1": "Teacher + strategy (A) vs teacher baseline (B)",
              "3b_with_vs_without": "Student + strategy (A) vs student alone (B)",
-             "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)"}
+             "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)",
+             "round2_vs_round1": "Round-2 exported student (A) vs round 1 (B)"}
     for fmt in PROMPT_FORMATS:
         names[f"4_{fmt}_vs_base"] = f"Exported student (A) vs base student (B), both {fmt}"
         names[f"4_{fmt}_vs_teacher"] = f"Exported student, {fmt} (A) vs teacher baseline (B)"
@@ -150,6 +151,26 @@ def _transfer(result: dict) -> list[str]:
     return lines
 
 
+def _second_round(round1: dict, second: dict) -> list[str]:
+    """Round 2: what the round-1 student failed, strategy v1 against v2, and both students side by side."""
+    practice = second["practice"]
+    lines = [f"The round-1 exported student answered {practice['n']} train and dev problems "
+             f"(`{second['prompt']}` prompt): {_pct(practice['accuracy'])} (CI {_ci(practice)}). "
+             "Its failures went back to the teacher, which distilled strategy v2 (`round2/strategy.md`)."]
+    if "validation_v2" in second:
+        v1, v2 = second["validation_v1"], second["validation_v2"]
+        lines += ["", f"Validation (teacher): strategy v1 {_pct(v1['accuracy'])} (CI {_ci(v1)}), strategy v2 "
+                  f"{_pct(v2['accuracy'])} (CI {_ci(v2)}).", "", "```diff", second["strategy_diff"] or "(no change)", "```"]
+    if "skipped" in second:
+        return lines + ["", f"No second transfer: {second['skipped']}."]
+    lines += ["", "| Prompt | Round 1 | Round 2 |", "|---|---|---|"]
+    for fmt, summary in round1["by_prompt"].items():
+        other = second["transfer"]["by_prompt"][fmt]
+        lines.append(f"| {fmt} | {_pct(summary['accuracy'])} (CI {_ci(summary)}) | "
+                     f"{_pct(other['accuracy'])} (CI {_ci(other)}) |")
+    return lines + ["", "The paired test on the same test items is in the table of paired tests above."]
+
+
 def render_report(results: dict, ledger: dict) -> str:
     """The whole report.md text."""
     cfg, stages = results["config"], results["stages"]
@@ -170,6 +191,9 @@ def render_report(results: dict, ledger: dict) -> str:
         lines += ["", "## Paired tests (same test items)", ""] + _comparisons(results["comparisons"])
     if "4" in stages and "skipped" not in stages["4"]:
         lines += ["", "## LoRA transfer (stage 4)", ""] + _transfer(stages["4"])
+    if "round2" in results:
+        lines += ["", "## Round 2: the student's failures teach the teacher", ""] + _second_round(stages["4"],
+                                                                                                 results["round2"])
     lines += ["", "## Accuracy by difficulty", ""] + _difficulty_table(stages)
     total = ledger["total"]
     lines += ["", "## Cost", "",
