@@ -46,7 +46,8 @@ def run(ctx: StageContext, strategy_v1: str, round1: dict) -> dict:
     write_text_atomic(ctx.run / "round2" / "strategy.md", strategy_v2 + "\n")
     v1 = evaluate(ctx, NAME, "validation_v1", ctx.teacher, dev, strategy_v1, "round 2: validation, strategy v1")
     v2 = evaluate(ctx, NAME, "validation_v2", ctx.teacher, dev, strategy_v2, "round 2: validation, strategy v2")
-    result |= {"reflection": reflection, "strategy_v2": strategy_v2, "strategy_diff": strategy_diff(strategy_v1, strategy_v2),
+    result |= {"reflection": reflection, "strategy_v2": strategy_v2,
+               "strategy_diff": strategy_diff(strategy_v1, strategy_v2),
                "validation_v1": evaluation_summary(v1, cfg.batch_size),
                "validation_v2": evaluation_summary(v2, cfg.batch_size)}
     if result["validation_v2"]["accuracy"] <= result["validation_v1"]["accuracy"]:

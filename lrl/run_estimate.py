@@ -3,8 +3,8 @@ and how long the shipped local models take over them.
 
 It is an upper bound: every output runs to max_tokens and no call is a response-cache hit (on a
 resumed run many will be). Local time comes from measured tokens per second (`backends.local_speed`),
-one sequence at a time, on a quiet 2-core machine, plus loading each model once. It informs; the hard stop is the ledger's
---budget-usd check before each paid call.
+one sequence at a time, on a quiet 2-core machine, plus loading each model once. It informs; the
+hard stop is the ledger's --budget-usd check before each paid call.
 """
 from __future__ import annotations
 

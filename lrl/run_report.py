@@ -136,7 +136,8 @@ def _transfer(result: dict) -> list[str]:
     gate_items = (f"all {export['items']} test items" if export["subset_seed"] is None else
                   f"{export['items']} of the {export['test_items']} test items (a subset drawn with seed "
                   f"{export['subset_seed']}, so its accuracies are not the test-set numbers below)")
-    lines = [_taught(result), "", f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
+    lines = [_taught(result), "",
+             f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
              f"solutions, {cur['from_solver']} solver worked solutions in the {cur['trace_style']} form, median "
              f"{cur['target_tokens']['median']} and at most {cur['target_tokens']['max']} tokens; prompt formats "
              f"{cur['by_prompt_format']}); the student answers with up to {cur['generation_limit']} tokens.",

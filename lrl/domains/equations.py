@@ -2,9 +2,9 @@
 
 Lenient on presentation: x, ×, *, · for times; ÷ for divide; unicode minus; the problem's unit
 words around the numbers ("12 kg + 5 kg = 17 kg"), a label before a colon ("Step 2: 17 - 4 = 13"),
-"of" for times ("1/3 of 12 = 4"), markdown bold and list marks, mixed numbers (1 3/4), chains (a = b = c), an approximation
-after ≈. Strict on meaning: values are Fractions, so 34/3 = 11.33 is a false equation, and a side
-with any other word in it ("left after giving away 1/3") is prose, not arithmetic.
+"of" for times ("1/3 of 12 = 4"), markdown bold and list marks, mixed numbers (1 3/4), chains
+(a = b = c), an approximation after ≈. Strict on meaning: values are Fractions, so 34/3 = 11.33 is
+a false equation, and a side with any other word in it ("left after giving away 1/3") is prose.
 """
 from __future__ import annotations
 
