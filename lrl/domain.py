@@ -20,6 +20,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import orjson
 
 from k1core.errors import UserError
+from lrl.final_answer import marked_values
 
 SPLITS = ("train", "dev", "test")
 
@@ -28,6 +29,12 @@ CORRECT, WRONG, PARSE_FAILURE = "correct", "wrong", "parse_failure"
 PASS, FAIL, ERROR, TIMEOUT = "pass", "fail", "error", "timeout"
 OUTCOMES = (CORRECT, WRONG, PARSE_FAILURE, PASS, FAIL, ERROR, TIMEOUT)
 SUCCESS_OUTCOMES = (CORRECT, PASS)
+
+# Why a teacher solution is rejected before its reasoning is read (see `rejection_reason`).
+NO_FINAL_ANSWER, WRONG_FINAL_ANSWER, TESTS_FAIL = "no final answer", "wrong final answer", "hidden tests fail"
+NO_REASONING = "no reasoning"
+ANSWER_REJECTIONS = {PARSE_FAILURE: NO_FINAL_ANSWER, WRONG: WRONG_FINAL_ANSWER,
+                     FAIL: TESTS_FAIL, ERROR: TESTS_FAIL, TIMEOUT: TESTS_FAIL}
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class TransferDomain(Protocol):
 
     name: str
     variants: tuple[str, ...]
+    rejections: tuple[str, ...]  # every reason `rejection_reason` can give for this domain
 
     def generate(self, n: int, seed: int, split: str = "test", variant: str | None = None,
                  difficulty: str | None = None, exclude: frozenset = frozenset()) -> list[Problem]:
@@ -119,8 +127,21 @@ class TransferDomain(Protocol):
     def solve(self, problem: Problem) -> Any:
         """The ground-truth answer computed from the payload (independent of `problem.answer`)."""
 
-    def worked_solution(self, problem: Problem, strategy_steps: Sequence[str] | None = None) -> str:
-        """A step-by-step solution ending in the marked final answer that `parse` accepts."""
+    def worked_solution(self, problem: Problem, strategy_steps: Sequence[str] | None = None,
+                        verbose: bool = False) -> str:
+        """A step-by-step solution ending in the marked final answer that `parse` accepts.
+
+        Compact by default: one short line per step of the algorithm, no restated strategy (the
+        strategy is in the prompt or, after training, in the weights). `verbose` writes every step
+        out in prose, opening with the strategy's steps when they are given.
+        """
+
+    def check_reasoning(self, problem: Problem, response: str) -> str | None:
+        """Why a response whose final answer is right does not show reasoning that checks out, or None.
+
+        The reason is one of the domain's REJECTIONS (e.g. a scheduling solution that states no peak,
+        or the wrong one); a bare answer with nothing before it is NO_REASONING in every domain.
+        """
 
 
 # ---------------------------------------------------------------- registry
@@ -209,6 +230,21 @@ def check_choice(value: str | None, choices: Sequence[str], what: str) -> None:
 def strategy_header(strategy: str | None) -> str:
     """The prompt prefix carrying a learned strategy (empty without one); shared by all domains."""
     return f"STRATEGY:\n{strategy.strip()}\n\n" if strategy else ""
+
+
+def reasoning_lines(response: str) -> list[str]:
+    """The response's non-blank lines other than its marked answer lines: the work it shows."""
+    return [line.strip() for line in response.splitlines()
+            if line.strip() and not marked_values(line) and any(c.isalnum() for c in line)]
+
+
+def rejection_reason(domain: TransferDomain, problem: Problem, response: str) -> str | None:
+    """Why a teacher's solution cannot be a training target, or None when it can: the final answer
+    must be right (parsed and checked) and the reasoning before it must check out."""
+    verdict = domain.check(problem, domain.parse(response, problem))
+    if not verdict.success:
+        return ANSWER_REJECTIONS.get(verdict.outcome, WRONG_FINAL_ANSWER)
+    return domain.check_reasoning(problem, response)
 
 
 def strategy_preamble(steps: Sequence[str] | None) -> list[str]:

@@ -7,6 +7,7 @@ with the same results.json and no repeated backend call.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as metadata
 import platform
 import time
@@ -21,6 +22,7 @@ from lrl.cache import ResponseCache
 from lrl.domain import get_domain, write_problems
 from lrl.ledger import Ledger
 from lrl.model_pool import build_role_models
+from lrl import rounds
 from lrl.prompts import TEMPLATE_VERSION
 from lrl.run_config import RunConfig
 from lrl.run_estimate import check_estimate
@@ -29,6 +31,7 @@ from lrl.sandbox import UNSAFE_WARNING, code_sandbox
 from lrl.rundir import RunDir, read_json, write_json_atomic, write_text_atomic
 from lrl.stages import all_stages, bootstrap, get_stage
 from lrl.stages.context import StageContext, model_label
+from lrl.student_prompt import read_strategy
 
 SPLIT_SIZES = (("train", "n_train"), ("dev", "n_val"), ("test", "n_test"))
 PACKAGES = ("k1", "numpy", "click", "orjson", "llama_cpp_python", "anthropic", "httpx", "mlx-lm")
@@ -65,8 +68,10 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
                        cache=cache)
     check_estimate(ctx)
     results = _run_stages(ctx, reviewer)
+    second = (_second_round(ctx, results["4"])
+              if config.rounds == 2 and "skipped" not in results.get("4", {"skipped": True}) else None)
     ctx.save_ledger()
-    public = _public_results(config, results, models)
+    public = _public_results(config, results, models, second)
     if sandbox:
         public["sandbox"] = sandbox
     write_json_atomic(rundir / "results.json", public)
@@ -108,9 +113,10 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
             continue
         strategy, provenance = None, None
         if stage.needs_strategy:
-            strategy, provenance = _strategy_for_teaching(ctx, reviewer)
+            choose = _strategy_for_transfer if stage.teaches_strategy else _strategy_for_teaching
+            strategy, provenance = choose(ctx, reviewer)
             if strategy is None:
-                results[stage.id] = {"skipped": provenance["review"] or "no strategy"}
+                results[stage.id] = {"skipped": provenance.get("skipped") or provenance["review"] or "no strategy"}
                 continue
         ctx.echo(f"stage {stage.id}: {stage.label}")
         started = time.time()
@@ -158,15 +164,51 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     return text, {"adopted_on_validation": adopted, "review": review.get("decision")}
 
 
-def _public_results(config: RunConfig, results: dict, models: dict) -> dict:
-    """results.json: every stage's summaries and the paired tests, without per-item records."""
+def _second_round(ctx: StageContext, round1: dict) -> dict:
+    """--rounds 2 after stage 4 (lrl/rounds.py), run once and saved like a stage."""
+    state = ctx.run.stage_state(rounds.NAME)
+    if not state.get("complete"):
+        ctx.echo("round 2: the exported student's failures go back to the teacher")
+        with ctx.ledger.stage(rounds.NAME):
+            result = rounds.run(ctx, (ctx.run / "transfer" / "strategy.md").read_text(encoding="utf-8").strip(), round1)
+        state = {**ctx.run.stage_state(rounds.NAME), "complete": True, "result": result}
+        ctx.run.save_stage_state(rounds.NAME, state)
+        ctx.save_ledger()
+    return state["result"]
+
+
+NOTHING_TO_TEACH = ("stage 2 adopted no strategy (none beat no strategy on validation), so stage 4 has nothing "
+                    "to teach; give one with --strategy FILE")
+
+
+def _strategy_for_transfer(ctx: StageContext, reviewer: Reviewer | None) -> tuple[str | None, dict]:
+    """What stage 4 teaches: the --strategy file, else stage 2's strategy only if it was adopted on
+    validation (or rewritten by the person in --review); otherwise nothing, said in one line."""
+    if ctx.config.strategy_file is not None:
+        return read_strategy(ctx.config.strategy_file), {"source": "user-supplied", **_user_strategy(ctx.config),
+                                                         "adopted_on_validation": None, "review": None}
+    text, provenance = _strategy_for_teaching(ctx, reviewer)
+    if text is not None and provenance["review"] == "edit":
+        return text, {**provenance, "source": "stage 2, edited in review"}
+    if text is None or not provenance["adopted_on_validation"]:
+        if provenance["review"] != "reject":
+            ctx.echo(f"stage 4: {NOTHING_TO_TEACH}")
+            ctx.run.journal(f"Stage 4 did not run: {NOTHING_TO_TEACH}.")
+        return None, {**provenance, "skipped": provenance["review"] or "no adopted strategy"}
+    return text, {**provenance, "source": "stage 2, adopted on validation"}
+
+
+def _public_results(config: RunConfig, results: dict, models: dict, second_round: dict | None = None) -> dict:
+    """results.json: every stage's summaries, round 2's if it ran, and the paired tests, without per-item records."""
     stages = {s: {k: v for k, v in r.items() if k not in RECORD_KEYS} for s, r in results.items()}
     comparisons = {}
     for stage in all_stages():
         comparisons.update(stage.comparisons(results))
+    if second_round and "test_round2_vs_round1" in second_round:
+        comparisons["round2_vs_round1"] = second_round["test_round2_vs_round1"]
     return {"config": config.identity(), "template_version": TEMPLATE_VERSION,
             "models": {role: model_label(llm) for role, llm in models.items()}, "stages": stages,
-            "comparisons": comparisons}
+            **({"round2": second_round} if second_round else {}), "comparisons": comparisons}
 
 
 def _package_versions() -> dict:
@@ -177,6 +219,14 @@ def _package_versions() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def _user_strategy(config: RunConfig) -> dict | None:
+    """The --strategy file and its content's sha256, as the manifest records a user-supplied strategy."""
+    if config.strategy_file is None:
+        return None
+    text = read_strategy(config.strategy_file)
+    return {"file": str(config.strategy_file), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
@@ -192,5 +242,5 @@ def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
     })
     manifest["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                  "stages": list(config.stages), "offline": config.offline,
-                                 "budget_usd": config.budget_usd})
+                                 "budget_usd": config.budget_usd, "user_strategy": _user_strategy(config)})
     write_json_atomic(rundir / "manifest.json", manifest)

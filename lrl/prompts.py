@@ -15,10 +15,13 @@ from typing import Sequence
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
 
-TEMPLATE_VERSION = "lrl-prompts-1"
+TEMPLATE_VERSION = "lrl-prompts-2"
 
-# Small models ramble until max_tokens and never reach the marked answer unless told to be brief.
-SYSTEM = "You are a careful problem solver. Reason in at most three short sentences, then give the final answer line."
+# Small models ramble until max_tokens and never reach the marked answer unless told to be brief;
+# "one short line per step" is brief and is also the shape of the curriculum's worked solutions,
+# so the student is never trained against its own system prompt.
+SYSTEM = ("You are a careful problem solver. Work step by step, one short line per step, "
+          "then give the final answer line.")
 
 BASELINE_PROMPTS = ("zero-shot", "published")
 
@@ -46,12 +49,18 @@ def solve_messages(domain: TransferDomain, problem: Problem, strategy: str | Non
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 
-def _shown(record: dict) -> str:
+def _shown(record: dict, label: str = "Your reasoning") -> str:
     response = record["response"].strip()
     if len(response) > RESPONSE_CHARS:
         response = response[:RESPONSE_CHARS // 2] + " ... " + response[-RESPONSE_CHARS // 2:]
     verdict = "CORRECT" if record["verdict"] in ("correct", "pass") else f"WRONG ({record['detail'] or record['verdict']})"
-    return f"Problem {record['id']}: {verdict}\nYour reasoning: {response}"
+    return f"Problem {record['id']}: {verdict}\n{label}: {response}"
+
+
+def _problem_block(domain: TransferDomain, problem: Problem, record: dict, label: str = "Your reasoning") -> str:
+    """The problem statement (without the answer-format lines), then the verdict and the response."""
+    statement = domain.render_prompt(problem).split("\n\n")[0]
+    return f"{statement}\n{_shown(record, label)}"
 
 
 def reflection_messages(problems: dict, records: Sequence[dict], strategy: str | None,
@@ -63,16 +72,26 @@ def reflection_messages(problems: dict, records: Sequence[dict], strategy: str |
     failures = [r for r in records if r["verdict"] not in ("correct", "pass")]
     successes = [r for r in records if r["verdict"] in ("correct", "pass")]
     shown = (failures + successes)[:REFLECTION_ITEMS]
-    blocks = []
-    for r in shown:
-        problem_text = domain.render_prompt(problems[r["id"]]).split("\n\n")[0]
-        blocks.append(f"{problem_text}\n{_shown(r)}")
+    blocks = [_problem_block(domain, problems[r["id"]], r) for r in shown]
     current = strategy.strip() if strategy else "(none yet)"
     text = (f"You solved {len(records)} problems: {len(successes)} correct, {len(failures)} wrong.\n"
             f"Your current strategy: {current}\n\n"
             "Here are your answers, mistakes first:\n\n" + "\n\n".join(blocks) + "\n\n"
             "Reflect in at most 120 words: why were the wrong answers wrong, what did the right "
             "ones do, and what exact procedure would have avoided the mistakes?")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+
+
+def student_failure_messages(problems: dict, records: Sequence[dict], strategy: str,
+                             domain: TransferDomain) -> list[dict]:
+    """Ask the teacher to reflect on a trained student's failures (never test items), its answers shown."""
+    failures = [r for r in records if r["verdict"] not in ("correct", "pass")]
+    blocks = [_problem_block(domain, problems[r["id"]], r, "Its answer") for r in failures[:REFLECTION_ITEMS]]
+    text = (f"A student model was trained on your strategy:\n{strategy.strip()}\n\n"
+            f"It still failed {len(failures)} of {len(records)} practice problems. Some of them, with its answers:\n\n"
+            + "\n\n".join(blocks) + "\n\n"
+            "Reflect in at most 120 words: which step of the strategy did the student misapply or miss, and "
+            "how must the strategy say it so that a small model follows it exactly?")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 

@@ -1,10 +1,11 @@
 """The configuration of one `k1 lrl run`, validated once at the edge.
 
-Defaults are sized for a CPU run with qwen0.5b as teacher and student on two shared cores: about
-55 model calls of about 155 prompt and 48 output tokens each (docs/benchmarks.md has the seconds
-per call). Stage 1 repeats stage 0's prompts and stage 3b repeats stages 0 and 3 when teacher and
-student are the same model, so the response cache serves those. Real runs raise
---n-train/--n-val/--n-test.
+The offline default is a larger teacher distilling into a smaller student: qwen1.5b teaches
+qwen0.5b. Sizes are a smoke run on 2 cores: the pre-run estimate (lrl/run_estimate.py) prints
+the minutes each stage's local calls take at the models' measured speed (backends/local_speed.py:
+on a quiet machine the 1.5B teacher costs 1.5x the student per prompt token and 1.8x per
+generated token). On a heavily shared machine llama.cpp's two threads spin against the other
+processes and everything runs many times slower. Real runs raise --n-train/--n-val/--n-test.
 """
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from pathlib import Path
 
 from backends.spec import parse_spec
 from k1core.errors import UserError
+from lrl.curriculum import TRACE_STYLES
 from lrl.prompts import BASELINE_PROMPTS
 from lrl.student_prompt import TRAINING_PROMPTS
 
 # Fields that change no stage's result: a resumed or extended run may differ in them.
-RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages")
+# strategy_file is one of them so that a run whose stage 2 adopted nothing can be resumed with
+# --strategy FILE; stage 4 records the file and its sha256 in its result and the manifest.
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages",
+                  "strategy_file")
 
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
@@ -28,7 +33,7 @@ DEFAULT_VARIANTS = {"scheduling": "balanced"}
 class RunConfig:
     """Everything a run depends on. `identity()` is what config.json stores and a resume must match."""
 
-    teacher: str = "qwen0.5b"
+    teacher: str = "qwen1.5b"
     student: str = "qwen0.5b"
     domain: str = "scheduling"
     variant: str | None = None  # None: DEFAULT_VARIANTS for the domain, else the domain's own default
@@ -40,12 +45,17 @@ class RunConfig:
     baseline_prompt: str = "zero-shot"
     batch_size: int = 10
     distill_every: int = 5
-    solve_max_tokens: int = 96
+    # qwen1.5b writes markdown lists before it answers: at 160 tokens 10 of 10 zero-shot validation
+    # answers on scheduling/balanced were cut off before their answer line (parse failures).
+    solve_max_tokens: int = 320
     reflect_max_tokens: int = 160
     distill_max_tokens: int = 160
     curriculum_size: int = 200  # stage 4: train-split problems with worked solutions
     teacher_fraction: float = 0.5  # stage 4: share of curriculum targets the teacher writes (verified)
     student_prompts: str = "both"  # stage 4: prompt formats the student trains on (both: half the lines each)
+    trace_style: str = "compact"  # stage 4: the solver's worked solutions, compact or verbose
+    strategy_file: Path | None = None  # stage 4: teach this strategy instead of stage 2's adopted one
+    rounds: int = 1  # 2: the exported student's train/dev failures give strategy v2, and stage 4 runs again
     lora_steps: int = 100
     lora_rank: int = 8
     lora_seq_len: int = 512
@@ -88,7 +98,15 @@ class RunConfig:
         from backends.export.quantize import check_quant
 
         object.__setattr__(self, "export_quant", check_quant(self.export_quant))
+        if self.rounds not in (1, 2):
+            raise UserError(f"--rounds must be 1 or 2, got {self.rounds!r}")
+        if self.rounds == 2 and "4" not in self.stages:
+            raise UserError("--rounds 2 repeats stage 4 with a second strategy; include 4 in --stages")
+        if self.trace_style not in TRACE_STYLES:
+            raise UserError(f"--traces must be one of {', '.join(TRACE_STYLES)}, got {self.trace_style!r}")
         object.__setattr__(self, "out", Path(self.out))
+        if self.strategy_file is not None:
+            object.__setattr__(self, "strategy_file", Path(self.strategy_file))
         if self.variant is None:
             object.__setattr__(self, "variant", DEFAULT_VARIANTS.get(self.domain))
         parse_spec(self.teacher)  # syntax only: UserError naming the accepted forms

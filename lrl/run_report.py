@@ -82,6 +82,7 @@ def _candidates(boot: dict) -> list[str]:
 
 def _comparisons(comparisons: dict) -> list[str]:
     names = {key: title for stage in all_stages() for key, title in stage.comparison_titles.items()}
+    names["round2_vs_round1"] = "Round-2 exported student (A) vs round 1 (B)"
     lines = ["| Comparison | n | only A right | only B right | A − B | Newcombe 95% CI | exact McNemar p |",
              "|---|---|---|---|---|---|---|"]
     for key, c in comparisons.items():
@@ -89,6 +90,31 @@ def _comparisons(comparisons: dict) -> list[str]:
         lines.append(f"| {names.get(key, key)} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
                      f"| {100 * low:+.1f} to {100 * high:+.1f} | {c['mcnemar_exact_p']:.3g} |")
     return lines
+
+
+def _taught(result: dict) -> str:
+    """Where stage 4's strategy came from, and how the teacher scores with it against without it on validation."""
+    origin = result["strategy"]
+    source = origin["source"] + (f" (`{origin['file']}`, sha256 {origin['sha256'][:12]})" if "file" in origin else "")
+    if origin.get("review") and "review" not in source:
+        source += f"; the reviewer chose to {origin['review']} it"
+    check = result["strategy_validation"]
+    with_it, without, paired = check["with_strategy"], check["without_strategy"], check["comparison"]
+    low, high = paired["difference_ci95"]
+    return (f"Stage 4 taught `transfer/strategy.md`, {source}. On the validation split the teacher scores "
+            f"{_pct(with_it['accuracy'])} ({with_it['correct']}/{with_it['n']}, CI {_ci(with_it)}) with it and "
+            f"{_pct(without['accuracy'])} ({without['correct']}/{without['n']}, CI {_ci(without)}) without it: "
+            f"{100 * paired['difference']:+.1f} pts, paired 95% CI {100 * low:+.1f} to {100 * high:+.1f}, "
+            f"exact McNemar p = {paired['mcnemar_exact_p']:.3g}.")
+
+
+def _rejections(curriculum: dict) -> list[str]:
+    """The teacher's rejected solutions by reason, most common first."""
+    by_reason = curriculum["teacher_rejected_by_reason"]
+    if not by_reason:
+        return ["No teacher solution was rejected." if curriculum["teacher_asked"] else "The teacher wrote no targets."]
+    return ["| Rejection reason | Solutions |", "|---|---|"] + [f"| {reason} | {count} |"
+                                                              for reason, count in by_reason.items()]
 
 
 def _transfer(result: dict) -> list[str]:
@@ -101,16 +127,40 @@ def _transfer(result: dict) -> list[str]:
     gate_items = (f"all {export['items']} test items" if export["subset_seed"] is None else
                   f"{export['items']} of the {export['test_items']} test items (a subset drawn with seed "
                   f"{export['subset_seed']}, so its accuracies are not the test-set numbers below)")
-    lines = [f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
-             f"solutions, {cur['from_solver']} solver worked solutions; prompt formats {cur['by_prompt_format']}); "
-             f"the teacher's solutions rejected by the checker: {cur['teacher_rejected']} of {cur['teacher_asked']} "
-             f"({cur['teacher_rejection_rate']:.1%}, {cur['teacher_rejected_by_outcome']}).",
+    lines = [_taught(result), "",
+             f"Curriculum: {cur['lines']} chats from the train split ({cur['from_teacher']} verified teacher "
+             f"solutions, {cur['from_solver']} solver worked solutions in the {cur['trace_style']} form, median "
+             f"{cur['target_tokens']['median']} and at most {cur['target_tokens']['max']} tokens; prompt formats "
+             f"{cur['by_prompt_format']}); the student answers with up to {cur['generation_limit']} tokens.",
+             f"Teacher solutions rejected: {cur['teacher_rejected']} of {cur['teacher_asked']} "
+             f"({cur['teacher_rejection_rate']:.1%}); a solution is kept only when its final answer is right and "
+             "its reasoning checks out.", "", *_rejections(cur), "",
              f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}; trained on the "
              f"{trained} prompt format(s). The student is tested in both formats below, each with exactly the "
              "prompt it is named by; a format it was not trained on is marked.",
              "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt.", "",
              render_gate(export["gate"]), "", render_transfer(result["transfer"])]
     return lines
+
+
+def _second_round(round1: dict, second: dict) -> list[str]:
+    """Round 2: what the round-1 student failed, strategy v1 against v2, and both students side by side."""
+    practice = second["practice"]
+    lines = [f"The round-1 exported student answered {practice['n']} train and dev problems "
+             f"(`{second['prompt']}` prompt): {_pct(practice['accuracy'])} (CI {_ci(practice)}). "
+             "Its failures went back to the teacher, which distilled strategy v2 (`round2/strategy.md`)."]
+    if "validation_v2" in second:
+        v1, v2 = second["validation_v1"], second["validation_v2"]
+        lines += ["", f"Validation (teacher): strategy v1 {_pct(v1['accuracy'])} (CI {_ci(v1)}), strategy v2 "
+                  f"{_pct(v2['accuracy'])} (CI {_ci(v2)}).", "", "```diff", second["strategy_diff"] or "(no change)", "```"]
+    if "skipped" in second:
+        return lines + ["", f"No second transfer: {second['skipped']}."]
+    lines += ["", "| Prompt | Round 1 | Round 2 |", "|---|---|---|"]
+    for fmt, summary in round1["by_prompt"].items():
+        other = second["transfer"]["by_prompt"][fmt]
+        lines.append(f"| {fmt} | {_pct(summary['accuracy'])} (CI {_ci(summary)}) | "
+                     f"{_pct(other['accuracy'])} (CI {_ci(other)}) |")
+    return lines + ["", "The paired test on the same test items is in the table of paired tests above."]
 
 
 def render_report(results: dict, ledger: dict) -> str:
@@ -123,7 +173,7 @@ def render_report(results: dict, ledger: dict) -> str:
     warning = results.get("sandbox", {}).get("warning")
     if warning:
         lines[1:1] = ["", f"> **{warning}**"]
-    users = [stage for stage, r in stages.items() if "strategy" in r]
+    users = [stage for stage, r in stages.items() if "strategy" in r and not get_stage(stage).teaches_strategy]
     if users:
         used = stages[users[0]]["strategy"]
         lines += ["", f"Stage{'s' if len(users) > 1 else ''} {', '.join(users)} used `strategy.md`: " + (
@@ -136,6 +186,9 @@ def render_report(results: dict, ledger: dict) -> str:
         lines += ["", "## Paired tests (same test items)", ""] + _comparisons(results["comparisons"])
     if "4" in stages and "skipped" not in stages["4"]:
         lines += ["", "## LoRA transfer (stage 4)", ""] + _transfer(stages["4"])
+    if "round2" in results:
+        lines += ["", "## Round 2: the student's failures teach the teacher", ""] + _second_round(stages["4"],
+                                                                                                 results["round2"])
     lines += ["", "## Accuracy by difficulty", ""] + _difficulty_table(stages)
     total = ledger["total"]
     lines += ["", "## Cost", "",

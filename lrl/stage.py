@@ -23,6 +23,7 @@ class CallSizes:
     solve_in: int  # a solve prompt without a strategy
     with_strategy_in: int  # a solve prompt with a strategy at its longest
     solve_out: int
+    answer_out: int  # stage 4's answer limit: LIMIT_FACTOR x the curriculum's longest worked solution
 
 
 def _no_calls(_ctx: StageContext, _sizes: CallSizes) -> list[PlannedCall]:
@@ -42,6 +43,7 @@ class Stage:
     title: str  # the report's row title
     run: Callable[[StageContext], dict]  # the stage's entry for results.json, per-item records included
     needs_strategy: bool = False  # runs only with stage 2's strategy, given as ctx.strategy
+    teaches_strategy: bool = False  # trains on it: only a strategy adopted on validation, or --strategy FILE
     default: bool = True  # part of `--stages default` (False: asked for by id or by `all`)
     planned_calls: Callable[[StageContext, CallSizes], list[PlannedCall]] = _no_calls
     comparisons: Callable[[dict], dict] = _no_comparisons  # paired tests, from every finished stage's result

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up k1 in ./.venv.  Usage: bash scripts/setup.sh [train|all]
 #   train: the NumPy core with the numba, jax and plot extras (enough for `k1 train`).
-#   all (default): every extra, the shipped model weights, the test tools, and (Linux) bubblewrap,
+#   all (default): every extra, the shipped model weights (the qwen1.5b teacher included), the test tools, and (Linux) bubblewrap,
 #   the sandbox the coding domain runs model code in (a system package: installed when run as root
 #   or with passwordless sudo, else a note says how).
 # llama-cpp-python is compiled from source. On x86-64 Linux we build it with GGML_NATIVE=OFF and

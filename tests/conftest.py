@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 
 
 def shipped_model(alias: str):
-    """The PyPI-shipped GGUF for `alias`, assembled and hash-checked; skip when the models extra is absent."""
+    """The PyPI-shipped GGUF for `alias`, assembled and hash-checked; skip when its extra is absent."""
     from importlib import metadata
 
     from backends.model_assets import ASSETS, assemble
@@ -17,7 +17,7 @@ def shipped_model(alias: str):
     try:
         metadata.distribution(asset.parts[0].distribution)
     except metadata.PackageNotFoundError:
-        pytest.skip(f"{alias}: the models extra is not installed (pip install 'k1[models]')")
+        pytest.skip(f"{alias}: the {asset.extra} extra is not installed ({asset.install_hint})")
     return assemble(asset)
 
 

@@ -12,5 +12,5 @@ def test_models_lists_every_alias_with_its_state(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["qwen0.5b", "gemma270m"]
+    assert [line.split()[0] for line in lines] == ["qwen0.5b", "qwen1.5b", "gemma270m"]
     assert all(("not assembled" in line or "parts missing" in line) and str(tmp_path) in line for line in lines)

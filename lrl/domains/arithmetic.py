@@ -14,11 +14,15 @@ from fractions import Fraction
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, check_choice,
-                        owner_split, problem_fields, split_salt, strategy_header, strategy_preamble)
+from lrl.domain import (CORRECT, NO_FINAL_ANSWER, NO_REASONING, PARSE_FAILURE, WRONG, WRONG_FINAL_ANSWER, Parsed,
+                        Problem, Verdict, check_choice, owner_split, problem_fields, reasoning_lines, split_salt,
+                        strategy_header, strategy_preamble)
+from lrl.domains.equations import equations
 from lrl.final_answer import answer_line, final_value
 
 DIFFICULTIES = ("easy", "medium", "hard")
+NO_INTERMEDIATE, WRONG_INTERMEDIATE = "no intermediate values", "wrong intermediate value"
+SYMBOLS = {"add": "+ {v}", "sub": "- {v}", "give": "x (1 - {v})", "scale": "x {v}"}
 STEPS = {"easy": (2,), "medium": (3, 4), "hard": (5, 6)}
 NAMES = ("Ada", "Bo", "Chen", "Dana", "Eli", "Farah", "Gus", "Hana")
 GOODS = (("flour", "kg"), ("juice", "litres"), ("rope", "metres"), ("rice", "kg"), ("paint", "litres"))
@@ -88,6 +92,49 @@ def render_story(p: dict) -> str:
     return " ".join(sentences)
 
 
+def true_quantities(payload: dict) -> tuple[set, set]:
+    """(running amounts after each step and the answer; every value a correct solution may state)."""
+    steps = [(op, Fraction(v)) for op, v in payload["steps"]]
+    amounts = run_steps(Fraction(payload["start"]), steps)
+    results = set(amounts[1:]) | {answer_of(payload)}
+    stated = results | set(amounts) | {Fraction(payload["share"])}
+    for (op, v), before, after in zip(steps, amounts, amounts[1:]):
+        stated |= {v, after - before, before - after, 1 - v, before * v}
+    return results, stated
+
+
+def check_reasoning(problem: Problem, response: str) -> str | None:
+    """Every equation the solution states must hold exactly, every value it states as a result must be
+    one of the problem's true quantities, and at least one must be a running amount."""
+    reasoning = "\n".join(reasoning_lines(response))
+    if not reasoning:
+        return NO_REASONING
+    p = problem.payload
+    units = frozenset({p["unit"].casefold(), p["good"].casefold(), "of", "x"})
+    results, stated = true_quantities(p)
+    found = equations(reasoning, units)
+    for equation in found:
+        if equation.holds is False or (equation.holds is None and equation.right_value is not None
+                                       and equation.right_value not in stated):
+            return WRONG_INTERMEDIATE
+    return None if any(e.right_value in results for e in found) else NO_INTERMEDIATE
+
+
+def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None, verbose: bool = False) -> str:
+    """One equation per step of the story, the sharing last; verbose adds the strategy and the story's words."""
+    p = problem.payload
+    steps = [(op, Fraction(v)) for op, v in p["steps"]]
+    amounts = run_steps(Fraction(p["start"]), steps)
+    lines = strategy_preamble(strategy_steps) + [f"Start: {_fmt(amounts[0])} {p['unit']}."] if verbose else []
+    for (op, v), before, after in zip(steps, amounts, amounts[1:]):
+        equation = f"{_fmt(before)} {SYMBOLS[op].format(v=_fmt(v))} = {_fmt(after)}"
+        told = OPS[op][0].format(v=_fmt(v), unit=p["unit"])
+        lines.append(f"{p['name']} {told}: {equation}" if verbose else equation)
+    if p["share"] > 1:
+        lines.append(f"Shared among {p['share']}: {_fmt(amounts[-1])} / {p['share']} = {_fmt(amounts[-1] / p['share'])}")
+    return "\n".join(lines + [answer_line(_fmt(answer_of(p)))])
+
+
 _NUMBER = re.compile(r"^(-?)(?:(\d+)\s+(\d+)/(\d+)|(\d+)/(\d+)|(\d+(?:\.\d+)?|\.\d+))(?P<unit>\s+[a-z][a-z ]*)?$",
                      re.IGNORECASE)
 _HEDGES = {"or", "and", "to", "maybe", "approximately", "about", "roughly"}
@@ -119,6 +166,7 @@ class ArithmeticDomain:
 
     name = "arithmetic"
     variants = ("story",)
+    rejections = (NO_FINAL_ANSWER, WRONG_FINAL_ANSWER, NO_REASONING, NO_INTERMEDIATE, WRONG_INTERMEDIATE)
 
     def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         check_choice(variant, self.variants, "arithmetic variant")
@@ -173,15 +221,8 @@ class ArithmeticDomain:
     def solve(self, problem):
         return _fmt(answer_of(problem.payload))
 
-    def worked_solution(self, problem, strategy_steps=None):
-        p = problem.payload
-        steps = [(op, Fraction(v)) for op, v in p["steps"]]
-        amounts = run_steps(Fraction(p["start"]), steps)
-        lines = strategy_preamble(strategy_steps)
-        lines.append(f"Start: {_fmt(amounts[0])} {p['unit']}.")
-        symbols = {"add": "+ {v}", "sub": "- {v}", "give": "x (1 - {v})", "scale": "x {v}"}
-        for (op, v), before, after in zip(steps, amounts, amounts[1:]):
-            lines.append(f"{_fmt(before)} {symbols[op].format(v=_fmt(v))} = {_fmt(after)}")
-        if p["share"] > 1:
-            lines.append(f"Shared among {p['share']}: {_fmt(amounts[-1])} / {p['share']} = {_fmt(amounts[-1] / p['share'])}")
-        return "\n".join(lines + [answer_line(_fmt(answer_of(p)))])
+    def worked_solution(self, problem, strategy_steps=None, verbose=False):
+        return worked_solution(problem, strategy_steps, verbose)
+
+    def check_reasoning(self, problem, response):
+        return check_reasoning(problem, response)

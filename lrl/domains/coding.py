@@ -19,9 +19,9 @@ import re
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import (ERROR, FAIL, PARSE_FAILURE, PASS, TIMEOUT, Parsed, Problem, Verdict,
-                        check_choice, owner_split, problem_fields, split_salt, strategy_header,
-                        strategy_preamble)
+from lrl.domain import (ERROR, FAIL, NO_FINAL_ANSWER, NO_REASONING, PARSE_FAILURE, PASS, TESTS_FAIL, TIMEOUT,
+                        Parsed, Problem, Verdict, check_choice, owner_split, problem_fields, reasoning_lines,
+                        split_salt, strategy_header, strategy_preamble)
 from lrl.domains.coding_bank import BANK, CodingTask, coding_task
 from lrl.sandbox import SandboxLimits, run_python
 
@@ -183,6 +183,7 @@ class CodingDomain:
     name = "coding"
     variants = VARIANTS
     runs_model_code = True  # checking an answer executes it: only under the sandbox's OS isolation
+    rejections = (NO_FINAL_ANSWER, TESTS_FAIL, NO_REASONING)
 
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         self.limits = limits
@@ -231,10 +232,16 @@ class CodingDomain:
     def solve(self, problem):
         return problem.payload["reference"]
 
-    def worked_solution(self, problem, strategy_steps: Sequence[str] | None = None):
+    def worked_solution(self, problem, strategy_steps: Sequence[str] | None = None, verbose=False):
         p = problem.payload
+        code = f"```python\n{p['reference'].rstrip()}\n```"
+        if not verbose:
+            return f"Handle the edge cases (empty input, boundaries), then:\n{code}"
         lines = strategy_preamble(strategy_steps)
         lines.append(f"The task: {p['statement']}")
         lines.append("Check the edge cases the statement implies (empty input, boundaries), then write it:")
-        lines.append(f"```python\n{p['reference'].rstrip()}\n```")
-        return "\n".join(lines)
+        return "\n".join(lines + [code])
+
+    def check_reasoning(self, problem, response):
+        """Code that passes the hidden tests (checked before this) must come with words saying how."""
+        return None if reasoning_lines(_FENCE.sub("", response)) else NO_REASONING

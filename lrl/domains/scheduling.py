@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import (CORRECT, PARSE_FAILURE, WRONG, Parsed, Problem, Verdict, check_choice,
-                        owner_split, problem_fields, split_salt, strategy_header, strategy_preamble)
+from lrl.domain import (CORRECT, NO_FINAL_ANSWER, NO_REASONING, PARSE_FAILURE, WRONG, WRONG_FINAL_ANSWER, Parsed,
+                        Problem, Verdict, check_choice, owner_split, problem_fields, reasoning_lines, split_salt,
+                        strategy_header, strategy_preamble)
+from lrl.domains.peak_claims import stated_peak
 from lrl.final_answer import answer_line, final_value
 
 DIFFICULTIES = ("easy", "medium", "hard")
 YES, NO = "YES", "NO"
+NO_PEAK, WRONG_PEAK = "no peak stated", "right answer, wrong peak"
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,18 @@ def sweep_events(meetings: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
     return sorted(events)  # -1 < +1, so at a tie the end is processed first (half-open intervals)
 
 
+def running_counts(meetings: Sequence[Sequence[int]]) -> list[tuple[int, int, int]]:
+    """(time, +1/-1, meetings in progress after it) for each sweep event, in sweep order."""
+    counts, current = [], 0
+    for t, delta in sweep_events(meetings):
+        current += delta
+        counts.append((t, delta, current))
+    return counts
+
+
 def peak_overlap(meetings: Sequence[Sequence[int]]) -> int:
     """The largest number of meetings in progress at one instant = the minimum rooms needed."""
-    current = peak = 0
-    for _, delta in sweep_events(meetings):
-        current += delta
-        peak = max(peak, current)
-    return peak
+    return max((current for _, _, current in running_counts(meetings)), default=0)
 
 
 # ---------------------------------------------------------------- generation
@@ -253,19 +261,33 @@ def render_prompt(problem: Problem, strategy: str | None = None) -> str:
             f"{question}\n{fmt}")
 
 
-def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None) -> str:
-    """The sweep line written out: events, ties (ends first), the running count, the comparison."""
+def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None, verbose: bool = False) -> str:
+    """The sweep line written out: events in order (ends first at a tie) with the running count, the
+    peak, and for a yes/no question the comparison with the rooms. Compact: three numbered lines."""
+    if verbose:
+        return verbose_worked_solution(problem, strategy_steps)
+    p, unit = problem.payload, problem.payload["unit"]
+    peak = peak_overlap(p["meetings"])
+    sweep = [f"{format_time(t, unit)} {'start' if delta > 0 else 'end'} {current}"
+             for t, delta, current in running_counts(p["meetings"])]
+    lines = [f"1. Sweep, ends before starts at a tie: {', '.join(sweep)}", f"2. Peak: {peak} at once."]
+    if p["rooms"] is None:
+        return "\n".join(lines + [f"3. So {peak} room{'' if peak == 1 else 's'} are needed.", answer_line(str(peak))])
+    verdict = YES if peak <= p["rooms"] else NO
+    lines.append(f"3. {peak} {'<=' if verdict == YES else '>'} {p['rooms']} rooms, so {verdict}.")
+    return "\n".join(lines + [answer_line(verdict)])
+
+
+def verbose_worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None) -> str:
+    """Every event on its own line in prose, after the strategy's steps restated."""
     p, unit = problem.payload, problem.payload["unit"]
     lines = strategy_preamble(strategy_steps)
     lines.append(f"Meetings: {render_meetings(p['meetings'], unit)}")
     lines.append("Events sorted by time (at equal times an end comes before a start, since a meeting "
                  "ending at T frees its room for one starting at T):")
-    current = peak = 0
-    for t, delta in sweep_events(p["meetings"]):
-        current += delta
-        peak = max(peak, current)
-        kind = "start" if delta > 0 else "end"
-        lines.append(f"- {format_time(t, unit)} {kind}: {current} in progress")
+    for t, delta, current in running_counts(p["meetings"]):
+        lines.append(f"- {format_time(t, unit)} {'start' if delta > 0 else 'end'}: {current} in progress")
+    peak = peak_overlap(p["meetings"])
     lines.append(f"Most meetings in progress at once: {peak}.")
     if p["rooms"] is None:
         lines.append(f"So {peak} rooms are needed and enough.")
@@ -274,6 +296,17 @@ def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = Non
     relation = "<=" if verdict == YES else ">"
     lines.append(f"{peak} {relation} {p['rooms']} available rooms, so the answer is {verdict}.")
     return "\n".join(lines + [answer_line(verdict)])
+
+
+def check_reasoning(problem: Problem, response: str) -> str | None:
+    """A solution must state the peak (most meetings at once, or the rooms needed) and it must be the solver's."""
+    reasoning = "\n".join(reasoning_lines(response))
+    if not reasoning:
+        return NO_REASONING
+    stated = stated_peak(reasoning)
+    if stated is None:
+        return NO_PEAK
+    return None if stated == peak_overlap(problem.payload["meetings"]) else WRONG_PEAK
 
 
 # ---------------------------------------------------------------- parsing and checking
@@ -300,6 +333,7 @@ class SchedulingDomain:
 
     name = "scheduling"
     variants = tuple(VARIANTS)
+    rejections = (NO_FINAL_ANSWER, WRONG_FINAL_ANSWER, NO_REASONING, NO_PEAK, WRONG_PEAK)
 
     def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "seed"
@@ -342,6 +376,9 @@ class SchedulingDomain:
     def solve(self, problem):
         return _answer(problem.payload)
 
-    def worked_solution(self, problem, strategy_steps=None):
-        return worked_solution(problem, strategy_steps)
+    def worked_solution(self, problem, strategy_steps=None, verbose=False):
+        return worked_solution(problem, strategy_steps, verbose)
+
+    def check_reasoning(self, problem, response):
+        return check_reasoning(problem, response)
 

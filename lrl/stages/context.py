@@ -76,10 +76,12 @@ def _thought(key: str, stage: str, llm, messages: list[dict], response: str) -> 
 
 
 def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: Sequence[Problem],
-             strategy: str | None, label: str, baseline_prompt: str = "zero-shot") -> list[dict]:
+             strategy: str | None, label: str, baseline_prompt: str = "zero-shot",
+             max_tokens: int | None = None) -> list[dict]:
     """Result records for `problems` solved by `llm`, resuming from the stage state's saved records.
 
     The records are stored under `state[state_key]` of `stages/<state_name>.json`, in problem order.
+    `max_tokens` overrides --solve-max-tokens (stage 4 answers within its curriculum's limit).
     """
     state = ctx.run.stage_state(state_name)
     done = {r["id"]: r for r in state.get(state_key, [])}
@@ -103,7 +105,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
             ctx.save_ledger()
 
         advance_to(len(problems) - len(todo))
-        config = EvalConfig(strategy, ctx.params(ctx.config.solve_max_tokens), baseline_prompt)
+        config = EvalConfig(strategy, ctx.params(max_tokens or ctx.config.solve_max_tokens), baseline_prompt)
         evaluate_model(llm, ctx.domain, todo, config, stage=state_name,
                        progress=lambda n, _total: advance_to(len(problems) - len(todo) + n),
                        chunk_size=ctx.config.batch_size, on_chunk=save_chunk)

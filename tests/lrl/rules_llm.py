@@ -40,13 +40,14 @@ class RulesLLM:
         self.model, self.counter, self.die_at_call, self.price = model, counter, die_at_call, price
         self.calls = 0
 
-    def _count(self, prompt: str) -> None:
+    def _count(self, prompt: str, max_tokens: int | None) -> None:
+        """Count the call; the counter file names it by its prompt and token limit (two calls differ in either)."""
         self.calls += 1
         if self.die_at_call is not None and self.calls == self.die_at_call:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.counter is not None:
             with open(self.counter, "a") as f:
-                f.write(hashlib.sha256(prompt.encode()).hexdigest()[:16] + "\n")
+                f.write(hashlib.sha256(f"{prompt}|{max_tokens}".encode()).hexdigest()[:16] + "\n")
 
     def answer(self, prompt: str) -> str:
         if "Write an improved strategy" in prompt:
@@ -69,7 +70,7 @@ class RulesLLM:
 
     def complete(self, messages, params=None):
         prompt = "\n".join(m["content"] for m in messages)
-        self._count(prompt)
+        self._count(prompt, params.max_tokens if params else None)
         text = self.answer(prompt)
         tokens_in, tokens_out = len(prompt) // 4, len(text) // 4
         return Completion(text=text, input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=0,

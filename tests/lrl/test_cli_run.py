@@ -15,15 +15,16 @@ def test_default_run_completes_and_prints_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(lrl.model_pool, "build_llm", lambda spec, options: built.append(str(spec)) or RulesLLM())
     result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert built == ["llamacpp:qwen0.5b"]  # teacher and student share one loaded model
+    assert sorted(built) == ["llamacpp:qwen0.5b", "llamacpp:qwen1.5b"]  # the larger teacher, the smaller student
     assert "| 0 | Student baseline | llamacpp:qwen0.5b |" in result.output
+    assert "| 1 | Teacher baseline | llamacpp:qwen1.5b |" in result.output
     config = orjson.loads((tmp_path / "run" / "config.json").read_bytes())
     assert config["domain"] == "scheduling" and config["variant"] == "balanced"
     results = orjson.loads((tmp_path / "run" / "results.json").read_bytes())
     assert set(results["stages"]) == {"0", "1", "2", "3", "3b"}
     again = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "run"), "--offline"])
     assert again.exit_code == 0, again.output
-    assert built == ["llamacpp:qwen0.5b"]  # everything replayed from the cache: no model loaded
+    assert len(built) == 2  # everything replayed from the cache: no model loaded
 
 
 def test_review_without_a_terminal_is_refused(tmp_path):
@@ -39,7 +40,8 @@ def test_bad_flags_are_one_line(tmp_path):
                           (["--stages", "1,9"], "--stages must be a comma list"),
                           (["--teacher", "gpt:x"], "bad model spec 'gpt:x'"),
                           (["--domain", "chess"], "unknown domain 'chess'"),
-                          (["--budget-usd", "-1"], "--budget-usd must be a non-negative number")]:
+                          (["--budget-usd", "-1"], "--budget-usd must be a non-negative number"),
+                          (["--strategy", str(tmp_path / "absent.md")], "absent.md: no such strategy file")]:
         result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1

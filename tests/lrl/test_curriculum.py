@@ -7,6 +7,7 @@ from backends.llm import Completion
 from k1core.errors import UserError
 from lrl.curriculum import SOLVER, TEACHER, CurriculumConfig, build_curriculum, train_problems
 from lrl.domain import get_domain
+from lrl.domains.scheduling import peak_overlap
 from lrl.final_answer import answer_line
 from lrl.student_prompt import strategy_steps, student_messages
 
@@ -28,7 +29,7 @@ class ScriptedTeacher:
             problem = self.problems[request.custom_id]
             kind = self.behaviour(problem)
             truth = self.domain.solve(problem)
-            text = {"right": f"Sweep.\n{answer_line(str(truth))}",
+            text = {"right": f"The peak is {peak_overlap(problem.payload['meetings'])}.\n{answer_line(str(truth))}",
                     "wrong": f"Guess.\n{answer_line('NO' if truth == 'YES' else 'YES')}",
                     "garbled": "I am not sure."}[kind]
             out.append(Completion(text, 10, 5, 0, 0, 0.0, 0.0, "scripted", "test", "stop"))
@@ -44,7 +45,7 @@ def test_teacher_rejections_are_counted_and_solver_fills_the_rest():
     stats = cur.stats()
     assert stats["teacher_asked"] == 20 and stats["from_solver"] == 20
     assert stats["teacher_rejected"] == 20 - stats["from_teacher"] > 0
-    assert set(stats["teacher_rejected_by_outcome"]) == {"wrong", "parse_failure"}
+    assert set(stats["teacher_rejected_by_reason"]) == {"wrong final answer", "no final answer"}
     assert all(STRATEGY in prompt for prompt in teacher.prompts)  # the teacher always sees the strategy
     assert stats["by_prompt_format"] == {"zero-shot": cur.formats.count("zero-shot"), "strategy": cur.formats.count("strategy")}
     for line, source, pid, fmt in zip(cur.lines, cur.sources, cur.problem_ids, cur.formats):
@@ -54,9 +55,20 @@ def test_teacher_rejections_are_counted_and_solver_fills_the_rest():
         assert prompt == student_messages(domain, problem, shown) and assistant["role"] == "assistant"
         verdict = domain.check(problem, domain.parse(assistant["content"], problem))
         assert verdict.success, (source, assistant["content"])  # every kept target is verified
-        if source == SOLVER:
-            assert all(step in assistant["content"] for step in strategy_steps(STRATEGY))
+        if source == SOLVER:  # compact: the strategy is in the prompt, not restated in the target
+            assert not any(step in assistant["content"] for step in strategy_steps(STRATEGY))
     assert TEACHER in cur.sources
+    assert stats["generation_limit"] >= 1.5 * max(cur.target_tokens) and stats["teacher_max_tokens"] >= 1024
+
+
+def test_verbose_traces_restate_the_strategy_and_set_a_longer_limit():
+    domain = get_domain("scheduling")
+    compact, verbose = (build_curriculum(domain, STRATEGY, CurriculumConfig(n_problems=12, teacher_fraction=0.0,
+                                                                             variants=("balanced",), trace_style=style))
+                        for style in ("compact", "verbose"))
+    assert all(step in line["messages"][-1]["content"] for line in verbose.lines for step in strategy_steps(STRATEGY))
+    assert verbose.generation_limit > compact.generation_limit
+    assert compact.stats()["trace_style"] == "compact" and verbose.stats()["trace_style"] == "verbose"
 
 
 def test_no_strategy_variant_and_train_split_only():
@@ -99,7 +111,7 @@ def test_overlap_with_held_out_problems_is_refused():
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_problems": 0}, "n_problems"), ({"teacher_fraction": 1.5}, "teacher_fraction"),
     ({"prompt_formats": ()}, "prompt_formats"), ({"prompt_formats": ("strategy", "strategy")}, "prompt_formats"),
-    ({"prompt_formats": ("few-shot",)}, "prompt_formats")])
+    ({"prompt_formats": ("few-shot",)}, "prompt_formats"), ({"trace_style": "terse"}, "trace_style")])
 def test_bad_config_names_the_key(kwargs, message):
     with pytest.raises(UserError, match=message):
         CurriculumConfig(**kwargs)

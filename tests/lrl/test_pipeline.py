@@ -1,6 +1,8 @@
 """The whole stage flow on the rule-based test double (tests/lrl/rules_llm.py): artifacts, adoption, resume, offline, budget, review."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from types import SimpleNamespace
 
 import orjson
@@ -8,6 +10,7 @@ import pytest
 
 from k1core.errors import UserError
 from lrl.ledger import BudgetExceeded
+from lrl import pipeline
 from lrl.pipeline import run
 from lrl.prompts import solve_messages
 from lrl.run_config import RunConfig
@@ -130,3 +133,35 @@ def test_default_variant_makes_always_yes_worthless_on_scheduling_only():
     assert RunConfig().variant == "balanced"
     assert RunConfig(domain="scheduling", variant="seed").variant == "seed"
     assert RunConfig(domain="arithmetic").variant is None
+
+
+class Taught(Exception):
+    """Raised by a stand-in stage 4 once it has seen what it was asked to teach."""
+
+
+def test_stage4_teaches_only_an_adopted_strategy_or_the_users(tmp_path, monkeypatch):
+    taught = []
+
+    def stage4(ctx):
+        taught.append(ctx.strategy)
+        raise Taught
+
+    real = pipeline.get_stage
+    monkeypatch.setattr(pipeline, "get_stage", lambda i: dataclasses.replace(real(i), run=stage4) if i == "4" else real(i))
+    echoed = []
+    unadopted = config(tmp_path, n_train=50, stages=("2", "4"))  # 5 batches: one useless candidate, not adopted
+    results = run(unadopted, llms=rules(), echo=echoed.append)
+    assert results["stages"]["4"] == {"skipped": "no adopted strategy"} and taught == []
+    assert [line for line in echoed if "--strategy FILE" in line] == [f"stage 4: {pipeline.NOTHING_TO_TEACH}"]
+    assert "| 4 | Exported student (LoRA, GGUF) | | skipped (no adopted strategy)" in (tmp_path / "run" / "report.md").read_text()
+    mine = tmp_path / "mine.md"
+    mine.write_text("1. Sweep the sorted events.\n")
+    with pytest.raises(Taught):
+        run(config(tmp_path, n_train=50, stages=("2", "4"), strategy_file=mine), llms=rules())
+    assert taught == ["1. Sweep the sorted events."]
+    session = orjson.loads((tmp_path / "run" / "manifest.json").read_bytes())["sessions"][-1]
+    assert session["user_strategy"] == {"file": str(mine), "sha256": hashlib.sha256(b"1. Sweep the sorted events.").hexdigest()}
+    with pytest.raises(Taught):
+        run(config(tmp_path / "adopted", stages=("2", "4")), llms=rules())
+    adopted = orjson.loads((tmp_path / "adopted" / "run" / "stages" / "2_bootstrap.json").read_bytes())
+    assert taught[-1] == adopted["candidates"][1]["text"] and adopted["candidates"][1]["adopted"]

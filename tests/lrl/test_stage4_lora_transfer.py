@@ -13,7 +13,7 @@ from tests.backends.export.peft_fixtures import tiny_gguf
 
 def config(tmp_path, student: str, **changes) -> RunConfig:
     return RunConfig(**{"teacher": "anthropic:claude-3-5-haiku-latest", "student": student, "out": tmp_path / "run",
-                        "n_train": 50, "n_val": 10, "n_test": 10, "stages": ("0", "1", "2", "4"),
+                        "n_train": 60, "n_val": 10, "n_test": 10, "stages": ("0", "1", "2", "4"),
                         "curriculum_size": 12, "lora_steps": 2, "lora_rank": 2, "lora_seq_len": 1024,
                         "export_quant": "q8_0", "solve_max_tokens": 4, "gate_items": 4, **changes})
 
@@ -44,15 +44,23 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     assert "4 of the 10 test items (a subset drawn with seed 0" in report
     assert "no strategy in prompt (`zero-shot`) | strategy in prompt (`strategy`)" in report
     assert "Exported student (A) vs base student (B), both strategy" in report
+    assert "Stage 4 taught `transfer/strategy.md`, stage 2, adopted on validation. On the validation split" in report
+    assert stage["strategy_validation"]["with_strategy"]["accuracy"] > stage["strategy_validation"]["without_strategy"]["accuracy"]
+    limit = stage["curriculum"]["generation_limit"]
+    assert limit >= 1.5 * stage["curriculum"]["target_tokens"]["max"] and f"up to {limit} tokens" in report
     assert (tmp_path / "run" / "transfer" / "student.gguf").is_file()
 
 
 @pytest.mark.slow
 def test_single_format_student_is_still_measured_in_both(tmp_path):
+    """Also: stage 2 adopts nothing here (5 batches: one useless candidate), so the person's strategy is taught."""
     base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
     llm = RulesLLM()
-    results = run(config(tmp_path, f"llamacpp:{base}", student_prompts="strategy", stages=("2", "4"), gate_items=None),
-                  llms={"teacher": llm, "student": llm})
+    mine = tmp_path / "mine.md"
+    mine.write_text("1. Make start and end events.\n2. Sort them and sweep, counting overlaps.\n")
+    results = run(config(tmp_path, f"llamacpp:{base}", student_prompts="strategy", stages=("2", "4"), gate_items=None,
+                         n_train=50, strategy_file=mine), llms={"teacher": llm, "student": llm})
+    assert results["stages"]["2"]["adopted"] is None and results["stages"]["4"]["strategy"]["source"] == "user-supplied"
     stage = results["stages"]["4"]
     assert stage["curriculum"]["by_prompt_format"] == {"strategy": stage["curriculum"]["lines"]}
     assert stage["prompt"] == "strategy" and stage["export"]["subset_seed"] is None and stage["export"]["items"] == 10
@@ -60,6 +68,7 @@ def test_single_format_student_is_still_measured_in_both(tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "zero-shot, not trained on it" in report and "**no** (generalization only)" in report
     assert "teacher (stage 1" not in report  # stage 1 did not run
+    assert f"Stage 4 taught `transfer/strategy.md`, user-supplied (`{mine}`, sha256" in report
 
 
 def test_stage4_needs_a_local_gguf_student(tmp_path):
@@ -73,3 +82,19 @@ def test_stage4_needs_a_local_gguf_student(tmp_path):
 def test_bad_stage4_options_are_one_clear_error(tmp_path, changes, message):
     with pytest.raises(UserError, match=message):
         config(tmp_path, "qwen0.5b", **changes)
+
+
+def test_a_half_built_stage4_refuses_another_strategy(tmp_path):
+    from types import SimpleNamespace
+
+    from lrl.rundir import RunDir
+    from lrl.stages import lora_transfer
+
+    def ctx(strategy):
+        return SimpleNamespace(config=config(tmp_path, "llamacpp:/absent/student.gguf"), run=RunDir(tmp_path / "run"),
+                               strategy=strategy)
+
+    with pytest.raises(UserError, match="no such model file"):  # the strategy is recorded first
+        lora_transfer.run(ctx("1. Sweep."))
+    with pytest.raises(UserError, match="started with another strategy"):
+        lora_transfer.run(ctx("1. Guess."))

@@ -38,16 +38,17 @@ def counted(self, messages, params):
 
 llamacpp.LlamaCppLLM.complete = counted
 llm = RulesLLM(counter=counter, die_at_call=int(die_rules) if die_rules != "none" else None)
-run(RunConfig(teacher="anthropic:claude-3-5-haiku-latest", student=f"llamacpp:{{base}}", out=out, n_train=50,
+run(RunConfig(teacher="anthropic:claude-3-5-haiku-latest", student=f"llamacpp:{{base}}", out=out, n_train=60,
               n_val=10, n_test=10, stages=("0", "1", "2", "4"), curriculum_size=12, lora_steps=2, lora_rank=2,
               lora_seq_len=1024, export_quant="q8_0", solve_max_tokens=4, gate_items=4, n_threads=1),
     llms={{"teacher": llm, "student": llm}})
 """
-# Scripted calls in stage 4: 6 curriculum teacher calls, then 10 base-student calls with the strategy
-# (its zero-shot calls repeat stage 0's and come from the cache). llama.cpp calls: the gate (F16 and
-# Q8_0 on 4 items), the exported student zero-shot (6 new: the gate's 4 Q8_0 answers are cached)
+# Scripted calls in stage 4: the strategy's validation repeats stage 2's prompts (all cached), then 6
+# curriculum teacher calls, then 10 base-student calls in each prompt format (the curriculum's answer
+# limit differs from stage 0's --solve-max-tokens, so none is cached). llama.cpp calls: the gate (F16
+# and Q8_0 on 4 items), the exported student zero-shot (6 new: the gate's 4 Q8_0 answers are cached)
 # and with the strategy (10).
-STAGE4_RULES_CALLS, LLAMA_CALLS = 16, 8 + 6 + 10
+STAGE4_RULES_CALLS, LLAMA_CALLS = 26, 8 + 6 + 10
 
 
 def run_child(tmp_path: Path, out: Path, counter: Path, base: Path, die_rules=None, die_llama=None) -> int:
