@@ -5,10 +5,11 @@
    by default both, the shuffled problems alternating between no strategy in the prompt and the
    strategy in the prompt, so one student is trained on both. A tenth is the trainer's validation set.
 2. LoRA training with the JAX trainer (best adapter by validation loss).
-3. Export: fused F16 and Q8_0 and the configured quantization, each file's sha256 kept.
+3. Export: fused F16 and Q8_0, the configured quantization and the adapter GGUF, each file's sha256 kept.
 4. Fidelity gate on the test split, or on a seeded subset of --gate-items of it, asked in the
-   first trained format (a failing gate stops the run with its report written).
-5. The exported GGUF and the base student, each on the whole test split in both prompt formats,
+   first trained format; it chooses the deployed artifact (the smallest that passes) and a
+   failing gate stops the run with its report written.
+5. The deployed artifact and the base student, each on the whole test split in both prompt formats,
    paired for McNemar tests with each other and with stage 1's teacher when it ran.
 Why train on both formats: the issue asks that the student be measured with exactly the prompt it
 was trained with, and with and without the strategy; a student trained on both meets both at
@@ -27,11 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backends.export.model_path import resolve_gguf
-from backends.spec import BackendOptions, ModelSpec, parse_spec
+from backends.spec import BackendOptions, parse_spec
 from k1core.errors import UserError
 from lrl.curriculum import CurriculumConfig, build_curriculum
 from lrl.domain import Problem, write_jsonl
-from lrl.export_job import ExportConfig, build_export, gate_export
+from lrl.export_job import ExportConfig, artifact_spec, build_export, gate_export
 from lrl.model_pool import LazyLLM
 from lrl.run_config import STAGE_NAMES
 from lrl.stages.context import StageContext, evaluate, evaluation_summary
@@ -93,18 +94,23 @@ def gate_problems(ctx: StageContext) -> list[Problem]:
     return [test[i] for i in sorted(random.Random(ctx.config.seed).sample(range(len(test)), n))]
 
 
-def exported_llm(ctx: StageContext, file: dict) -> LazyLLM:
-    """One exported GGUF, loaded on its first uncached call, named by its content for the cache."""
-    path = Path(file["path"])
-    return LazyLLM(ModelSpec("llamacpp", str(path)), BackendOptions(n_threads=ctx.config.n_threads),
-                   label=f"{path.name}@{file['sha256'][:12]}")
+def exported_llm(ctx: StageContext, entry: dict) -> LazyLLM:
+    """One exported artifact, loaded on its first uncached call, named by its content for the cache."""
+    label = f"{Path(entry['path']).name}@{entry['sha256'][:12]}"
+    if "base" in entry:
+        label = f"{Path(entry['base']).name}@{entry['base_sha256'][:12]}+lora={label}"
+    return LazyLLM(artifact_spec(entry), BackendOptions(n_threads=ctx.config.n_threads), label=label)
 
 
 def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: list[Problem]) -> dict:
-    """The fidelity gate over the built files, every call through the run's response cache."""
+    """The fidelity gate over the built files, every call through the run's response cache (the base
+    student's calls through its own, shared with its evaluations)."""
     @contextmanager
-    def open_cached(quant, _path, _config):
-        lazy = exported_llm(ctx, built["files"][quant])
+    def open_cached(name, entry, _config):
+        if name == "base":
+            yield ctx.student
+            return
+        lazy = exported_llm(ctx, entry)
         try:
             yield ctx.cached(lazy)
         finally:
@@ -116,14 +122,16 @@ def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: lis
 
     ctx.echo(f"stage 4: fidelity gate on {len(problems)} of {len(ctx.splits['test'])} test items")
     report = gate_export(built, config, ctx.domain, problems, progress, open_cached)
-    return {"gate": report["gate"], "items": len(problems), "test_items": len(ctx.splits["test"]),
+    return {"gate": report["gate"], "deployed": report["deployed"], "deployed_spec": report["deployed_spec"],
+            "items": len(problems), "test_items": len(ctx.splits["test"]),
             "subset_seed": ctx.config.seed if len(problems) < len(ctx.splits["test"]) else None}
 
 
-def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained: tuple[str, ...]) -> dict:
+def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, deployed: str,
+                          trained: tuple[str, ...]) -> dict:
     """{"exported"|"base": {format: records}} on the whole test split; the trained formats first."""
     test = ctx.splits["test"]
-    exported = exported_llm(ctx, built["files"][ctx.config.export_quant])
+    exported = exported_llm(ctx, built["files"][deployed])
     order = list(trained) + [f for f in PROMPT_FORMATS if f not in trained]
     runs = {"exported": {}, "base": {}}
     for fmt in order:
@@ -157,11 +165,11 @@ def run(ctx: StageContext, strategy: str) -> dict:
             state = ctx.run.stage_state(NAME)  # evaluations save their records into it meanwhile
             state[key] = value
             ctx.run.save_stage_state(NAME, state)
-    runs = evaluate_both_formats(ctx, strategy, state["files"], trained)
+    runs = evaluate_both_formats(ctx, strategy, state["files"], state["export"]["deployed"], trained)
     teacher_state = ctx.run.stage_state(f"1_{STAGE_NAMES['1']}")
     teacher = teacher_state["result"]["records"] if teacher_state.get("complete") else None
     primary = trained[0]
-    return {"model": f"llamacpp:{out.name}", "role": "student", "split": "test",
+    return {"model": state["export"]["deployed_spec"], "role": "student", "split": "test",
             "prompt": primary, "with_strategy": primary == "strategy", "trained_prompts": list(trained),
             "summary": evaluation_summary(runs["exported"][primary], cfg.batch_size),
             "records": runs["exported"][primary],
