@@ -12,8 +12,9 @@ the others are reported alongside.
 
 A gate on a model that says the same thing everywhere proves nothing (a quantization that
 erased the learning agrees with a reference that never learned anything), so the reference must
-be informative: at least two distinct parsed answers, or, when it gives one answer everywhere,
-answers that differ from the untrained base student's on more than max_accuracy_gap of the items.
+be informative: at least two distinct parsed answers, or, when it gives one answer everywhere it
+answers, answers that differ from the untrained base student's on more than max_accuracy_gap of
+the items. A reference that never writes a parsable answer guards nothing.
 """
 from __future__ import annotations
 
@@ -64,16 +65,17 @@ def distinct_answers(records: list[dict]) -> int:
 
 
 def needs_base_run(reference: list[dict]) -> bool:
-    """Whether the reference alone cannot show it is informative (one answer everywhere)."""
-    return distinct_answers(reference) < 2
+    """Whether only the base student's answers can show the reference is informative (one answer everywhere)."""
+    return distinct_answers(reference) == 1
 
 
 def informative(reference: list[dict], base: list[dict] | None, config: GateConfig) -> dict:
-    """Is the reference worth guarding: several distinct answers, or answers the base student did not give?"""
+    """Is the reference worth guarding: several distinct answers, or one answer the base student did not give?"""
     row = {"distinct_answers": distinct_answers(reference)}
     if base is not None:
         row["changed_from_base"] = 1.0 - agreement(reference, base)
-    row["informative"] = row["distinct_answers"] >= 2 or row.get("changed_from_base", 0.0) > config.max_accuracy_gap
+    row["informative"] = row["distinct_answers"] >= 2 or (
+        row["distinct_answers"] == 1 and row.get("changed_from_base", 0.0) > config.max_accuracy_gap)
     return row
 
 
@@ -132,7 +134,7 @@ def render_gate(gate: dict) -> str:
     changed = (f", {100 * ref['changed_from_base']:.1f}% of its answers differ from the base student's"
                if "changed_from_base" in ref else "")
     lines += ["", f"Reference: {ref['distinct_answers']} distinct answers{changed}"
-              + ("" if ref["informative"] else " (uninformative: one answer everywhere, as the base student gave)"),
+              + ("" if ref["informative"] else " (uninformative: no answer, or one answer everywhere as the base student gives)"),
               f"Gate: agreement >= {100 * cfg['min_agreement']:.0f}% and |gap| <= {100 * cfg['max_accuracy_gap']:.0f} "
               f"points, enforced for {', '.join(cfg['enforced'])}, on an informative reference: "
               f"**{'PASSED' if gate['passed'] else 'FAILED'}**"]

@@ -25,12 +25,12 @@ def test_export_writes_every_file_and_fails_a_gate_on_a_reference_that_never_ans
     result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q4_k_m",
                                        "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "4"])
     # A random model never writes an answer: every artifact "agrees", which proves nothing.
-    assert result.exit_code == 2 and "gives one answer everywhere, as the base student does" in result.output, result.output
+    assert result.exit_code == 2 and "gives no answer or one answer everywhere" in result.output, result.output
     report = orjson.loads((tmp_path / "out" / "student.export.json").read_bytes())
     assert set(report["files"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and report["gate"]["n"] == 3
     assert set(report["gate"]["runs"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and not report["gate"]["passed"]
     assert report["files"]["adapter"]["bytes"] == base.stat().st_size + report["files"]["adapter"]["adapter_bytes"]
-    for name in ("Modelfile", "student.gate-q8_0.jsonl", "student.gate-base.jsonl", "student.lora.gguf"):
+    for name in ("Modelfile", "student.gate-q8_0.jsonl", "student.lora.gguf"):
         assert (tmp_path / "out" / name).is_file(), name
 
 

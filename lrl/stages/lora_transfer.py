@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backends.export.model_path import resolve_gguf
+from backends.llamacpp_draft import DraftCheckedLLM
 from backends.spec import BackendOptions, parse_spec
 from k1core.errors import UserError
 from lrl.curriculum import CurriculumConfig, build_curriculum
@@ -106,13 +107,13 @@ def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: lis
     """The fidelity gate over the built files, every call through the run's response cache (the base
     student's calls through its own, shared with its evaluations)."""
     @contextmanager
-    def open_cached(name, entry, _config):
+    def open_cached(name, entry, _config, drafts):
         if name == "base":
             yield ctx.student
             return
         lazy = exported_llm(ctx, entry)
-        try:
-            yield ctx.cached(lazy)
+        try:  # the draft check sits inside the cache: its answers are the artifact's own greedy answers
+            yield ctx.cached(DraftCheckedLLM(lazy, drafts) if drafts else lazy)
         finally:
             lazy.unload()
 
@@ -152,7 +153,8 @@ def run(ctx: StageContext, strategy: str) -> dict:
     work.mkdir(exist_ok=True)
     trained = TRAINING_PROMPTS[cfg.student_prompts]
     out = work / "student.gguf"
-    export_config = ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
+    export_config = ExportConfig(quant=cfg.export_quant, enforce_gate=not cfg.gate_report_only,
+                                 strategy=prompt_strategy(trained[0], strategy),
                                  max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads)
     state = ctx.run.stage_state(NAME)
     steps = (("curriculum", lambda: make_curriculum(ctx, strategy, work)),

@@ -62,6 +62,8 @@ def test_a_reference_with_one_answer_everywhere_passes_only_if_training_changed_
     changed = judge({"f16": everyone_yes, "q8_0": everyone_yes}, base=run(["NO"] * 60 + [None] * 40))
     assert changed["passed"] and changed["reference_check"]["changed_from_base"] == 1.0
     assert "uninformative" in render_gate(gate) and "uninformative" not in render_gate(changed)
+    never_answers = run([None] * 100)
+    assert not judge({"f16": never_answers, "q8_0": never_answers}, base=run(["NO"] * 100))["passed"]
 
 
 def test_missing_runs_and_mismatched_items_are_errors():
