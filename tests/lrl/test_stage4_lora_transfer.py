@@ -44,7 +44,7 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
             "4_strategy_vs_zero-shot"} <= set(results["comparisons"])
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## LoRA transfer (stage 4)" in report and "Fidelity gate (4 items" in report and "uninformative" in report
-    assert "4 of the 10 test items (a subset drawn with seed 0" in report
+    assert "4 of the 10 test items (a subset drawn with seed 0" in report and "deployed and tested below: the `q8_0`" in report
     assert "no strategy in prompt (`zero-shot`) | strategy in prompt (`strategy`)" in report
     assert "Exported student (A) vs base student (B), both strategy" in report
     assert (tmp_path / "run" / "transfer" / "student.gguf").is_file()
