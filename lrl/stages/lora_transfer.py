@@ -123,7 +123,9 @@ def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: lis
 
     ctx.echo(f"stage 4: fidelity gate on {len(problems)} of {len(ctx.splits['test'])} test items")
     report = gate_export(built, config, ctx.domain, problems, progress, open_cached)
-    return {"gate": report["gate"], "deployed": report["deployed"], "deployed_spec": report["deployed_spec"],
+    entry = built["files"][report["deployed"]]
+    in_run = {**entry, "path": str(Path(entry["path"]).relative_to(ctx.run.path))}  # results name no run location
+    return {"gate": report["gate"], "deployed": report["deployed"], "deployed_spec": str(artifact_spec(in_run)),
             "items": len(problems), "test_items": len(ctx.splits["test"]),
             "subset_seed": ctx.config.seed if len(problems) < len(ctx.splits["test"]) else None}
 
