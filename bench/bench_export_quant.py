@@ -129,6 +129,8 @@ def main() -> None:
     for q, s in summary.items():
         print(f"{q:<16} kept {s['all']['kept']:.3f}  resid {s['all']['resid']:.3f}  by type "
               + ", ".join(f"{t} {v['kept']:.3f}" for t, v in s["by_type"].items()), flush=True)
+    write_result("export_quant_survival", {"base": str(base), "adapter": str(adapter), "summary": summary,
+                                           "tensors": tensors, "loadavg": os.getloadavg()})  # kept if greedy is killed
     lora = work / "adapter.lora.gguf"
     if not lora.exists():
         write_lora_gguf(base, adapter, lora)
