@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--greedy", default=None, help="comma list of the models to generate with (default: all; "
+                        "fused-f16 always): fused-<quant>, base+adapter, base")
     args = parser.parse_args()
     base, adapter, work = resolve_gguf(args.base), Path(args.adapter), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,9 @@ def main() -> None:
     specs = {"fused-f16": f"llamacpp:{fused(base, adapter, 'f16', work)}",
              **{f"fused-{q}": f"llamacpp:{fused(base, adapter, q, work)}" for q in QUANTS},
              "base+adapter": f"llamacpp:{base}+lora={lora}", "base": f"llamacpp:{base}"}
-    texts = {name: greedy_texts(spec, args.items, args.tokens, args.threads) for name, spec in specs.items()}
+    chosen = {"fused-f16", *(args.greedy.split(",") if args.greedy else specs)}
+    texts = {name: greedy_texts(spec, args.items, args.tokens, args.threads) for name, spec in specs.items()
+             if name in chosen}
     change = output_change(texts)
     for name, c in change.items():
         print(f"{name:<22} trained opening {c['trained_opening']:.0%}  same as F16 {c['same_as_f16']:.0%}", flush=True)
