@@ -64,8 +64,8 @@ def survival(base: Path, adapter: Path, quant: str, work: Path) -> list[dict]:
         change = dequantized(tensor, work) - dequantized(plain[tensor.name], work)  # Q(W+dW) - Q(W)
         sq = float(np.sum(delta * delta))
         rows.append({"tensor": tensor.name, "type": tensor.tensor_type.name, "delta_rms": float(np.sqrt(sq / delta.size)),
-                     "kept": float(np.sum(change * delta)) / sq, "norm": float(np.linalg.norm(change)) / np.sqrt(sq),
-                     "resid": float(np.linalg.norm(change - delta)) / np.sqrt(sq), "delta_sq": sq})
+                     "kept": float(np.sum(change * delta)) / sq, "norm": float(np.linalg.norm(change) / np.sqrt(sq)),
+                     "resid": float(np.linalg.norm(change - delta) / np.sqrt(sq)), "delta_sq": sq})
     return rows
 
 
