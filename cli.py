@@ -144,25 +144,29 @@ def _progress(label: str):
 @unsafe_sandbox_option
 @click.option("--base", required=True, help="base GGUF: path, llamacpp:<path>, or alias (qwen0.5b, gemma270m)")
 @click.option("--adapter", "adapter_dir", required=True, type=click.Path(), help="PEFT LoRA adapter directory")
-@click.option("--quant", default="q4_k_m", show_default=True, help="q4_k_m, q5_k_m, q8_0 or f16")
-@click.option("--out", required=True, type=click.Path(), help="output GGUF (siblings: .f16/.q8_0 GGUF, report)")
+@click.option("--quant", default="q4_k_m", show_default=True,
+              help="fused quantization: q4_k_m, q4_k_m_lora_q8 (LoRA-touched tensors Q8_0), q5_k_m, q6_k, q8_0 or f16")
+@click.option("--deploy", default="auto", show_default=True, type=click.Choice(["auto", "adapter", "fused"]),
+              help="artifact for the Modelfile: auto = the smallest that passes the gate (base + adapter without a gate)")
+@click.option("--out", required=True, type=click.Path(), help="output GGUF (siblings: .f16/.q8_0/.lora GGUF, report)")
 @click.option("--gate-problems", type=click.Path(), help="problems JSONL for the fidelity gate")
 @click.option("--gate-domain", default="scheduling", show_default=True, help="domain to draw gate problems from")
 @click.option("--gate-variant", default="balanced", show_default=True)
-@click.option("--gate-n", default=100, show_default=True, help="test-split problems drawn when no file is given")
+@click.option("--gate-n", default=200, show_default=True,
+              help="test-split problems drawn when no file is given (at 200 a 2-point drop is 4 changed answers)")
 @click.option("--strategy", "strategy_file", type=click.Path(), help="strategy the student was trained with in its prompt")
 @click.option("--no-gate", is_flag=True, help="skip the fidelity gate")
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--threads", type=int, default=None, help="llama.cpp threads")
-def export_cmd(base, adapter_dir, quant, out, gate_problems, gate_domain, gate_variant, gate_n, strategy_file,
+def export_cmd(base, adapter_dir, quant, deploy, out, gate_problems, gate_domain, gate_variant, gate_n, strategy_file,
                no_gate, max_tokens, threads):
-    """Fuse a LoRA adapter into a base GGUF, quantize it, and check it answers like the fused model."""
+    """Write a LoRA student as base + adapter GGUF and fused GGUFs, gate each against fused F16, deploy the smallest that passes."""
     from backends.export.model_path import resolve_gguf
     from lrl.domain import get_domain, read_problems
     from lrl.export_job import ExportConfig, export_student, render_export
     from lrl.student_prompt import read_strategy
 
-    config = ExportConfig(quant=quant, run_gate=not no_gate, strategy=read_strategy(strategy_file),
+    config = ExportConfig(quant=quant, deploy=deploy, run_gate=not no_gate, strategy=read_strategy(strategy_file),
                           max_tokens=max_tokens, n_threads=threads)
     domain, problems = get_domain(gate_domain), []
     if not no_gate:
@@ -174,19 +178,19 @@ def export_cmd(base, adapter_dir, quant, out, gate_problems, gate_domain, gate_v
 
 
 @main.command("chat")
-@click.argument("model")
+@click.argument("model")  # a GGUF path, alias or llamacpp spec, optionally +lora=<adapter.gguf>
 @click.option("--system", default=None, help="system prompt")
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--temperature", default=0.0, show_default=True)
 @click.option("--threads", type=int, default=None)
 def chat_cmd(model, system, max_tokens, temperature, threads):
-    """Chat with a GGUF model (its own chat template; tokens stream; /reset, /exit)."""
+    """Chat with a GGUF model, or a base GGUF +lora=<adapter.gguf> (its own chat template; tokens stream; /reset, /exit)."""
     from backends.chat_session import chat_loop
-    from backends.export.model_path import resolve_gguf
-    from backends.llamacpp_backend import LlamaCppLLM
+    from backends.export.model_path import local_spec
     from backends.llm import SamplingParams
+    from backends.spec import BackendOptions, build_llm
 
-    llm = LlamaCppLLM(resolve_gguf(model), n_threads=threads)
+    llm = build_llm(local_spec(model), BackendOptions(n_threads=threads))
     def read_line():
         line = sys.stdin.readline()
         return line if line else None
@@ -338,6 +342,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
 @click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
               "(a seeded subset; default: all)")
+@click.option("--gate-report-only", is_flag=True,
+              help="stage 4: report a failing fidelity gate instead of stopping (the deployed artifact is then unguarded)")
 @click.option("--solve-max-tokens", default=RunConfig.solve_max_tokens, show_default=True, type=int,
               help="token limit of the solve calls of stages 0-3b (stage 4 answers within 1.5x its curriculum's longest target)")
 @click.option("--out", default=str(RunConfig().out), show_default=True, type=click.Path(file_okay=False), help="run directory (re-run to resume)")

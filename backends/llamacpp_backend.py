@@ -5,6 +5,10 @@ run in a sandboxed jinja2 environment the way Hugging Face renders it), so a mod
 exactly as it was fine-tuned. GGUFs without a template (base models such as gemma270m) get the
 message contents joined by blank lines: plain text for a base model to continue.
 
+A LoRA adapter GGUF (`lora_path`, as `k1 export` writes it) is applied by llama.cpp at load time,
+the way `llama-cli --lora` and Ollama's ADAPTER apply it, so the base keeps its shipped quantization
+and the adapter's delta is added in full precision.
+
 The file is validated by `gguf_header.read_header` first, because llama.cpp may abort the
 process on a corrupt file. llama-cpp-python must be the crash-free build from scripts/setup.sh:
 the default native build segfaults on batched decode (n_batch > 1) on some AVX512 CPUs.
@@ -44,6 +48,17 @@ def render_chat(template: str | None, messages: Sequence[Message], bos_token: st
         raise UserError(f"the model's chat template failed on these messages: {err}") from None
 
 
+def check_adapter(path: Path, base_arch: str | None) -> None:
+    """UserError unless `path` is a LoRA adapter GGUF for the base's architecture (llama.cpp may abort on others)."""
+    meta = read_header(path).metadata
+    if meta.get("general.type") != "adapter" or meta.get("adapter.type") != "lora":
+        raise UserError(f"{path}: not a LoRA adapter GGUF (general.type={meta.get('general.type')!r}); "
+                        f"`k1 export` writes one as <out>.lora.gguf")
+    if meta.get("general.architecture") != base_arch:
+        raise UserError(f"{path}: an adapter for {meta.get('general.architecture')!r}, "
+                        f"but the base model is {base_arch!r}")
+
+
 class LlamaCppLLM:
     """A GGUF file as an LLM. One instance holds one loaded model; calls are serialized by a lock."""
 
@@ -52,19 +67,24 @@ class LlamaCppLLM:
     batch_discount = False
 
     def __init__(self, path: Path, *, model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_batch: int = 256, verbose: bool = False):
+                 n_batch: int = 256, lora_path: Path | None = None, verbose: bool = False):
         if n_batch < 1 or n_ctx < 16:
             raise UserError(f"n_batch must be >= 1 and n_ctx >= 16, got {n_batch} and {n_ctx}")
         self.path = Path(path)
         self.model = model or self.path.name
         header = read_header(self.path)
         self.chat_template = header.metadata.get("tokenizer.chat_template")
+        self.lora_path = Path(lora_path) if lora_path else None
+        if self.lora_path:
+            check_adapter(self.lora_path, header.metadata.get("general.architecture"))
         llama_cpp = require("llama_cpp", "llm")
         try:
             self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                                         seed=0, verbose=verbose)
-        except ValueError as err:  # llama-cpp-python's "Failed to load model from file"
-            raise UserError(f"llama.cpp could not load {self.path}: {err}") from None
+                                         seed=0, verbose=verbose,
+                                         lora_path=str(self.lora_path) if self.lora_path else None)
+        except (ValueError, RuntimeError) as err:  # "Failed to load model from file" / "...LoRA adapter..."
+            what = f"{self.path} with adapter {self.lora_path}" if self.lora_path else str(self.path)
+            raise UserError(f"llama.cpp could not load {what}: {err}") from None
         self.add_bos = bool(header.metadata.get("tokenizer.ggml.add_bos_token", False))
         self.bos_token = self._token_text(self.llama.token_bos())
         self.eos_token = self._token_text(self.llama.token_eos())

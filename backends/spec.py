@@ -6,6 +6,9 @@ Accepted forms:
     llamacpp:qwen0.5b  or just  qwen0.5b     a PyPI-shipped model (see model_assets.ASSETS)
     openai:http://127.0.0.1:11434/v1#qwen2.5:7b   OpenAI-compatible server, '#' then model name
     mlx:org/model                            mlx-lm on Apple silicon
+    <llamacpp spec>+lora=path/to/adapter.gguf   a GGUF base with a llama.cpp LoRA adapter applied at
+                                             load time, e.g. qwen0.5b+lora=student.lora.gguf: the
+                                             pair `k1 export` deploys, run exactly as Ollama's ADAPTER runs it
 Parsing is pure (no files touched); `build_llm` resolves aliases and loads the model.
 """
 from __future__ import annotations
@@ -20,23 +23,26 @@ from k1core.errors import UserError
 
 BACKENDS = ("anthropic", "llamacpp", "openai", "mlx")
 FORMS = ("anthropic:<model-id>, llamacpp:<file.gguf or alias>, openai:<http(s)://host[:port]/v1>#<model>, "
-         f"mlx:<org/model>, or an alias ({', '.join(sorted(ASSETS))})")
+         f"mlx:<org/model>, or an alias ({', '.join(sorted(ASSETS))}); a llamacpp model may add +lora=<adapter.gguf>")
+ADAPTER_MARK = "+lora="
 ANTHROPIC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NO_SPACE = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed spec: which backend, which model, and (openai only) the server's base URL."""
+    """A parsed spec: which backend, which model, (openai only) the server's base URL and
+    (llamacpp only) a LoRA adapter GGUF applied to the model at load time."""
 
     backend: str
     model: str
     base_url: str | None = None
+    adapter: str | None = None
 
     def __str__(self) -> str:
         if self.backend == "openai":
             return f"openai:{self.base_url}#{self.model}"
-        return f"{self.backend}:{self.model}"
+        return f"{self.backend}:{self.model}" + (f"{ADAPTER_MARK}{self.adapter}" if self.adapter else "")
 
 
 @dataclass(frozen=True)
@@ -59,17 +65,32 @@ def parse_spec(text: str) -> ModelSpec:
     """Parse a spec string; UserError naming the accepted forms when it fits none of them."""
     if not isinstance(text, str) or not NO_SPACE.fullmatch(text):
         raise _bad(str(text), "empty or contains whitespace")
+    base, mark, adapter = text.partition(ADAPTER_MARK)
+    if mark:
+        spec = _parse_plain(base, text)
+        if spec.backend != "llamacpp":
+            raise _bad(text, "only a llamacpp model takes a +lora= adapter")
+        if not adapter.lower().endswith(".gguf"):
+            raise _bad(text, "+lora= needs a LoRA adapter .gguf file")
+        return ModelSpec("llamacpp", spec.model, adapter=adapter)
+    return _parse_plain(text, text)
+
+
+def _parse_plain(text: str, whole: str) -> ModelSpec:
+    """`text` (a spec without an adapter) parsed; errors quote `whole`, what the user typed."""
+    if not text:
+        raise _bad(whole, "no model before +lora=")
     if text in ASSETS:
         return ModelSpec("llamacpp", text)
     backend, sep, rest = text.partition(":")
     if not sep or backend not in BACKENDS:
-        raise _bad(text, f"unknown backend {backend!r}" if sep else "no backend prefix")
+        raise _bad(whole, f"unknown backend {backend!r}" if sep else "no backend prefix")
     if not rest:
-        raise _bad(text, "nothing after the backend")
+        raise _bad(whole, "nothing after the backend")
     if backend == "anthropic" and not ANTHROPIC_ID.fullmatch(rest):
-        raise _bad(text, "an Anthropic model id is letters, digits, '.', '_' and '-'")
+        raise _bad(whole, "an Anthropic model id is letters, digits, '.', '_' and '-'")
     if backend == "llamacpp" and rest not in ASSETS and not rest.lower().endswith(".gguf"):
-        raise _bad(text, "llamacpp needs a .gguf path or a known alias")
+        raise _bad(whole, "llamacpp needs a .gguf path or a known alias")
     if backend == "openai":
         url, hash_sign, model = rest.partition("#")
         try:
@@ -78,9 +99,9 @@ def parse_spec(text: str) -> ModelSpec:
         except ValueError:
             port_ok = False
         if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
-            raise _bad(text, "openai needs an http(s) base URL")
+            raise _bad(whole, "openai needs an http(s) base URL")
         if not hash_sign or not model:
-            raise _bad(text, "openai needs '#<model>' after the URL")
+            raise _bad(whole, "openai needs '#<model>' after the URL")
         return ModelSpec("openai", model, url.rstrip("/"))
     return ModelSpec(backend, rest)
 
@@ -96,8 +117,9 @@ def build_llm(spec: ModelSpec | str, options: BackendOptions = BackendOptions())
         from backends.llamacpp_backend import LlamaCppLLM
 
         path = resolve_alias(spec.model, options.cache_dir) if spec.model in ASSETS else Path(spec.model).expanduser()
-        return LlamaCppLLM(path, model=spec.model, n_ctx=options.n_ctx, n_threads=options.n_threads,
-                           n_batch=options.n_batch)
+        adapter = Path(spec.adapter).expanduser() if spec.adapter else None
+        return LlamaCppLLM(path, model=str(spec).removeprefix("llamacpp:"), n_ctx=options.n_ctx,
+                           n_threads=options.n_threads, n_batch=options.n_batch, lora_path=adapter)
     if spec.backend == "openai":
         from backends.openai_backend import OpenAICompatibleLLM
 

@@ -44,11 +44,14 @@ def same_pipeline_base(base: Path, quant: str, work: Path) -> Path:
     return out
 
 
-def run(models: dict[str, Path], n_tokens: int, rounds: int, threads: int | None) -> dict[str, dict]:
-    """Median decode tokens/s per model over interleaved rounds."""
+def run(models: dict[str, Path], n_tokens: int, rounds: int, threads: int | None,
+        loras: dict[str, Path] | None = None) -> dict[str, dict]:
+    """Median decode tokens/s per model over interleaved rounds (`loras`: adapter GGUFs applied to some)."""
     import llama_cpp
 
-    loaded = {name: llama_cpp.Llama(str(path), n_ctx=512, n_threads=threads, verbose=False)
+    loras = loras or {}
+    loaded = {name: llama_cpp.Llama(str(path), n_ctx=512, n_threads=threads, verbose=False,
+                                    lora_path=str(loras[name]) if name in loras else None)
               for name, path in models.items()}
     rates = {name: [] for name in models}
     for _ in range(rounds):
@@ -57,7 +60,8 @@ def run(models: dict[str, Path], n_tokens: int, rounds: int, threads: int | None
             rates[name].append(decode_rate(llama, tokens, n_tokens))
     for llama in loaded.values():
         llama.close()
-    return {name: {"path": str(models[name]), "bytes": models[name].stat().st_size,
+    return {name: {"path": str(models[name]), "bytes": models[name].stat().st_size + (
+                       loras[name].stat().st_size if name in loras else 0),
                    "tokens_per_s": statistics.median(r), "rounds": r} for name, r in rates.items()}
 
 

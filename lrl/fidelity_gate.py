@@ -1,4 +1,4 @@
-"""The fidelity gate: does a quantized export answer like the exact fused model it came from?
+"""The fidelity gate: does the deployed artifact answer like the exact fused model it came from?
 
 Reference ("the fused model's greedy answers"): the F16 GGUF of the fused weights, run greedily in
 llama.cpp. It holds base + (alpha/r) B A exactly up to f16 rounding, and running it in the same
@@ -6,8 +6,15 @@ runtime and prompt format as the candidates means any disagreement is due to qua
 a different attention kernel or tokenizer. Each candidate (Q8_0, Q4_K_M, ...) is run on the same
 items; per item we compare the parsed final answers (two parse failures count as agreeing: both
 gave no answer). A candidate passes with agreement >= min_agreement and |accuracy - reference
-accuracy| <= max_accuracy_gap. Only the quantizations in `enforced` can fail the export; the
-others are reported alongside.
+accuracy| <= max_accuracy_gap; the paired difference with its Newcombe CI is reported beside it.
+Only the artifacts in `enforced` (the Q8_0 floor and the deployed artifact) can fail the export;
+the others are reported alongside.
+
+A gate on a model that says the same thing everywhere proves nothing (a quantization that
+erased the learning agrees with a reference that never learned anything), so the reference must
+be informative: at least two distinct parsed answers, or, when it gives one answer everywhere it
+answers, answers that differ from the untrained base student's on more than max_accuracy_gap of
+the items. A reference that never writes a parsable answer guards nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 
 from k1core.errors import UserError
-from lrl.evaluation import summarize
+from lrl.evaluation import compare, summarize
 
 REFERENCE = "f16"
 
@@ -52,15 +59,39 @@ def agreement(reference: list[dict], candidate: list[dict]) -> float:
     return sum(ref[i] == cand[i] for i in ref) / len(ref)
 
 
-def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig()) -> dict:
-    """Gate verdict from result records per quantization (must include the F16 reference)."""
+def distinct_answers(records: list[dict]) -> int:
+    """How many different parsed answers a run gave (parse failures not counted)."""
+    return len({answer_key(r) for r in records if not r.get("parse_error")})
+
+
+def needs_base_run(reference: list[dict]) -> bool:
+    """Whether only the base student's answers can show the reference is informative (one answer everywhere)."""
+    return distinct_answers(reference) == 1
+
+
+def informative(reference: list[dict], base: list[dict] | None, config: GateConfig) -> dict:
+    """Is the reference worth guarding: several distinct answers, or one answer the base student did not give?"""
+    row = {"distinct_answers": distinct_answers(reference)}
+    if base is not None:
+        row["changed_from_base"] = 1.0 - agreement(reference, base)
+    row["informative"] = row["distinct_answers"] >= 2 or (
+        row["distinct_answers"] == 1 and row.get("changed_from_base", 0.0) > config.max_accuracy_gap)
+    return row
+
+
+def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig(), deployed: str | None = None,
+          base: list[dict] | None = None) -> dict:
+    """Gate verdict from result records per artifact (must include the F16 reference); `deployed`
+    is enforced besides config.enforced; `base` (the untrained student's records) shows a
+    reference with one answer everywhere still learned something."""
     if REFERENCE not in runs:
         raise UserError("gate: the F16 reference run is missing")
+    enforced = tuple(dict.fromkeys(config.enforced + ((deployed,) if deployed else ())))
     ref_summary = summarize(runs[REFERENCE])
-    out = {"reference": REFERENCE, "n": ref_summary["n"], "config": {
+    out = {"reference": REFERENCE, "n": ref_summary["n"], "deployed": deployed, "config": {
         "min_agreement": config.min_agreement, "max_accuracy_gap": config.max_accuracy_gap,
-        "enforced": list(config.enforced)}, "runs": {}}
-    passed = True
+        "enforced": list(enforced)}, "reference_check": informative(runs[REFERENCE], base, config), "runs": {}}
+    passed = out["reference_check"]["informative"]
     for quant, records in runs.items():
         summary = summarize(records)
         row = {"accuracy": summary["accuracy"], "ci95": summary["ci95"],
@@ -69,12 +100,13 @@ def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig()) -> dic
         if quant != REFERENCE:
             row["agreement"] = agreement(runs[REFERENCE], records)
             row["accuracy_gap"] = summary["accuracy"] - ref_summary["accuracy"]
+            row["accuracy_gap_ci95"] = compare(records, runs[REFERENCE])["difference_ci95"]
             row["passes"] = (row["agreement"] >= config.min_agreement
                              and abs(row["accuracy_gap"]) <= config.max_accuracy_gap)
-            row["enforced"] = quant in config.enforced
+            row["enforced"] = quant in enforced
             passed &= row["passes"] or not row["enforced"]
         out["runs"][quant] = row
-    missing = [q for q in config.enforced if q not in runs]
+    missing = [q for q in enforced if q not in runs]
     if missing:
         raise UserError(f"gate: no run for the enforced quantization(s) {missing}")
     out["passed"] = passed
@@ -84,16 +116,26 @@ def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig()) -> dic
 def render_gate(gate: dict) -> str:
     """A markdown table of the gate: accuracy with CI, agreement with the reference, verdict."""
     lines = [f"### Fidelity gate ({gate['n']} items, reference: fused F16 GGUF in llama.cpp, greedy)", "",
-             "| model | accuracy [95% CI] | agreement | gap | verdict |", "|---|---|---|---|---|"]
+             "| model | accuracy [95% CI] | parse failures | agreement | gap [paired 95% CI] | verdict |",
+             "|---|---|---|---|---|---|"]
     for quant, row in gate["runs"].items():
         low, high = row["ci95"]
         acc = f"{100 * row['accuracy']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+        fails = f"{100 * row['parse_failure_rate']:.1f}%"
         if quant == gate["reference"]:
-            lines.append(f"| {quant} (reference) | {acc} | - | - | - |")
+            lines.append(f"| {quant} (reference) | {acc} | {fails} | - | - | - |")
             continue
         verdict = ("pass" if row["passes"] else "FAIL") + ("" if row["enforced"] else " (reported only)")
-        lines.append(f"| {quant} | {acc} | {100 * row['agreement']:.1f}% | {100 * row['accuracy_gap']:+.1f} pts | {verdict} |")
-    cfg = gate["config"]
-    lines += ["", f"Gate: agreement >= {100 * cfg['min_agreement']:.0f}% and |gap| <= {100 * cfg['max_accuracy_gap']:.0f} "
-              f"points, enforced for {', '.join(cfg['enforced'])}: **{'PASSED' if gate['passed'] else 'FAILED'}**"]
+        name = f"{quant} (deployed)" if quant == gate.get("deployed") else quant
+        gap_low, gap_high = row["accuracy_gap_ci95"]
+        lines.append(f"| {name} | {acc} | {fails} | {100 * row['agreement']:.1f}% | {100 * row['accuracy_gap']:+.1f} pts "
+                     f"[{100 * gap_low:+.1f}, {100 * gap_high:+.1f}] | {verdict} |")
+    cfg, ref = gate["config"], gate["reference_check"]
+    changed = (f", {100 * ref['changed_from_base']:.1f}% of its answers differ from the base student's"
+               if "changed_from_base" in ref else "")
+    lines += ["", f"Reference: {ref['distinct_answers']} distinct answers{changed}"
+              + ("" if ref["informative"] else " (uninformative: no answer, or one answer everywhere as the base student gives)"),
+              f"Gate: agreement >= {100 * cfg['min_agreement']:.0f}% and |gap| <= {100 * cfg['max_accuracy_gap']:.0f} "
+              f"points, enforced for {', '.join(cfg['enforced'])}, on an informative reference: "
+              f"**{'PASSED' if gate['passed'] else 'FAILED'}**"]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ def run(ctx: StageContext, strategy_v1: str, round1: dict) -> dict:
     built = ctx.run.stage_state(lora_transfer.STAGE.key)
     practice = list(ctx.splits["train"]) + list(dev)
     fmt = round1["trained_prompts"][0]
-    exported = lora_transfer.exported_llm(ctx, built["files"]["files"][cfg.export_quant])
+    exported = lora_transfer.exported_llm(ctx, built["files"]["files"][built["export"]["deployed"]])
     records = evaluate(ctx, NAME, "student_practice", ctx.cached(exported), practice, prompt_strategy(fmt, strategy_v1),
                        "round 2: exported student on train+dev", max_tokens=built["curriculum"]["generation_limit"])
     exported.unload()

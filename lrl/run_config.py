@@ -61,6 +61,7 @@ class RunConfig:
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"
     gate_items: int | None = None  # stage 4: the fidelity gate runs on this many test items (seeded subset); None: all
+    gate_report_only: bool = False  # stage 4: a failing gate is reported instead of stopping the run
     out: Path = field(default_factory=lambda: Path("runs/lrl"))
     budget_usd: float | None = None
     offline: bool = False

@@ -138,7 +138,8 @@ def _transfer(result: dict) -> list[str]:
              f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}; trained on the "
              f"{trained} prompt format(s). The student is tested in both formats below, each with exactly the "
              "prompt it is named by; a format it was not trained on is marked.",
-             "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt.", "",
+             "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt; "
+             f"deployed and tested below: the `{export['deployed']}` artifact (`{export['deployed_spec']}`).", "",
              render_gate(export["gate"]), "", render_transfer(result["transfer"])]
     return lines
 

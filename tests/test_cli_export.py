@@ -19,17 +19,43 @@ def tiny(tmp_path):
     return base, tmp_path / "adapter", problems
 
 
-def test_export_writes_every_file_and_the_gate_report(tiny, tmp_path):
+def test_export_writes_every_file_and_fails_a_gate_on_a_reference_that_never_answers(tiny, tmp_path):
     base, adapter, problems = tiny
     out = tmp_path / "out" / "student.gguf"
     result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q4_k_m",
                                        "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "4"])
-    assert result.exit_code == 0, result.output
+    # A random model never writes an answer: every artifact "agrees", which proves nothing.
+    assert result.exit_code == 2 and "gives no answer or one answer everywhere" in result.output, result.output
     report = orjson.loads((tmp_path / "out" / "student.export.json").read_bytes())
-    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m"} and report["gate"]["n"] == 3
-    assert set(report["gate"]["runs"]) == {"f16", "q8_0", "q4_k_m"}
-    assert "Fidelity gate" in result.output and (tmp_path / "out" / "Modelfile").is_file()
-    assert (tmp_path / "out" / "student.gate-q8_0.jsonl").is_file() and (tmp_path / "out" / "student.lora.gguf").is_file()
+    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and report["gate"]["n"] == 3
+    assert set(report["gate"]["runs"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and not report["gate"]["passed"]
+    assert report["files"]["adapter"]["bytes"] == base.stat().st_size + report["files"]["adapter"]["adapter_bytes"]
+    for name in ("Modelfile", "student.gate-q8_0.jsonl", "student.lora.gguf"):
+        assert (tmp_path / "out" / name).is_file(), name
+
+
+def test_export_without_a_gate_deploys_base_plus_adapter_and_chat_and_eval_run_the_pair(tiny, tmp_path):
+    base, adapter, problems = tiny
+    out = tmp_path / "student.gguf"
+    result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q8_0",
+                                       "--out", str(out), "--no-gate"])
+    assert result.exit_code == 0 and "Deployed: **adapter**" in result.output, result.output
+    modelfile = (tmp_path / "Modelfile").read_text()
+    assert f"FROM {base.resolve()}\nADAPTER ./student.lora.gguf\n" in modelfile
+    pair = orjson.loads((tmp_path / "student.export.json").read_bytes())["deployed_spec"]
+    assert pair == f"llamacpp:{base}+lora={tmp_path / 'student.lora.gguf'}"
+    chat = CliRunner().invoke(main, ["chat", pair, "--max-tokens", "3"], input="hello\n/exit\n")
+    assert chat.exit_code == 0, chat.output
+    results = tmp_path / "results.jsonl"
+    scored = CliRunner().invoke(main, ["lrl", "eval", "--model", pair, "--problems", str(problems), "--out", str(results),
+                                       "--max-tokens", "4"])
+    assert scored.exit_code == 0 and "parse failures" in scored.output, scored.output
+
+
+def test_chat_with_an_adapter_that_is_not_one_is_a_clear_error(tiny):
+    base, _, _ = tiny
+    result = CliRunner().invoke(main, ["chat", f"{base}+lora={base}"], input="/exit\n")
+    assert result.exit_code == 2 and "not a LoRA adapter GGUF" in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -96,7 +122,8 @@ def test_failing_gate_exits_2_with_the_report_written(tiny, tmp_path, monkeypatc
 
     def broken_q8(*args, **kwargs):  # a quantization that changes every answer
         runs, seconds = real_runs(*args, **kwargs)
-        runs["q8_0"] = [{**r, "parsed": "NO", "parse_error": None, "verdict": "wrong"} for r in runs["q8_0"]]
+        if "q8_0" in runs:  # not the base student's run
+            runs["q8_0"] = [{**r, "parsed": "NO", "parse_error": None, "verdict": "wrong"} for r in runs["q8_0"]]
         return runs, seconds
 
     monkeypatch.setattr(job, "gate_runs", broken_q8)
@@ -104,6 +131,6 @@ def test_failing_gate_exits_2_with_the_report_written(tiny, tmp_path, monkeypatc
     out = tmp_path / "student.gguf"
     result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(adapter), "--quant", "q8_0",
                                        "--out", str(out), "--gate-problems", str(problems), "--max-tokens", "2"])
-    assert result.exit_code == 2 and "fidelity gate failed (q8_0: agreement 0.0%" in result.output, result.output
+    assert result.exit_code == 2 and "q8_0: agreement 0.0%" in result.output, result.output
     report = orjson.loads((tmp_path / "student.export.json").read_bytes())
     assert report["gate"]["passed"] is False and "FAILED" in (tmp_path / "student.export.md").read_text()

@@ -25,7 +25,7 @@ def problems(tmp_path):
     return path
 
 
-def test_fused_random_adapter_exports_loads_and_passes_the_gate(qwen, problems, tmp_path):
+def test_fused_random_adapter_exports_loads_and_the_gate_passes_only_an_informative_reference(qwen, problems, tmp_path):
     reader = open_gguf(qwen)
     write_peft_adapter(tmp_path / "adapter", read_config(reader, qwen), rank=4, std=0.01, targets=("q_proj", "v_proj"))
     out = tmp_path / "student.gguf"
@@ -33,8 +33,12 @@ def test_fused_random_adapter_exports_loads_and_passes_the_gate(qwen, problems, 
                                        "--quant", "q8_0", "--out", str(out), "--gate-problems", str(problems),
                                        "--max-tokens", "16", "--threads", "2"])
     report = orjson.loads(out.with_name("student.export.json").read_bytes())
-    assert result.exit_code == (0 if report["gate"]["passed"] else 2), result.output
-    assert report["gate"]["passed"], report["gate"]  # a 0.01-scale adapter must not change greedy answers
+    # A 0.01-scale adapter changes no answer; whether 16 tokens reach an answer line decides the verdict:
+    # a reference with no answer (or one, like the base's) proves nothing, and the gate says so.
+    assert {name: row.get("agreement", 1.0) for name, row in report["gate"]["runs"].items()} == {
+        "f16": 1.0, "q8_0": 1.0, "adapter": 1.0}
+    informative = report["gate"]["reference_check"]["informative"]
+    assert result.exit_code == (0 if informative else 2), result.output
     exported = open_gguf(out)
     for key in ("tokenizer.chat_template", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token"):
         assert field_value(exported, key) == field_value(reader, key)

@@ -11,10 +11,11 @@ or the person's (--strategy FILE, or rewritten in --review); the pipeline decide
    tenth is the trainer's validation set. Its longest target sets the answer limit of every
    evaluation below (1.5x, counted with the student's tokenizer), so no trained answer is cut off.
 2. LoRA training with the JAX trainer (best adapter by validation loss).
-3. Export: fused F16 and Q8_0 and the configured quantization, each file's sha256 kept.
+3. Export: fused F16 and Q8_0, the configured quantization and the adapter GGUF, each file's sha256 kept.
 4. Fidelity gate on the test split, or on a seeded subset of --gate-items of it, asked in the
-   first trained format (a failing gate stops the run with its report written).
-5. The exported GGUF and the base student, each on the whole test split in both prompt formats,
+   first trained format; it chooses the deployed artifact (the smallest that passes) and a
+   failing gate stops the run with its report written.
+5. The deployed artifact and the base student, each on the whole test split in both prompt formats,
    paired for McNemar tests with each other and with stage 1's teacher when it ran.
 Why train on both formats: the student is measured with exactly the prompt it
 was trained with, and with and without the strategy; a student trained on both meets both at
@@ -34,12 +35,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backends.export.model_path import resolve_gguf
-from backends.spec import BackendOptions, ModelSpec, parse_spec
+from backends.llamacpp_draft import DraftCheckedLLM
+from backends.spec import BackendOptions, parse_spec
 from k1core.errors import UserError
 from lrl.curriculum import CurriculumConfig, build_curriculum
 from lrl.domain import Problem, write_jsonl
 from lrl.evaluation import compare
-from lrl.export_job import ExportConfig, build_export, gate_export
+from lrl.export_job import ExportConfig, artifact_spec, build_export, gate_export
 from lrl.model_pool import LazyLLM
 from lrl.rundir import write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, Stage
@@ -114,20 +116,25 @@ def gate_problems(ctx: StageContext) -> list[Problem]:
     return [test[i] for i in sorted(random.Random(ctx.config.seed).sample(range(len(test)), n))]
 
 
-def exported_llm(ctx: StageContext, file: dict) -> LazyLLM:
-    """One exported GGUF, loaded on its first uncached call, named by its content for the cache."""
-    path = Path(file["path"])
-    return LazyLLM(ModelSpec("llamacpp", str(path)), BackendOptions(n_threads=ctx.config.n_threads),
-                   label=f"{path.name}@{file['sha256'][:12]}")
+def exported_llm(ctx: StageContext, entry: dict) -> LazyLLM:
+    """One exported artifact, loaded on its first uncached call, named by its content for the cache."""
+    label = f"{Path(entry['path']).name}@{entry['sha256'][:12]}"
+    if "base" in entry:
+        label = f"{Path(entry['base']).name}@{entry['base_sha256'][:12]}+lora={label}"
+    return LazyLLM(artifact_spec(entry), BackendOptions(n_threads=ctx.config.n_threads), label=label)
 
 
 def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: list[Problem]) -> dict:
-    """The fidelity gate over the built files, every call through the run's response cache."""
+    """The fidelity gate over the built files, every call through the run's response cache (the base
+    student's calls through its own, shared with its evaluations)."""
     @contextmanager
-    def open_cached(quant, _path, _config):
-        lazy = exported_llm(ctx, built["files"][quant])
-        try:
-            yield ctx.cached(lazy)
+    def open_cached(name, entry, _config, drafts):
+        if name == "base":
+            yield ctx.student
+            return
+        lazy = exported_llm(ctx, entry)
+        try:  # the draft check sits inside the cache: its answers are the artifact's own greedy answers
+            yield ctx.cached(DraftCheckedLLM(lazy, drafts) if drafts else lazy)
         finally:
             lazy.unload()
 
@@ -137,15 +144,18 @@ def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: lis
 
     ctx.echo(f"stage 4: fidelity gate on {len(problems)} of {len(ctx.splits['test'])} test items")
     report = gate_export(built, config, ctx.domain, problems, progress, open_cached)
-    return {"gate": report["gate"], "items": len(problems), "test_items": len(ctx.splits["test"]),
+    entry = built["files"][report["deployed"]]
+    in_run = {**entry, "path": str(Path(entry["path"]).relative_to(ctx.run.path))}  # results name no run location
+    return {"gate": report["gate"], "deployed": report["deployed"], "deployed_spec": str(artifact_spec(in_run)),
+            "items": len(problems), "test_items": len(ctx.splits["test"]),
             "subset_seed": ctx.config.seed if len(problems) < len(ctx.splits["test"]) else None}
 
 
-def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, trained: tuple[str, ...],
-                          max_tokens: int) -> dict:
+def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, deployed: str,
+                          trained: tuple[str, ...], max_tokens: int) -> dict:
     """{"exported"|"base": {format: records}} on the whole test split; the trained formats first."""
     test = ctx.splits["test"]
-    exported = exported_llm(ctx, built["files"][ctx.config.export_quant])
+    exported = exported_llm(ctx, built["files"][deployed])
     order = list(trained) + [f for f in PROMPT_FORMATS if f not in trained]
     runs = {"exported": {}, "base": {}}
     for fmt in order:
@@ -177,7 +187,8 @@ def run(ctx: StageContext) -> dict:
 
     def export_config() -> ExportConfig:  # answers within the curriculum's limit, known once it is built
         return ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
-                            max_tokens=state["curriculum"]["generation_limit"], seed=cfg.seed, n_threads=cfg.n_threads)
+                            max_tokens=state["curriculum"]["generation_limit"], seed=cfg.seed, n_threads=cfg.n_threads,
+                            enforce_gate=not cfg.gate_report_only)
 
     steps = (("validation", lambda: validate_strategy(ctx, strategy)),
              ("curriculum", lambda: make_curriculum(ctx, strategy, base, work)),
@@ -190,11 +201,12 @@ def run(ctx: StageContext) -> dict:
             state = ctx.run.stage_state(STAGE.key)  # evaluations save their records into it meanwhile
             state[key] = value
             ctx.run.save_stage_state(STAGE.key, state)
-    runs = evaluate_both_formats(ctx, strategy, state["files"], trained, state["curriculum"]["generation_limit"])
+    runs = evaluate_both_formats(ctx, strategy, state["files"], state["export"]["deployed"], trained,
+                                 state["curriculum"]["generation_limit"])
     teacher_state = ctx.run.stage_state(teacher_baseline.STAGE.key)
     teacher = teacher_state["result"]["records"] if teacher_state.get("complete") else None
     primary = trained[0]
-    return {"model": f"llamacpp:{out.name}", "role": "student", "split": "test",
+    return {"model": state["export"]["deployed_spec"], "role": "student", "split": "test",
             "prompt": primary, "with_strategy": primary == "strategy", "trained_prompts": list(trained),
             "summary": evaluation_summary(runs["exported"][primary], cfg.batch_size),
             "records": runs["exported"][primary],

@@ -38,17 +38,39 @@ def test_accuracy_gap_beyond_two_points_fails():
 
 
 def test_unenforced_quantization_is_reported_but_cannot_fail_the_gate():
-    ref = run(["YES"] * 100)
-    gate = judge({"f16": ref, "q8_0": run(["YES"] * 100), "q4_k_m": run(["NO"] * 10 + ["YES"] * 90)})
+    ref = run(["YES"] * 95 + ["NO"] * 5)
+    gate = judge({"f16": ref, "q8_0": run(["YES"] * 95 + ["NO"] * 5), "q4_k_m": run(["NO"] * 15 + ["YES"] * 85)})
     assert gate["passed"] and not gate["runs"]["q4_k_m"]["passes"] and not gate["runs"]["q4_k_m"]["enforced"]
     assert "reported only" in render_gate(gate)
+
+
+def test_the_deployed_artifact_is_enforced_and_its_paired_gap_has_a_ci():
+    ref = run(["YES"] * 50 + ["NO"] * 50)
+    lost = run(["NO"] * 10 + ["YES"] * 40 + ["NO"] * 50)  # 10 right answers lost
+    gate = judge({"f16": ref, "q8_0": ref, "q4_k_m": lost}, deployed="q4_k_m")
+    row = gate["runs"]["q4_k_m"]
+    assert row["enforced"] and not gate["passed"] and gate["config"]["enforced"] == ["q8_0", "q4_k_m"]
+    assert row["accuracy_gap"] == pytest.approx(-0.10) and row["accuracy_gap_ci95"][0] < -0.1 < row["accuracy_gap_ci95"][1] < 0
+    assert "q4_k_m (deployed)" in render_gate(gate)
+
+
+def test_a_reference_with_one_answer_everywhere_passes_only_if_training_changed_it():
+    everyone_yes = run(["YES"] * 100)
+    gate = judge({"f16": everyone_yes, "q8_0": everyone_yes})
+    assert not gate["passed"] and not gate["reference_check"]["informative"]  # nothing shows it learned
+    assert not judge({"f16": everyone_yes, "q8_0": everyone_yes}, base=everyone_yes)["passed"]
+    changed = judge({"f16": everyone_yes, "q8_0": everyone_yes}, base=run(["NO"] * 60 + [None] * 40))
+    assert changed["passed"] and changed["reference_check"]["changed_from_base"] == 1.0
+    assert "uninformative" in render_gate(gate) and "uninformative" not in render_gate(changed)
+    never_answers = run([None] * 100)
+    assert not judge({"f16": never_answers, "q8_0": never_answers}, base=run(["NO"] * 100))["passed"]
 
 
 def test_missing_runs_and_mismatched_items_are_errors():
     with pytest.raises(UserError, match="F16 reference"):
         judge({"q8_0": run(["YES"])})
     with pytest.raises(UserError, match="enforced"):
-        judge({"f16": run(["YES"]), "q4_k_m": run(["YES"])})
+        judge({"f16": run(["YES", "NO"]), "q4_k_m": run(["YES", "NO"])})
     with pytest.raises(UserError, match="same items"):
         agreement(run(["YES"]), run(["YES", "NO"]))
     with pytest.raises(UserError, match="min_agreement"):

@@ -35,7 +35,8 @@ def context(tmp_path) -> StageContext:
     teacher = CachedLLM(RulesLLM(), cache, template_version=TEMPLATE_VERSION, ledger=ledger, offline=False)
     run = RunDir(config.out)
     run.save_stage_state(lora_transfer.STAGE.key, {"files": {"files": {"q4_k_m": {"path": "student.gguf", "sha256": "0" * 64}}},
-                                              "curriculum": {"generation_limit": 120}})
+                                                   "export": {"deployed": "q4_k_m"},
+                                                   "curriculum": {"generation_limit": 120}})
     return StageContext(config, run, domain, splits, teacher, teacher, ledger, cache=cache)
 
 

@@ -67,7 +67,7 @@ def test_gemma3_export_quantizes_keeps_metadata_and_its_lora_gguf_equals_the_fus
     write_peft_adapter(tmp_path / "adapter", cfg, rank=4, alpha=8.0, std=0.05)
     out = tmp_path / "out" / "student.gguf"
     report = export_student(base, tmp_path / "adapter", out, ExportConfig(quant="q4_k_m", run_gate=False))
-    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m"}
+    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and report["deployed"] == "adapter"
     source = open_gguf(base)
     exact = llamacpp_logits(out.with_name("student.f16.gguf"), TOKENS)
     errors = {}
@@ -99,7 +99,7 @@ def test_real_gemma_270m_exports_loads_and_generates(tmp_path):
     write_peft_adapter(tmp_path / "adapter", cfg, rank=4, std=0.002, targets=("q_proj", "v_proj"))
     out = tmp_path / "student.gguf"
     report = export_student(base, tmp_path / "adapter", out, ExportConfig(quant="q4_k_m", run_gate=False, n_threads=2))
-    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m"}
+    assert set(report["files"]) == {"f16", "q8_0", "q4_k_m", "adapter"} and report["deployed"] == "adapter"
     prompt = [{"role": "user", "content": "The capital of France is"}]
     greedy = SamplingParams(temperature=0.0, max_tokens=8)
     expected = LlamaCppLLM(base, n_ctx=256, n_threads=2).complete(prompt, greedy)

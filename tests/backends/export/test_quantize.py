@@ -32,6 +32,17 @@ def test_quantized_files_load_keep_metadata_and_order_by_precision(tmp_path):
     assert errors["q8_0"] < 0.1 and errors["q8_0"] < errors["q5_k_m"] < errors["q4_k_m"] < 0.6, errors
 
 
+def test_protected_quant_keeps_lora_targets_at_q8_0_and_the_embedding_4_bit(tmp_path):
+    base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
+    f16 = tmp_path / "f16.gguf"
+    write_fused_gguf(base, {}, f16, "f16")
+    reader = open_gguf(quantize_gguf(f16, tmp_path / "p.gguf", "q4_k_m_lora_q8"))
+    types = {t.name: t.tensor_type.name for t in reader.tensors if len(t.shape) == 2}
+    projections = [n for n in types if any(p in n for p in ("attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_"))]
+    assert len(projections) == 14 and {types[n] for n in projections} == {"Q8_0"}
+    assert types["token_embd.weight"] in {"Q4_K", "Q6_K"}
+
+
 def test_unknown_quant_and_corrupt_input_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="unknown quantization 'q3_x'"):
         quantize_gguf(tmp_path / "a.gguf", tmp_path / "b.gguf", "q3_x")

@@ -1,0 +1,124 @@
+"""A model's exact greedy answer from another model's answer: one prompt pass, generation only after they part.
+
+Feed prompt + draft tokens through the model in one batched pass and take its argmax at every
+draft position. If the model's argmax equals draft token i for every i < k, its own greedy text
+begins with those k tokens (by induction: each step conditions on exactly the tokens it would
+have produced). At the first position k where they part, the model's choice is known, and it
+generates on from prompt + draft[:k] as usual. So the result is the model's greedy output, found
+at the price of a prompt pass when the two models agree, as speculative decoding verifies a draft.
+The fidelity gate uses it: the deployed artifact answers once, and the F16 reference and every
+other quantization verify that answer instead of each writing their own.
+The batched pass computes logits in other batch shapes than token-by-token decoding, which can
+flip an argmax at a near-tie, as any change of batch shape in llama.cpp can.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from backends.llm import Completion, LLMError, Message, SamplingParams
+from k1core.lazy import require
+
+
+def draft_predictions(llm, tokens: list[int], first: int) -> list[int]:
+    """Argmax token after each position >= `first` of `tokens` (whole sequence decoded from an empty cache);
+    stops at the first position whose argmax differs from the next token."""
+    llama_cpp = require("llama_cpp", "llm")
+    llama = llm.llama
+    llama.reset()  # the high-level API will re-evaluate its next prompt from position 0
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llama.ctx), True)
+    n_batch, n_vocab = llama.n_batch, llama.n_vocab()
+    batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+    predicted: list[int] = []
+    try:
+        for start in range(0, len(tokens), n_batch):
+            chunk = tokens[start:start + n_batch]
+            batch.n_tokens = len(chunk)
+            for j, token in enumerate(chunk):
+                batch.token[j], batch.pos[j], batch.n_seq_id[j] = token, start + j, 1
+                batch.seq_id[j][0] = 0
+                batch.logits[j] = start + j >= first
+            if llama_cpp.llama_decode(llama.ctx, batch) != 0:
+                raise LLMError(f"llama.cpp ({llm.path.name}): decode failed while checking a draft")
+            for j in range(len(chunk)):
+                pos = start + j
+                if pos < first:
+                    continue
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, j), shape=(n_vocab,))
+                predicted.append(int(np.argmax(logits)))
+                if pos + 1 < len(tokens) and predicted[-1] != tokens[pos + 1]:
+                    return predicted
+    finally:
+        llama_cpp.llama_batch_free(batch)
+    return predicted
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to its earliest stop string, and whether one was found."""
+    ends = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return (text[:min(ends)], True) if ends else (text, False)
+
+
+def greedy_from_draft(llm, messages: Sequence[Message], draft: str, params: SamplingParams) -> Completion:
+    """`llm`'s (a LlamaCppLLM) greedy completion of `messages`, checked against `draft` in one pass."""
+    start = time.perf_counter()
+    prompt = llm.prompt_tokens(messages)
+    draft_tokens = llm.llama.tokenize(draft.encode("utf-8"), add_bos=False, special=False)[:params.max_tokens]
+    with llm._lock:
+        predicted = draft_predictions(llm, prompt + draft_tokens, len(prompt) - 1)
+        agreed = len(predicted) - 1  # draft tokens the model would write itself
+        kept = draft_tokens[:agreed]
+        head = llm.llama.detokenize(kept).decode("utf-8", errors="replace")
+        budget = params.max_tokens - agreed
+        if budget <= 0 or _is_end(llm, predicted[-1]):
+            tail, reason, n_tail = "", "length" if budget <= 0 else "stop", 0
+        else:
+            try:
+                out = llm.llama.create_completion(
+                    prompt + kept, max_tokens=budget, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
+                    repeat_penalty=1.0, seed=params.seed, stop=list(params.stop) or None)
+            except ValueError as err:
+                raise LLMError(f"llama.cpp ({llm.path.name}): {err}") from err
+            choice = out["choices"][0]
+            tail, reason, n_tail = choice["text"], choice["finish_reason"] or "unknown", out["usage"]["completion_tokens"]
+    text, stopped = cut_at_stop(head + tail, params.stop)
+    return Completion(text=text, input_tokens=len(prompt), output_tokens=agreed + n_tail, cache_read_tokens=0,
+                      cache_write_tokens=0, latency_s=time.perf_counter() - start, cost_usd=0.0, model=llm.model,
+                      backend=llm.backend, stop_reason="stop" if stopped else reason)
+
+
+def _is_end(llm, token: int) -> bool:
+    """Whether `token` ends generation for this model (EOS, <|im_end|>, ...)."""
+    llama_cpp = require("llama_cpp", "llm")
+    return bool(llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(llm.llama.model), token))
+
+
+class DraftCheckedLLM:
+    """An LLM whose greedy calls verify a given draft answer per prompt (`drafts`: messages key -> text);
+    other calls, and prompts without a draft, go to the model as usual."""
+
+    def __init__(self, llm, drafts: dict[str, str]):
+        self.llm, self.drafts = llm, drafts
+        self.backend, self.model, self.price = llm.backend, llm.model, llm.price
+        self.batch_discount = getattr(llm, "batch_discount", False)
+
+    def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
+        from backends.llamacpp_backend import LlamaCppLLM
+
+        draft = self.drafts.get(messages_key(messages))
+        target = getattr(self.llm, "loaded", self.llm)
+        if draft is None or params.temperature > 0 or not isinstance(target, LlamaCppLLM):
+            return self.llm.complete(messages, params)
+        return greedy_from_draft(target, messages, draft, params)
+
+    def complete_many(self, requests, progress=None) -> list[Completion]:
+        from backends.llm import complete_sequentially
+
+        return complete_sequentially(self, requests, progress)
+
+
+def messages_key(messages: Sequence[Message]) -> str:
+    """A prompt's identity for looking up its draft."""
+    return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
