@@ -5,6 +5,12 @@ run in a sandboxed jinja2 environment the way Hugging Face renders it), so a mod
 exactly as it was fine-tuned. GGUFs without a template (base models such as gemma270m) get the
 message contents joined by blank lines: plain text for a base model to continue.
 
+`complete_many` with `parallel` > 1 decodes that many requests at once in one context
+(`llamacpp_batch.BatchDecoder`: continuous batching, the shared prompt prefix decoded once),
+several times the throughput of one request after another on a CPU; `parallel=1` keeps the
+one-at-a-time path. An `adapter` (a LoRA GGUF in llama.cpp's `--lora` format) is applied on
+both paths.
+
 The file is validated by `gguf_header.read_header` first, because llama.cpp may abort the
 process on a corrupt file. llama-cpp-python must be the crash-free build from scripts/setup.sh:
 the default native build segfaults on batched decode (n_batch > 1) on some AVX512 CPUs.
@@ -17,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backends.gguf_header import read_header
-from backends.llm import (Completion, LLMError, Message, Progress, Request, SamplingParams,
+from backends.llm import (Completion, LLMError, Message, Progress, Request, ResultHook, SamplingParams,
                           complete_sequentially, plain_messages, validate_messages)
 from backends.pricing import FREE
 from k1core.errors import UserError
@@ -45,30 +51,37 @@ def render_chat(template: str | None, messages: Sequence[Message], bos_token: st
 
 
 class LlamaCppLLM:
-    """A GGUF file as an LLM. One instance holds one loaded model; calls are serialized by a lock."""
+    """A GGUF file (plus an optional LoRA GGUF) as an LLM. One instance holds one loaded model; calls
+    are serialized by a lock."""
 
     backend = "llamacpp"
     price = FREE
     batch_discount = False
 
     def __init__(self, path: Path, *, model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_batch: int = 256, verbose: bool = False):
-        if n_batch < 1 or n_ctx < 16:
-            raise UserError(f"n_batch must be >= 1 and n_ctx >= 16, got {n_batch} and {n_ctx}")
+                 n_batch: int = 256, parallel: int = 1, adapter: Path | None = None, verbose: bool = False):
+        if n_batch < 1 or n_ctx < 16 or parallel < 1:
+            raise UserError(f"n_batch and parallel must be >= 1 and n_ctx >= 16, got {n_batch}, {parallel} and {n_ctx}")
         self.path = Path(path)
         self.model = model or self.path.name
+        self.n_ctx, self.n_batch, self.parallel = n_ctx, n_batch, parallel
+        self.adapter = Path(adapter) if adapter else None
         header = read_header(self.path)
+        if self.adapter:
+            read_header(self.adapter)
         self.chat_template = header.metadata.get("tokenizer.chat_template")
         llama_cpp = require("llama_cpp", "llm")
         try:
             self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                                         seed=0, verbose=verbose)
-        except ValueError as err:  # llama-cpp-python's "Failed to load model from file"
-            raise UserError(f"llama.cpp could not load {self.path}: {err}") from None
+                                         seed=0, verbose=verbose, lora_path=str(self.adapter) if self.adapter else None)
+        except (ValueError, RuntimeError) as err:  # "Failed to load model from file", "Failed to ... LoRA adapter"
+            raise UserError(f"llama.cpp could not load {self.path}"
+                            f"{f' with the adapter {self.adapter}' if self.adapter else ''}: {err}") from None
         self.add_bos = bool(header.metadata.get("tokenizer.ggml.add_bos_token", False))
         self.bos_token = self._token_text(self.llama.token_bos())
         self.eos_token = self._token_text(self.llama.token_eos())
         self._lock = threading.Lock()
+        self._batch_decoder = None
 
     def _token_text(self, token_id: int) -> str:
         if token_id < 0:
@@ -103,9 +116,32 @@ class LlamaCppLLM:
             model=self.model, backend=self.backend, stop_reason=choice["finish_reason"] or "unknown")
 
     def close(self) -> None:
-        """Free the model's memory (weights and KV cache) now rather than at garbage collection."""
+        """Free the model's memory (weights and KV caches) now rather than at garbage collection."""
+        if self._batch_decoder is not None:
+            self._batch_decoder.close()
+            self._batch_decoder = None
         self.llama.close()
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """One request after another (one process-wide model; batching across requests is not worth it on CPU)."""
-        return complete_sequentially(self, requests, progress)
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        """All requests, `parallel` at a time in one batched context (one after another when parallel is 1)."""
+        if self.parallel == 1 or not requests:
+            return complete_sequentially(self, requests, progress, on_result)
+        prompts = [self.prompt_tokens(r.messages) for r in requests]
+        done = [0]
+
+        def finished(index: int, completion: Completion) -> None:
+            done[0] += 1
+            if on_result:
+                on_result(index, completion)
+            if progress:
+                progress(done[0], len(requests))
+
+        with self._lock:
+            if self._batch_decoder is None:
+                from backends.llamacpp_batch import BatchDecoder
+
+                self._batch_decoder = BatchDecoder(self.llama, self.parallel, self.n_batch, self.n_ctx,
+                                                   str(self.adapter) if self.adapter else None,
+                                                   backend=self.backend, model=self.model)
+            return self._batch_decoder.decode(prompts, [r.params for r in requests], finished)
