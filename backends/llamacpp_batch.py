@@ -84,6 +84,7 @@ class _Sequence:
     position: int
     started: float = field(default_factory=time.perf_counter)
     generated: list[int] = field(default_factory=list)
+    ends_at_eog: bool = True
     stop_reason: str = ""
     utf8_hold: int = 0  # tokens still to generate before stop strings are checked again (see _append)
 
@@ -149,8 +150,11 @@ class BatchDecoder:
         return chain
 
     def decode(self, prompts: Sequence[list[int]], params: Sequence[SamplingParams],
-               on_result: ResultHook | None = None) -> list[Completion]:
-        """Completions of every prompt, in order; `on_result(i, completion)` as each one finishes."""
+               on_result: ResultHook | None = None, *, ends_at_eog: bool = True) -> list[Completion]:
+        """Completions of every prompt, in order; `on_result(i, completion)` as each one finishes.
+
+        `ends_at_eog=False` decodes past end-of-generation tokens up to max_tokens (benchmarks use it
+        to time answers of a given length from a model that would stop sooner)."""
         limit = self.n_ctx_per_sequence
         for i, prompt in enumerate(prompts):
             if len(prompt) >= limit:
@@ -171,6 +175,7 @@ class BatchDecoder:
                 for slot in range(self.slots):
                     if slot not in active and queue:
                         active[slot] = self._start(memory, slot, queue.popleft(), prompts, params, max_tokens, prefix)
+                        active[slot].ends_at_eog = ends_at_eog
                 for slot, sequence in self._step(active):
                     results[sequence.index] = self._finish(sequence)
                     del active[slot]
@@ -246,7 +251,7 @@ class BatchDecoder:
 
     def _append(self, sequence: _Sequence, token: int) -> bool:
         """Add a sampled token; True when the request is done (end of generation, stop string, max_tokens)."""
-        if self.api.llama_vocab_is_eog(self.vocab, token):
+        if sequence.ends_at_eog and self.api.llama_vocab_is_eog(self.vocab, token):
             sequence.stop_reason = "stop"
             return True
         sequence.generated.append(token)

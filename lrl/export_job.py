@@ -48,6 +48,7 @@ class ExportConfig:
     seed: int = 0  # sampling seed of the gate's greedy runs (part of their response-cache keys)
     n_threads: int | None = None
     n_ctx: int = 4096
+    parallel: int = 1  # gate items decoded at once (llama.cpp batched decoding)
 
     def __post_init__(self):
         object.__setattr__(self, "quant", check_quant(self.quant))
@@ -84,7 +85,8 @@ def open_llamacpp(quant: str, path: Path, config: ExportConfig):
     """The default model opener of the gate: the file loaded straight into llama.cpp, closed after."""
     from backends.llamacpp_backend import LlamaCppLLM
 
-    llm = LlamaCppLLM(path, model=f"export-{quant}", n_ctx=config.n_ctx, n_threads=config.n_threads)
+    llm = LlamaCppLLM(path, model=f"export-{quant}", n_ctx=config.n_ctx, n_threads=config.n_threads,
+                      parallel=config.parallel)
     try:
         yield llm
     finally:

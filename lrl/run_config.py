@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backends.spec import parse_spec
+from backends.threads import default_parallel
 from k1core.errors import UserError
 from lrl.prompts import BASELINE_PROMPTS
 from lrl.student_prompt import TRAINING_PROMPTS
@@ -30,7 +31,7 @@ STAGE_NAMES = {
 }
 
 # Fields that change no stage's result: a resumed or extended run may differ in them.
-RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages")
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parallel", "anthropic_batches", "stages")
 
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
@@ -69,6 +70,7 @@ class RunConfig:
     offline: bool = False
     review: bool = False
     n_threads: int | None = None
+    parallel: int = field(default_factory=default_parallel)  # requests a local model or server answers at once
     anthropic_batches: bool = False  # bulk calls through Message Batches: half price, minutes to hours of latency
 
     def __post_init__(self):
@@ -88,6 +90,8 @@ class RunConfig:
             raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
+        if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 1:
+            raise UserError(f"--parallel must be a positive integer, got {self.parallel!r}")
         if self.student_prompts not in TRAINING_PROMPTS:
             raise UserError(f"--student-prompts must be one of {', '.join(TRAINING_PROMPTS)}, got {self.student_prompts!r}")
         if self.gate_items is not None and (isinstance(self.gate_items, bool) or not isinstance(self.gate_items, int)

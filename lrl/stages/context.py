@@ -1,9 +1,9 @@
 """What every stage works with, and the one resumable way a stage evaluates a model on problems.
 
-`evaluate` sends problems to a model in chunks of one batch through the model's bulk call, and
-after each chunk appends the chunk's result records to the stage's state and its prompts and
-responses to thoughts.jsonl. A killed run therefore loses at most one chunk, and even that chunk
-comes back from the response cache without a backend call.
+`evaluate` sends problems to a model through the model's bulk call: all of them in one call to a
+model that answers many at once (`parallel` > 1), else in chunks of one batch. After each call it
+appends the result records to the stage's state and its prompts and responses to thoughts.jsonl.
+Every answer is cached the moment it finishes, so a killed run asks the backend nothing twice.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
     state = ctx.run.stage_state(state_name)
     done = {r["id"]: r for r in state.get(state_key, [])}
     todo = [p for p in problems if p.id not in done]
-    size = ctx.config.batch_size
+    size = max(1, len(todo)) if llm.parallel > 1 else ctx.config.batch_size
     with ctx.bar(label, len(problems)) as bar:
         shown = [0]
 

@@ -96,7 +96,8 @@ def gate_problems(ctx: StageContext) -> list[Problem]:
 def exported_llm(ctx: StageContext, file: dict) -> LazyLLM:
     """One exported GGUF, loaded on its first uncached call, named by its content for the cache."""
     path = Path(file["path"])
-    return LazyLLM(ModelSpec("llamacpp", str(path)), BackendOptions(n_threads=ctx.config.n_threads),
+    return LazyLLM(ModelSpec("llamacpp", str(path)),
+                   BackendOptions(n_threads=ctx.config.n_threads, parallel=ctx.config.parallel),
                    label=f"{path.name}@{file['sha256'][:12]}")
 
 
@@ -145,7 +146,8 @@ def run(ctx: StageContext, strategy: str) -> dict:
     trained = TRAINING_PROMPTS[cfg.student_prompts]
     out = work / "student.gguf"
     export_config = ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
-                                 max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads)
+                                 max_tokens=cfg.solve_max_tokens, seed=cfg.seed, n_threads=cfg.n_threads,
+                                 parallel=cfg.parallel)
     state = ctx.run.stage_state(NAME)
     steps = (("curriculum", lambda: make_curriculum(ctx, strategy, work)),
              ("training", lambda: train_adapter(ctx, base, work)),

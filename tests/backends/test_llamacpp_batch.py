@@ -78,6 +78,7 @@ def test_seeded_sampling_is_reproducible_and_follows_the_seed(tiny_qwen):
     same_answers(one, many, requests)
 
 
+@pytest.mark.slow
 def test_sliding_window_model_decodes_every_prompt_whole():
     """gemma3 (sliding-window attention, no chat template): the shipped 270M model, loaded in about a second."""
     from tests.conftest import shipped_model
