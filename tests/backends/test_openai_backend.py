@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backends.llm import LLMError, SamplingParams
+from backends.llm import LLMError, Request, SamplingParams
 from backends.openai_backend import OpenAICompatibleLLM
 from backends.pricing import Price
 from backends.spec import build_llm
@@ -89,3 +89,51 @@ def test_unreachable_server_is_a_user_error():
         port = s.getsockname()[1]
     with pytest.raises(UserError, match="cannot reach"):
         OpenAICompatibleLLM(f"http://127.0.0.1:{port}/v1", "m").complete([{"role": "user", "content": "hi"}])
+
+
+def test_bulk_calls_keep_parallel_requests_in_flight_and_answer_in_order():
+    """A server that answers slowly: complete_many has exactly `parallel` requests open at a time."""
+    state = {"open": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                state["open"] += 1
+                state["most"] = max(state["most"], state["open"])
+            threading.Event().wait(0.15)
+            with lock:
+                state["open"] -= 1
+            reply = {**REPLY, "choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": body["messages"][-1]["content"]}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        llm = OpenAICompatibleLLM(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", parallel=3)
+        requests = [Request([{"role": "user", "content": f"q{i}"}]) for i in range(8)]
+        seen, heard = [], []
+        out = llm.complete_many(requests, progress=lambda d, n: seen.append(d), on_result=lambda i, c: heard.append(i))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [c.text for c in out] == [f"q{i}" for i in range(8)]
+    assert state["most"] == 3 and seen == list(range(1, 9)) and sorted(heard) == list(range(8))
+
+
+def test_a_failing_request_in_a_bulk_call_is_raised_after_those_in_flight(server):
+    server.reply = (500, {"error": "overloaded"})
+    llm = OpenAICompatibleLLM(server.url, "m", parallel=2)
+    with pytest.raises(LLMError, match="returned 500"):
+        llm.complete_many([Request([{"role": "user", "content": f"q{i}"}]) for i in range(30)])
+    assert len(server.seen) < 30  # requests not yet sent when the first failure came back were never sent
