@@ -17,6 +17,16 @@ REPLY = {"id": "chatcmpl-1", "object": "chat.completion", "model": "qwen2.5:7b",
                    "prompt_tokens_details": {"cached_tokens": 8}}}
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload) -> None:
+    """Answer a request with `payload` (a dict as JSON, or raw bytes)."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 @pytest.fixture
 def server():
     """A chat server that records request bodies; `server.reply` is (status, body) for the next call."""
@@ -26,13 +36,7 @@ def server():
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             seen.append((self.path, json.loads(body), self.headers.get("Authorization")))
-            status, payload = httpd.reply
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, *httpd.reply)
 
         def log_message(self, *args):
             pass
@@ -105,14 +109,8 @@ def test_bulk_calls_keep_parallel_requests_in_flight_and_answer_in_order():
             threading.Event().wait(0.15)
             with lock:
                 state["open"] -= 1
-            reply = {**REPLY, "choices": [{"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": body["messages"][-1]["content"]}}]}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, 200, {**REPLY, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": body["messages"][-1]["content"]}}]})
 
         def log_message(self, *args):
             pass
