@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 from backends.llm import Completion, LLMError, SamplingParams
 
 CELL_ROUNDING = 256  # KV cells are allocated in multiples of this (llama.cpp pads n_ctx to 256 anyway)
-UTF8_SLACK = 3  # tokens a request may run past max_tokens while a UTF-8 character is incomplete (utf8_hold)
+UTF8_SLACK = 16  # tokens a request may run past max_tokens while UTF-8 characters are incomplete (utf8_hold)
 ResultHook = Callable[[int, Completion], None]
 
 
@@ -257,7 +257,7 @@ class BatchDecoder:
         sequence.generated.append(token)
         text = self.llama.detokenize(sequence.generated)
         sequence.utf8_hold = utf8_hold(text, sequence.utf8_hold)
-        if sequence.utf8_hold:
+        if sequence.utf8_hold and len(sequence.generated) < sequence.max_tokens + UTF8_SLACK:
             sequence.utf8_hold -= 1
             return False
         if any(stop.encode("utf-8") in text for stop in sequence.params.stop):

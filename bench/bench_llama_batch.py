@@ -6,6 +6,7 @@ that item (the curriculum target: what a trained student writes), past any end-o
 token, so every N decodes the same number of tokens. Each N has its own `BatchDecoder` on one
 loaded model; the N take turns round by round in rotating order (bench.interleave), so load from
 other processes falls on all of them alike. The load average is recorded around every call.
+`--answer-tokens` gives every answer one fixed length instead (a quicker run on a busy machine).
 Run: python -m bench.bench_llama_batch --threads 2 --items 8 --rounds 2
 """
 from __future__ import annotations
@@ -38,7 +39,8 @@ def student_requests(n_items: int, strategy: str) -> tuple[list[list[dict]], lis
     return chats, targets
 
 
-def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, after_call=lambda _result: None) -> dict:
+def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, answer_tokens: int | None = None,
+            after_call=lambda _result: None) -> dict:
     """Per N: seconds, items/s and generated tokens/s of every round, with the load around each call;
     `after_call(result so far)` after every call, so a run stopped early still leaves its numbers."""
     from backends.llamacpp_backend import LlamaCppLLM
@@ -49,7 +51,8 @@ def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, af
     llm = LlamaCppLLM(resolve_alias(model) if model in ASSETS else model, n_ctx=2048, n_threads=threads)
     chats, targets = student_requests(n_items, DEFAULT_STRATEGY)
     prompts = [llm.prompt_tokens(chat) for chat in chats]
-    lengths = [len(llm.llama.tokenize(t.encode("utf-8"), add_bos=False, special=False)) for t in targets]
+    lengths = [answer_tokens or len(llm.llama.tokenize(t.encode("utf-8"), add_bos=False, special=False))
+               for t in targets]
     params = [SamplingParams(temperature=0.0, max_tokens=n) for n in lengths]
     decoders = {n: BatchDecoder(llm.llama, n, 256, 2048) for n in sizes}
     runs = {n: [] for n in sizes}
@@ -58,6 +61,7 @@ def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, af
         return {"model": model, "threads": threads, "requests": len(prompts), "items": n_items,
                 "formats": ["zero-shot", "strategy"], "prompt_tokens_median": statistics.median(len(p) for p in prompts),
                 "shared_prefix_tokens": shared_prefix_length(prompts),
+                "answers": "fixed length" if answer_tokens else "trained length (worked solution)",
                 "answer_tokens_median": statistics.median(lengths), "answer_tokens_total": sum(lengths),
                 "rounds": rounds, "rounds_done": rounds_done, "summary": summarize(runs), "runs": runs,
                 "cpu_count": os.cpu_count()}
@@ -109,6 +113,7 @@ def main(argv=None) -> None:
     parser.add_argument("--items", type=int, default=8, help="problems; each is asked in both prompt formats")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES)
+    parser.add_argument("--answer-tokens", type=int, default=None, help="every answer this long (default: trained length)")
     args = parser.parse_args(argv)
     path = RESULTS / f"llama_batch-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
 
@@ -116,7 +121,7 @@ def main(argv=None) -> None:
         RESULTS.mkdir(exist_ok=True)
         path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
-    result = measure(args.model, args.threads, args.items, args.rounds, args.sizes, save)
+    result = measure(args.model, args.threads, args.items, args.rounds, args.sizes, args.answer_tokens, save)
     save(result)
     print(render(result))
     print(f"wrote {path}")
