@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
     def save(result: dict) -> None:
         RESULTS.mkdir(exist_ok=True)
-        path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
     result = measure(args.model, args.threads, args.items, args.rounds, args.sizes, args.answer_tokens, save)
     save(result)
