@@ -72,8 +72,11 @@ class LlamaCppLLM:
         self.chat_template = header.metadata.get("tokenizer.chat_template")
         llama_cpp = require("llama_cpp", "llm")
         try:
-            self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                                         seed=0, verbose=verbose, lora_path=str(self.adapter) if self.adapter else None)
+            # n_threads_batch too: llama.cpp runs every multi-token decode (prompts, batched sequences) on it,
+            # and llama-cpp-python's default there is every core, whatever n_threads says.
+            self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                                         n_batch=n_batch, seed=0, verbose=verbose,
+                                         lora_path=str(self.adapter) if self.adapter else None)
         except (ValueError, RuntimeError) as err:  # "Failed to load model from file", "Failed to ... LoRA adapter"
             raise UserError(f"llama.cpp could not load {self.path}"
                             f"{f' with the adapter {self.adapter}' if self.adapter else ''}: {err}") from None
