@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from backends.threads import configure_threads
+from backends.threads import configure_threads, default_parallel
 
 # BLAS reads its thread count when numpy first loads, so this runs before anything imports numpy.
 # One thread per library: k1's matrices are small and extra threads oversubscribe a laptop's cores.
@@ -16,6 +16,9 @@ import click  # noqa: E402  (after the thread settings above)
 from k1core import __version__  # noqa: E402
 from k1core.errors import UserError, one_line
 from lrl.run_config import RunConfig, parse_stages  # light: no model or backend imports
+
+PARALLEL_HELP = (f"requests answered at once: llama.cpp sequences decoded in one batch, or concurrent calls "
+                 f"to an OpenAI-compatible server; 1 = one at a time [default on this machine: {default_parallel()}]")
 
 
 class K1Group(click.Group):
@@ -134,9 +137,19 @@ def lrl():
 # ---------------------------------------------------------------- export, chat, eval
 
 def _progress(label: str):
-    """A one-line progress callback for long loops (stderr, so stdout stays clean)."""
+    """A progress(done, total) callback for long loops, on stderr so stdout stays clean: one line
+    rewritten in a terminal, a line every few percent in a log."""
+    from k1core.progress import ItemProgress
+
+    bar = None
+
     def report(done, total):
-        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
+        nonlocal bar
+        if bar is None:
+            bar = ItemProgress(label, total, sys.stderr)
+        bar.update(done - bar.done)
+        if done == total:
+            bar.close()
     return report
 
 
@@ -158,8 +171,9 @@ def _progress(label: str):
 @click.option("--no-gate", is_flag=True, help="skip the fidelity gate")
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--threads", type=int, default=None, help="llama.cpp threads")
+@click.option("--parallel", type=click.IntRange(min=1), default=None, help=PARALLEL_HELP)
 def export_cmd(base, adapter_dir, quant, deploy, out, gate_problems, gate_domain, gate_variant, gate_n, strategy_file,
-               no_gate, max_tokens, threads):
+               no_gate, max_tokens, threads, parallel):
     """Write a LoRA student as base + adapter GGUF and fused GGUFs, gate each against fused F16, deploy the smallest that passes."""
     from backends.export.model_path import resolve_gguf
     from lrl.domain import get_domain, read_problems
@@ -167,13 +181,14 @@ def export_cmd(base, adapter_dir, quant, deploy, out, gate_problems, gate_domain
     from lrl.student_prompt import read_strategy
 
     config = ExportConfig(quant=quant, deploy=deploy, run_gate=not no_gate, strategy=read_strategy(strategy_file),
-                          max_tokens=max_tokens, n_threads=threads)
+                          max_tokens=max_tokens, n_threads=threads, parallel=parallel or default_parallel())
     domain, problems = get_domain(gate_domain), []
     if not no_gate:
         problems = (read_problems(gate_problems, domain) if gate_problems
                     else domain.generate(gate_n, seed=0, split="test", variant=gate_variant))
+    gate_bars = {}
     report = export_student(resolve_gguf(base), adapter_dir, out, config, domain, problems,
-                            progress=lambda q, d, n: _progress(f"gate {q}")(d, n))
+                            progress=lambda q, d, n: gate_bars.setdefault(q, _progress(f"gate {q}"))(d, n))
     click.echo(render_export(report))
 
 
@@ -211,7 +226,8 @@ def chat_cmd(model, system, max_tokens, temperature, threads):
 @click.option("--out", required=True, type=click.Path(), help="results JSONL")
 @click.option("--max-tokens", default=512, show_default=True)
 @click.option("--threads", type=int, default=None)
-def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads):
+@click.option("--parallel", type=click.IntRange(min=1), default=None, help=PARALLEL_HELP)
+def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tokens, threads, parallel):
     """Run a model greedily on a problems file: accuracy with CI, majority baseline, parse failures.
 
     Each answer is appended to OUT as it is scored; the same command run again continues.
@@ -219,7 +235,7 @@ def lrl_eval(model_spec, problems_file, domain_name, strategy_file, out, max_tok
     from lrl.eval_run import eval_file
 
     click.echo(eval_file(model_spec, problems_file, out, domain_name, strategy_file, max_tokens, threads,
-                         progress=_progress("eval")))
+                         parallel or default_parallel(), progress=_progress("eval")))
 
 
 @lrl.command("problems")
@@ -354,6 +370,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
 @click.option("--baseline-prompt", default="zero-shot", show_default=True, type=click.Choice(["zero-shot", "published"]),
               help="'published' gives the teacher baseline the algorithm, as the published prompt did")
 @click.option("--threads", "n_threads", default=None, type=int, help="llama.cpp threads (default: llama.cpp's)")
+@click.option("--parallel", type=click.IntRange(min=1), default=None, help=PARALLEL_HELP)
 @click.option("--anthropic-batches", is_flag=True,
               help="send bulk calls to Anthropic as Message Batches (half price, slower; resumable)")
 def lrl_run(domain_name, stages_text, variant, **options):
@@ -363,10 +380,14 @@ def lrl_run(domain_name, stages_text, variant, **options):
 
     if options["review"]:
         require_terminal(sys.stdin.isatty())
+    if options["parallel"] is None:
+        options.pop("parallel")  # RunConfig's default: chosen from this machine
     config = RunConfig(domain=domain_name, stages=parse_stages(stages_text), variant=variant, **options)
 
     def progress(label, total):
-        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+        from k1core.progress import ItemProgress
+
+        return ItemProgress(label, total, sys.stderr)
 
     run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo)
     click.echo(f"wrote {config.out}/report.md and results.json")

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import orjson
 
-from backends.llm import (Completion, LLMError, Message, Progress, Request, SamplingParams,
+from backends.llm import (Completion, LLMError, Message, Progress, Request, ResultHook, SamplingParams,
                           complete_sequentially, validate_messages)
 from backends.pricing import Price, anthropic_price
 from k1core.errors import UserError
@@ -97,6 +97,7 @@ class AnthropicLLM:
         self.model = model
         self.price = anthropic_price(model)
         self.batch_discount = use_batches
+        self.parallel = 1
         self.batch_dir = Path(batch_dir) if batch_dir else None
         self.poll_interval_s = poll_interval_s
         if use_batches and self.batch_dir is None:
@@ -120,10 +121,11 @@ class AnthropicLLM:
             message = self.client.messages.create(**keywords, extra_body=extra)
         return completion_from_message(message, self.price, time.perf_counter() - start, batched=False)
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
         """All requests; through one Message Batch at half price when use_batches, else one by one."""
         if not self.batch_discount or not requests:
-            return complete_sequentially(self, requests, progress)
+            return complete_sequentially(self, requests, progress, on_result)
         bodies = [message_request(self.model, r.messages, r.params) for r in requests]
         ids = [r.custom_id or request_id(body) for r, body in zip(requests, bodies)]
         unique = dict(zip(ids, bodies))  # identical requests share one batch entry
@@ -132,10 +134,12 @@ class AnthropicLLM:
         self._wait(batch_id, progress, len(unique))
         results = self._collect(batch_id, time.perf_counter() - start)
         completions = []
-        for custom_id, request in zip(ids, requests):
+        for i, (custom_id, request) in enumerate(zip(ids, requests)):
             if custom_id not in results:  # errored, expired or canceled: retry at the full price
                 results[custom_id] = self.complete(request.messages, request.params)
             completions.append(results[custom_id])
+            if on_result:
+                on_result(i, completions[-1])
         return completions
 
     def _state_file(self, bodies: dict[str, dict]) -> Path:

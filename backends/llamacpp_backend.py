@@ -7,7 +7,12 @@ message contents joined by blank lines: plain text for a base model to continue.
 
 A LoRA adapter GGUF (`lora_path`, as `k1 export` writes it) is applied by llama.cpp at load time,
 the way `llama-cli --lora` and Ollama's ADAPTER apply it, so the base keeps its shipped quantization
-and the adapter's delta is added in full precision.
+and the adapter's delta is added in full precision; it applies on both decoding paths.
+
+`complete_many` with `parallel` > 1 decodes that many requests at once in one context
+(`llamacpp_batch.BatchDecoder`: continuous batching, the shared prompt prefix decoded once),
+several times the throughput of one request after another on a CPU; `parallel=1` keeps the
+one-at-a-time path.
 
 The file is validated by `gguf_header.read_header` first, because llama.cpp may abort the
 process on a corrupt file. llama-cpp-python must be the crash-free build from scripts/setup.sh:
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backends.gguf_header import read_header
-from backends.llm import (Completion, LLMError, Message, Progress, Request, SamplingParams,
+from backends.llm import (Completion, LLMError, Message, Progress, Request, ResultHook, SamplingParams,
                           complete_sequentially, plain_messages, validate_messages)
 from backends.pricing import FREE
 from k1core.errors import UserError
@@ -60,18 +65,20 @@ def check_adapter(path: Path, base_arch: str | None) -> None:
 
 
 class LlamaCppLLM:
-    """A GGUF file as an LLM. One instance holds one loaded model; calls are serialized by a lock."""
+    """A GGUF file (plus an optional LoRA GGUF) as an LLM. One instance holds one loaded model; calls
+    are serialized by a lock."""
 
     backend = "llamacpp"
     price = FREE
     batch_discount = False
 
     def __init__(self, path: Path, *, model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_batch: int = 256, lora_path: Path | None = None, verbose: bool = False):
-        if n_batch < 1 or n_ctx < 16:
-            raise UserError(f"n_batch must be >= 1 and n_ctx >= 16, got {n_batch} and {n_ctx}")
+                 n_batch: int = 256, parallel: int = 1, lora_path: Path | None = None, verbose: bool = False):
+        if n_batch < 1 or n_ctx < 16 or parallel < 1:
+            raise UserError(f"n_batch and parallel must be >= 1 and n_ctx >= 16, got {n_batch}, {parallel} and {n_ctx}")
         self.path = Path(path)
         self.model = model or self.path.name
+        self.n_ctx, self.n_batch, self.parallel = n_ctx, n_batch, parallel
         header = read_header(self.path)
         self.chat_template = header.metadata.get("tokenizer.chat_template")
         self.lora_path = Path(lora_path) if lora_path else None
@@ -79,8 +86,10 @@ class LlamaCppLLM:
             check_adapter(self.lora_path, header.metadata.get("general.architecture"))
         llama_cpp = require("llama_cpp", "llm")
         try:
-            self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                                         seed=0, verbose=verbose,
+            # n_threads_batch too: llama.cpp runs every multi-token decode (prompts, batched sequences) on it,
+            # and llama-cpp-python's default there is every core, whatever n_threads says.
+            self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                                         n_batch=n_batch, seed=0, verbose=verbose,
                                          lora_path=str(self.lora_path) if self.lora_path else None)
         except (ValueError, RuntimeError) as err:  # "Failed to load model from file" / "...LoRA adapter..."
             what = f"{self.path} with adapter {self.lora_path}" if self.lora_path else str(self.path)
@@ -89,6 +98,7 @@ class LlamaCppLLM:
         self.bos_token = self._token_text(self.llama.token_bos())
         self.eos_token = self._token_text(self.llama.token_eos())
         self._lock = threading.Lock()
+        self._batch_decoder = None
 
     def _token_text(self, token_id: int) -> str:
         if token_id < 0:
@@ -123,9 +133,32 @@ class LlamaCppLLM:
             model=self.model, backend=self.backend, stop_reason=choice["finish_reason"] or "unknown")
 
     def close(self) -> None:
-        """Free the model's memory (weights and KV cache) now rather than at garbage collection."""
+        """Free the model's memory (weights and KV caches) now rather than at garbage collection."""
+        if self._batch_decoder is not None:
+            self._batch_decoder.close()
+            self._batch_decoder = None
         self.llama.close()
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """One request after another (one process-wide model; batching across requests is not worth it on CPU)."""
-        return complete_sequentially(self, requests, progress)
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        """All requests, `parallel` at a time in one batched context (one after another when parallel is 1)."""
+        if self.parallel == 1 or not requests:
+            return complete_sequentially(self, requests, progress, on_result)
+        prompts = [self.prompt_tokens(r.messages) for r in requests]
+        done = [0]
+
+        def finished(index: int, completion: Completion) -> None:
+            done[0] += 1
+            if on_result:
+                on_result(index, completion)
+            if progress:
+                progress(done[0], len(requests))
+
+        with self._lock:
+            if self._batch_decoder is None:
+                from backends.llamacpp_batch import BatchDecoder
+
+                self._batch_decoder = BatchDecoder(self.llama, self.parallel, self.n_batch, self.n_ctx,
+                                                   str(self.lora_path) if self.lora_path else None,
+                                                   backend=self.backend, model=self.model)
+            return self._batch_decoder.decode(prompts, [r.params for r in requests], finished)

@@ -20,6 +20,7 @@ from k1core.errors import UserError
 
 Message = dict  # {"role": str, "content": str, optional "cache_prefix": bool}
 Progress = Callable[[int, int], None]  # progress(done, total), called after each finished request
+ResultHook = Callable[[int, "Completion"], None]  # on_result(request index, completion), as each one finishes
 ROLES = ("system", "user", "assistant")
 
 
@@ -97,12 +98,14 @@ class LLM(Protocol):
     model: str
     price: Price
     batch_discount: bool  # True when complete_many runs at the batch price (Anthropic Message Batches)
+    parallel: int  # how many requests complete_many works on at once (1: one after another)
 
     def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
         """One chat completion."""
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """Completions for many requests, in request order."""
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        """Completions for many requests, in request order; `on_result` hears of each as it finishes."""
 
 
 def validate_messages(messages: Iterable[Message]) -> list[Message]:
@@ -125,11 +128,14 @@ def plain_messages(messages: Sequence[Message]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def complete_sequentially(llm: LLM, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+def complete_sequentially(llm: LLM, requests: Sequence[Request], progress: Progress | None = None,
+                          on_result: ResultHook | None = None) -> list[Completion]:
     """The bulk call for runtimes without a batch API: one request after another, reporting progress."""
     results = []
     for done, request in enumerate(requests, start=1):
         results.append(llm.complete(request.messages, request.params))
+        if on_result:
+            on_result(done - 1, results[-1])
         if progress:
             progress(done, len(requests))
     return results

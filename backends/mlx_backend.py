@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Sequence
 
-from backends.llm import (Completion, Message, Progress, Request, SamplingParams, complete_sequentially,
+from backends.llm import (Completion, Message, Progress, Request, ResultHook, SamplingParams, complete_sequentially,
                           plain_messages, validate_messages)
 from backends.pricing import FREE
 from k1core.errors import UserError
@@ -31,6 +31,7 @@ class MlxLLM:
     backend = "mlx"
     price = FREE
     batch_discount = False
+    parallel = 1
 
     def __init__(self, model: str):
         check_platform()
@@ -62,6 +63,7 @@ class MlxLLM:
             cache_read_tokens=0, cache_write_tokens=0, latency_s=time.perf_counter() - start, cost_usd=0.0,
             model=self.model, backend=self.backend, stop_reason=stop_reason)
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
         """One request after another."""
-        return complete_sequentially(self, requests, progress)
+        return complete_sequentially(self, requests, progress, on_result)

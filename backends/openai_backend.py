@@ -3,13 +3,17 @@
 POSTs `{base_url}/chat/completions`. Local servers are free, so calls cost 0 unless a Price is
 given. Token counts are the server's `usage` block (prompt_tokens_details.cached_tokens counts as
 cache reads). No retry loop: a local server that fails is reported at once as an LLMError.
+`complete_many` keeps up to `parallel` requests in flight at once, so a server that batches
+(llama.cpp's server with several slots, vLLM, Ollama with OLLAMA_NUM_PARALLEL) works at its
+full throughput.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Sequence
 
-from backends.llm import (Completion, LLMError, Message, Progress, Request, SamplingParams,
+from backends.llm import (Completion, LLMError, Message, Progress, Request, ResultHook, SamplingParams,
                           complete_sequentially, plain_messages, validate_messages)
 from backends.pricing import FREE, Price
 from k1core.errors import UserError
@@ -33,8 +37,11 @@ class OpenAICompatibleLLM:
     batch_discount = False
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 600.0,
-                 price: Price = FREE, transport=None):
+                 price: Price = FREE, parallel: int = 1, transport=None):
+        if parallel < 1:
+            raise UserError(f"parallel must be >= 1, got {parallel}")
         httpx = require("httpx", "llm")
+        self.parallel = parallel
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.price = price
@@ -74,6 +81,30 @@ class OpenAICompatibleLLM:
             model=data.get("model") or self.model, backend=self.backend,
             stop_reason=choice.get("finish_reason") or "unknown")
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """One request after another."""
-        return complete_sequentially(self, requests, progress)
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        """All requests, up to `parallel` in flight at once; the first failure stops new ones going out
+        and is raised once those in flight have finished (and been reported to `on_result`)."""
+        if self.parallel == 1 or len(requests) < 2:
+            return complete_sequentially(self, requests, progress, on_result)
+        results: list[Completion | None] = [None] * len(requests)
+        failure, finished = None, 0
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(requests))) as pool:
+            futures = {pool.submit(self.complete, r.messages, r.params): i for i, r in enumerate(requests)}
+            for future in as_completed(futures):
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                    for waiting in futures:
+                        waiting.cancel()  # only those not yet sent; the ones in flight still finish
+                    continue
+                i, finished = futures[future], finished + 1
+                results[i] = future.result()
+                if on_result:
+                    on_result(i, results[i])
+                if progress:
+                    progress(finished, len(requests))
+        if failure is not None:
+            raise failure
+        return results

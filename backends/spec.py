@@ -52,6 +52,7 @@ class BackendOptions:
     n_threads: int | None = None  # llama.cpp threads; None = llama.cpp's default
     n_ctx: int = 4096
     n_batch: int = 256
+    parallel: int = 1  # requests worked on at once: llama.cpp sequences in one batch, or concurrent HTTP calls
     anthropic_batches: bool = False  # route bulk calls through Message Batches (50% price)
     batch_dir: Path | None = None  # where batch ids are persisted for resuming
     cache_dir: Path | None = None  # where PyPI-shipped models are assembled; None = user cache
@@ -119,11 +120,12 @@ def build_llm(spec: ModelSpec | str, options: BackendOptions = BackendOptions())
         path = resolve_alias(spec.model, options.cache_dir) if spec.model in ASSETS else Path(spec.model).expanduser()
         adapter = Path(spec.adapter).expanduser() if spec.adapter else None
         return LlamaCppLLM(path, model=str(spec).removeprefix("llamacpp:"), n_ctx=options.n_ctx,
-                           n_threads=options.n_threads, n_batch=options.n_batch, lora_path=adapter)
+                           n_threads=options.n_threads, n_batch=options.n_batch, lora_path=adapter,
+                           parallel=options.parallel)
     if spec.backend == "openai":
         from backends.openai_backend import OpenAICompatibleLLM
 
-        return OpenAICompatibleLLM(spec.base_url, spec.model)
+        return OpenAICompatibleLLM(spec.base_url, spec.model, parallel=options.parallel)
     from backends.mlx_backend import MlxLLM
 
     return MlxLLM(spec.model)

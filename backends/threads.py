@@ -22,6 +22,15 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_parallel() -> int:
+    """Requests a local model decodes at once by default: 8 up to 8 cores, 16 beyond.
+
+    On 2 cores llama.cpp's aggregate generation speed (Qwen2.5 0.5B) is 3.3x that of one sequence
+    at 8 sequences and 4.2x at 16; more cores reach the point where weights stop dominating later.
+    """
+    return 8 if default_threads() <= 8 else 16
+
+
 def configure_threads(n_threads: int | None = None) -> int:
     """Give BLAS, OpenMP, Numba, XLA and (if loaded) PyTorch the same thread count; returns it."""
     n = default_threads() if n_threads is None else int(n_threads)

@@ -34,3 +34,51 @@ class Progress:
         print(f"{self.name:>4} [{bar}] step {step:>6}/{self.total}  loss {loss:.4f}{val_txt}  "
               f"{tok_s:>8.0f} tok/s  ETA {format_seconds(eta)}", file=self.out, flush=True)
         self.window_start, self.window_steps, self.window_s = time.perf_counter(), 0, 0.0
+
+
+class ItemProgress:
+    """Items done of a total, with items/s and ETA: one line rewritten in place in a terminal, else a
+    new line every `every_percent` (log files and pipes get a readable record, not a wall of updates).
+
+    Used as a context manager with `update(n)`, like click.progressbar.
+    """
+
+    def __init__(self, label: str, total: int, out: TextIO, every_percent: float = 5.0):
+        self.label, self.total, self.out = label, max(0, total), out
+        self.terminal = bool(getattr(out, "isatty", lambda: False)())
+        self.step = max(1, int(self.total * every_percent / 100))
+        self.done, self.shown, self.start = 0, 0, time.perf_counter()
+
+    def __enter__(self) -> "ItemProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the in-place line in a terminal."""
+        if self.terminal and self.shown:
+            print(file=self.out, flush=True)
+            self.terminal = False
+
+    def update(self, n: int) -> None:
+        """Count `n` more finished items; print when due."""
+        self.done = min(self.total, self.done + n)
+        if self.terminal or self.done - self.shown >= self.step or self.done == self.total:
+            self._print()
+
+    def line(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = f"  ETA {format_seconds((self.total - self.done) / rate)}" if rate and self.done < self.total else ""
+        pct = 100 * self.done / self.total if self.total else 100.0
+        return f"{self.label} {self.done}/{self.total} ({pct:.0f}%)  {rate:.2f} items/s  {format_seconds(elapsed)}{eta}"
+
+    def _print(self) -> None:
+        if self.done == self.shown and self.shown:
+            return
+        if self.terminal:
+            print(f"\r{self.line()}\033[K", end="", file=self.out, flush=True)
+        else:
+            print(self.line(), file=self.out, flush=True)
+        self.shown = self.done

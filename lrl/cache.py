@@ -22,7 +22,8 @@ from typing import Callable, Sequence, get_type_hints
 
 import orjson
 
-from backends.llm import LLM, Completion, Message, Progress, Request, SamplingParams, validate_messages
+from backends.llm import (LLM, Completion, Message, Progress, Request, ResultHook, SamplingParams,
+                          validate_messages)
 from k1core.errors import UserError
 from lrl.ledger import Ledger
 
@@ -188,6 +189,7 @@ class CachedLLM:
         self.template_version, self.offline = template_version, offline
         self.backend, self.model, self.price = llm.backend, llm.model, llm.price
         self.batch_discount = llm.batch_discount
+        self.parallel = getattr(llm, "parallel", 1)  # an LLM without the attribute answers one request at a time
 
     def key(self, messages: Sequence[Message], params: SamplingParams) -> str:
         return cache_key(self.backend, self.model, messages, params, self.template_version)
@@ -196,12 +198,15 @@ class CachedLLM:
         """Cached completion, or a (budget-checked, metered) backend call that is then cached."""
         return self.complete_many([Request(messages, params)])[0]
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
         """Hits from the cache; misses from the backend, each cached the moment it arrives.
 
-        Backends without a batch API are called one request at a time, so a run killed midway
-        keeps everything finished so far and each paid call is budget-checked just before it
-        goes out. A batch backend gets all misses in one bulk call (resumable on its own).
+        A backend that works on one request at a time is called once per miss, each paid call
+        budget-checked just before it goes out. A batch backend (Message Batches) or one that
+        decodes many requests at once (`parallel` > 1) gets all misses in one bulk call, checked
+        against the budget as a whole first. Either way a run killed midway keeps every answer
+        that finished. `progress` counts hits and finished misses; `on_result` hears of both.
         """
         keys = [self.key(validate_messages(r.messages), r.params) for r in requests]
         results: list[Completion | None] = [self.cache.get(key) for key in keys]
@@ -210,6 +215,8 @@ class CachedLLM:
                 results[i] = replace(hit, cached=True, latency_s=0.0)
                 if self.ledger:
                     self.ledger.record(results[i])
+                if on_result:
+                    on_result(i, results[i])
         missing = [i for i, r in enumerate(results) if r is None]
         if missing and self.offline:
             raise UserError(f"offline: {len(missing)} of {len(requests)} responses are not in the cache "
@@ -217,18 +224,26 @@ class CachedLLM:
         hits = len(requests) - len(missing)
         if progress and hits:
             progress(hits, len(requests))
-        if missing and self.batch_discount:
+
+        def keep(j: int, completion: Completion) -> None:
+            i = missing[j]
+            if results[i] is None:
+                results[i] = self._store(keys[i], requests[i], completion)
+                if on_result:
+                    on_result(i, results[i])
+
+        if missing and (self.batch_discount or self.parallel > 1):
             todo = [requests[i] for i in missing]
             self._check_budget(todo)
             shifted = (lambda done, _total: progress(hits + done, len(requests))) if progress else None
-            for i, completion in zip(missing, self.llm.complete_many(todo, shifted)):
-                results[i] = self._store(keys[i], requests[i], completion)
+            for j, completion in enumerate(self.llm.complete_many(todo, shifted, keep)):
+                keep(j, completion)  # a backend that did not report it as it finished
         else:
-            for done, i in enumerate(missing, start=hits + 1):
+            for j, i in enumerate(missing):
                 self._check_budget([requests[i]])
-                results[i] = self._store(keys[i], requests[i], self.llm.complete(requests[i].messages, requests[i].params))
+                keep(j, self.llm.complete(requests[i].messages, requests[i].params))
                 if progress:
-                    progress(done, len(requests))
+                    progress(hits + j + 1, len(requests))
         return results
 
     def _check_budget(self, requests: Sequence[Request]) -> None:

@@ -5,7 +5,8 @@ the export's fidelity gate run it too. Every prompt comes from `prompts.solve_me
 also the prompt a trained student saw (`student_prompt.student_messages`), so the numbers are those
 of the prompt format the student was trained with. Greedy decoding by default. A failed model call
 (the prompt does not fit the context window, a server error) is an error of the run, never a wrong
-answer of the model: the run stops there and says so.
+answer of the model: the run stops there and says so. A backend with `parallel` > 1 answers a
+whole chunk's bulk call together.
 """
 from __future__ import annotations
 
@@ -96,9 +97,10 @@ def _check_same_run(out: Path, done: dict[str, dict], model: str, settings: dict
 
 
 def eval_file(model_spec: str, problems_file, out, domain_name: str | None = None, strategy_file=None,
-              max_tokens: int = 512, threads: int | None = None, progress=None) -> str:
+              max_tokens: int = 512, threads: int | None = None, parallel: int = 1, progress=None) -> str:
     """`k1 lrl eval`: answer every problem not yet in `out`, appending each record as it is scored;
-    returns the report (accuracy with CI, majority baseline, parse failures) over all of them."""
+    returns the report (accuracy with CI, majority baseline, parse failures) over all of them. With
+    `parallel` > 1 a chunk is four rounds of the batch: a kill loses at most that chunk."""
     from backends.spec import BackendOptions, build_llm
 
     out = writable_file(out)
@@ -109,7 +111,7 @@ def eval_file(model_spec: str, problems_file, out, domain_name: str | None = Non
     settings = {"max_tokens": max_tokens,
                 "strategy_sha256": hashlib.sha256(strategy.encode()).hexdigest()[:16] if strategy else None}
     done = _finished(out, problems)  # checked before the model loads
-    llm = build_llm(model_spec, BackendOptions(n_threads=threads))
+    llm = build_llm(model_spec, BackendOptions(n_threads=threads, parallel=parallel))
     _check_same_run(out, done, llm.model, settings)
     todo = [p for p in problems if p.id not in done]
     shifted = (lambda n, _total: progress(len(done) + n, len(problems))) if progress else None
@@ -123,7 +125,7 @@ def eval_file(model_spec: str, problems_file, out, domain_name: str | None = Non
 
     try:
         evaluate_model(llm, domain, todo, config, stage="eval", progress=shifted,
-                       on_chunk=save)
+                       chunk_size=4 * parallel if parallel > 1 else 1, on_chunk=save)
     except UserError as err:
         raise UserError(f"{err}; {len(done) + len(new)} of {len(problems)} answers are saved in {out}: "
                         "run the same command again to continue") from None

@@ -61,6 +61,7 @@ class ExportConfig:
     seed: int = 0  # sampling seed of the gate's greedy runs (part of their response-cache keys)
     n_threads: int | None = None
     n_ctx: int = 4096
+    parallel: int = 1  # gate items decoded at once (llama.cpp batched decoding)
 
     def __post_init__(self):
         object.__setattr__(self, "quant", check_quant(self.quant))
@@ -113,7 +114,8 @@ def open_llamacpp(name: str, entry: dict, config: ExportConfig, drafts: dict[str
     `drafts` when given), closed after."""
     from backends.spec import build_llm
 
-    llm = build_llm(artifact_spec(entry), BackendOptions(n_threads=config.n_threads, n_ctx=config.n_ctx))
+    llm = build_llm(artifact_spec(entry), BackendOptions(n_threads=config.n_threads, n_ctx=config.n_ctx,
+                                                         parallel=config.parallel))
     try:
         yield DraftCheckedLLM(llm, drafts) if drafts else llm
     finally:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from backends.llm import Completion, Message, Progress, Request, SamplingParams
+from backends.llm import Completion, Message, Progress, Request, ResultHook, SamplingParams
 from backends.pricing import FREE, anthropic_price
 from backends.spec import BackendOptions, ModelSpec, build_llm, parse_spec
 from lrl.cache import CachedLLM, ResponseCache
 from lrl.ledger import Ledger
+
+PARALLEL_BACKENDS = ("llamacpp", "openai")  # those that answer --parallel requests at once
 
 
 class LazyLLM:
@@ -25,6 +27,7 @@ class LazyLLM:
     def __init__(self, spec: ModelSpec, options: BackendOptions, label: str | None = None):
         self.spec, self.options = spec, options
         self.batch_discount = spec.backend == "anthropic" and options.anthropic_batches
+        self.parallel = options.parallel if spec.backend in PARALLEL_BACKENDS else 1
         self.backend, self.model = spec.backend, label or spec.model
         self.price = anthropic_price(spec.model) if spec.backend == "anthropic" else FREE
         self._loaded = None
@@ -39,8 +42,9 @@ class LazyLLM:
     def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
         return self.loaded.complete(messages, params)
 
-    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        return self.loaded.complete_many(requests, progress)
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        return self.loaded.complete_many(requests, progress, on_result)
 
     def unload(self) -> None:
         """Free the loaded model's memory now, if its backend holds any (a later call loads it again)."""

@@ -60,7 +60,7 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     cache = ResponseCache(rundir.cache_path)
     models = build_role_models({"teacher": config.teacher, "student": config.student}, cache, ledger,
                                TEMPLATE_VERSION, offline=config.offline, injected=llms,
-                               options=BackendOptions(n_threads=config.n_threads,
+                               options=BackendOptions(n_threads=config.n_threads, parallel=config.parallel,
                                                       anthropic_batches=config.anthropic_batches,
                                                       batch_dir=rundir.path / "batches"))
     _write_manifest(rundir, config, models)

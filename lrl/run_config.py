@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backends.spec import parse_spec
+from backends.threads import default_parallel
 from k1core.errors import UserError
 from lrl.curriculum import TRACE_STYLES
 from lrl.prompts import BASELINE_PROMPTS
@@ -21,7 +22,7 @@ from lrl.student_prompt import TRAINING_PROMPTS
 # Fields that change no stage's result: a resumed or extended run may differ in them.
 # strategy_file is one of them so that a run whose stage 2 adopted nothing can be resumed with
 # --strategy FILE; stage 4 records the file and its sha256 in its result and the manifest.
-RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "anthropic_batches", "stages",
+RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parallel", "anthropic_batches", "stages",
                   "strategy_file")
 
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
@@ -67,6 +68,7 @@ class RunConfig:
     offline: bool = False
     review: bool = False
     n_threads: int | None = None
+    parallel: int = field(default_factory=default_parallel)  # requests a local model or server answers at once
     anthropic_batches: bool = False  # bulk calls through Message Batches: half price, minutes to hours of latency
 
     def __post_init__(self):
@@ -89,6 +91,8 @@ class RunConfig:
             raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
+        if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 1:
+            raise UserError(f"--parallel must be a positive integer, got {self.parallel!r}")
         if self.student_prompts not in TRAINING_PROMPTS:
             raise UserError(f"--student-prompts must be one of {', '.join(TRAINING_PROMPTS)}, got {self.student_prompts!r}")
         if self.gate_items is not None and (isinstance(self.gate_items, bool) or not isinstance(self.gate_items, int)

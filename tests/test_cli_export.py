@@ -115,6 +115,22 @@ def test_lrl_eval_scores_any_problems_file(tiny, tmp_path):
     assert "parse failures" in result.output and "100.0%" in result.output and "always" in result.output
 
 
+def test_lrl_eval_answers_alike_at_any_parallel_and_logs_progress_lines(tiny, tmp_path):
+    base, _, problems = tiny
+    responses = {}
+    for parallel in ("1", "3"):
+        out = tmp_path / f"results-{parallel}.jsonl"
+        result = CliRunner().invoke(main, ["lrl", "eval", "--model", f"llamacpp:{base}", "--problems", str(problems),
+                                           "--out", str(out), "--max-tokens", "6", "--parallel", parallel])
+        assert result.exit_code == 0, result.output
+        assert "eval 3/3 (100%)" in result.output and "\r" not in result.output  # not a terminal: plain lines
+        responses[parallel] = [orjson.loads(x)["response"] for x in out.read_bytes().splitlines()]
+    assert responses["1"] == responses["3"] and len(responses["1"]) == 3
+    bad = CliRunner().invoke(main, ["lrl", "eval", "--model", f"llamacpp:{base}", "--problems", str(problems),
+                                    "--out", str(tmp_path / "r.jsonl"), "--parallel", "0"])
+    assert bad.exit_code == 2 and "--parallel" in bad.output
+
+
 def test_failing_gate_exits_2_with_the_report_written(tiny, tmp_path, monkeypatch):
     import lrl.export_job as job
 

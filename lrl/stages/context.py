@@ -1,9 +1,10 @@
 """What every stage works with, and the one resumable way a stage evaluates a model on problems.
 
-`evaluate` runs the evaluation loop (lrl.eval_run) in chunks of one batch through the model's bulk
-call, and after each chunk appends the chunk's result records to the stage's state and its prompts
-and responses to thoughts.jsonl. A killed run therefore loses at most one chunk, and even that chunk
-comes back from the response cache without a backend call.
+`evaluate` runs the evaluation loop (lrl.eval_run) through the model's bulk call: all the problems
+in one call to a model that answers many at once (`parallel` > 1), else in chunks of one batch. After
+each call it appends the result records to the stage's state and its prompts and responses to
+thoughts.jsonl. Every answer is cached the moment it finishes, so a killed run asks the backend
+nothing twice.
 """
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
     state = ctx.run.stage_state(state_name)
     done = {r["id"]: r for r in state.get(state_key, [])}
     todo = [p for p in problems if p.id not in done]
+    size = max(1, len(todo)) if llm.parallel > 1 else ctx.config.batch_size
     with ctx.bar(label, len(problems)) as bar:
         shown = [0]
 
@@ -108,7 +110,7 @@ def evaluate(ctx: StageContext, state_name: str, state_key: str, llm, problems: 
         config = EvalConfig(strategy, ctx.params(max_tokens or ctx.config.solve_max_tokens), baseline_prompt)
         evaluate_model(llm, ctx.domain, todo, config, stage=state_name,
                        progress=lambda n, _total: advance_to(len(problems) - len(todo) + n),
-                       chunk_size=ctx.config.batch_size, on_chunk=save_chunk)
+                       chunk_size=size, on_chunk=save_chunk)
     return [done[p.id] for p in problems]
 
 

@@ -121,7 +121,8 @@ def exported_llm(ctx: StageContext, entry: dict) -> LazyLLM:
     label = f"{Path(entry['path']).name}@{entry['sha256'][:12]}"
     if "base" in entry:
         label = f"{Path(entry['base']).name}@{entry['base_sha256'][:12]}+lora={label}"
-    return LazyLLM(artifact_spec(entry), BackendOptions(n_threads=ctx.config.n_threads), label=label)
+    options = BackendOptions(n_threads=ctx.config.n_threads, parallel=ctx.config.parallel)
+    return LazyLLM(artifact_spec(entry), options, label=label)
 
 
 def run_gate(ctx: StageContext, config: ExportConfig, built: dict, problems: list[Problem]) -> dict:
@@ -188,7 +189,7 @@ def run(ctx: StageContext) -> dict:
     def export_config() -> ExportConfig:  # answers within the curriculum's limit, known once it is built
         return ExportConfig(quant=cfg.export_quant, strategy=prompt_strategy(trained[0], strategy),
                             max_tokens=state["curriculum"]["generation_limit"], seed=cfg.seed, n_threads=cfg.n_threads,
-                            enforce_gate=not cfg.gate_report_only)
+                            enforce_gate=not cfg.gate_report_only, parallel=cfg.parallel)
 
     steps = (("validation", lambda: validate_strategy(ctx, strategy)),
              ("curriculum", lambda: make_curriculum(ctx, strategy, base, work)),

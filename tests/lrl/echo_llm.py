@@ -12,8 +12,9 @@ class ScriptedLLM:
     model = "echo-1"
     price = PRICE
 
-    def __init__(self, fail_on: str | None = None, batch_discount: bool = False):
+    def __init__(self, fail_on: str | None = None, batch_discount: bool = False, parallel: int = 1):
         self.calls, self.bulk_calls, self.fail_on, self.batch_discount = [], [], fail_on, batch_discount
+        self.parallel = parallel
 
     def complete(self, messages, params):
         prompt = messages[-1]["content"]
@@ -28,6 +29,6 @@ class ScriptedLLM:
                           model=self.model, backend=self.backend, stop_reason="end_turn",
                           batched=self.batch_discount)
 
-    def complete_many(self, requests, progress=None):
+    def complete_many(self, requests, progress=None, on_result=None):
         self.bulk_calls.append(len(requests))
-        return complete_sequentially(self, requests, progress)
+        return complete_sequentially(self, requests, progress, on_result)

@@ -34,6 +34,7 @@ def peak(meetings):
 class RulesLLM:
     backend = "rules"
     batch_discount = False
+    parallel = 1
 
     def __init__(self, model: str = "rules-v1", counter: Path | None = None, die_at_call: int | None = None,
                  price: Price = Price(1.0, 2.0, 0.0, 0.0)):
@@ -77,5 +78,5 @@ class RulesLLM:
                           cache_write_tokens=0, latency_s=0.0, cost_usd=self.price.cost_usd(tokens_in, tokens_out),
                           model=self.model, backend=self.backend, stop_reason="end_turn")
 
-    def complete_many(self, requests, progress=None):
-        return complete_sequentially(self, requests, progress)
+    def complete_many(self, requests, progress=None, on_result=None):
+        return complete_sequentially(self, requests, progress, on_result)

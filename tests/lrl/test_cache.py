@@ -89,6 +89,22 @@ def test_bulk_progress_counts_hits_and_batch_backends_get_one_bulk_call(tmp_path
     assert llm.bulk_calls == [1, 2] and seen[0] == (1, 3) and seen[-1] == (3, 3)
 
 
+def test_parallel_backend_gets_all_misses_in_one_call_and_each_answer_is_kept_as_it_finishes(tmp_path):
+    llm = ScriptedLLM(fail_on="boom", parallel=4)
+    cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+    cached.complete([{"role": "user", "content": "a"}])
+    requests = [Request([{"role": "user", "content": p}]) for p in ("a", "b", "c", "boom", "d")]
+    with pytest.raises(LLMError):
+        cached.complete_many(requests)
+    assert llm.bulk_calls == [1, 4] and len(cached.cache) == 3  # a, then b and c as they finished
+    llm.fail_on = None
+    seen, heard = [], []
+    out = cached.complete_many(requests, progress=lambda done, total: seen.append((done, total)),
+                               on_result=lambda i, c: heard.append((i, c.cached)))
+    assert llm.bulk_calls == [1, 4, 2] and [c.cached for c in out] == [True, True, True, False, False]
+    assert seen == [(3, 5), (4, 5), (5, 5)] and sorted(heard) == [(0, True), (1, True), (2, True), (3, False), (4, False)]
+
+
 def test_threads_share_one_cache(tmp_path):
     cached = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
 

@@ -29,6 +29,14 @@ def rules(**kwargs) -> dict:
     return {"teacher": llm, "student": llm}
 
 
+def test_a_model_that_answers_many_at_once_gives_the_same_results(tmp_path):
+    one_at_a_time = run(config(tmp_path / "one"), llms=rules())
+    together = rules()
+    together["teacher"].parallel = 4
+    results = run(config(tmp_path / "many"), llms=together)
+    assert results["stages"] == one_at_a_time["stages"] and results["comparisons"] == one_at_a_time["comparisons"]
+
+
 def test_full_flow_writes_every_artifact(tmp_path):
     llms = rules()
     results = run(config(tmp_path), llms=llms)
