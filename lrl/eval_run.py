@@ -125,7 +125,7 @@ def eval_file(model_spec: str, problems_file, out, domain_name: str | None = Non
 
     try:
         evaluate_model(llm, domain, todo, config, stage="eval", progress=shifted,
-                       chunk_size=4 * parallel if parallel > 1 else 1, on_chunk=save)
+                       chunk_size=4 * llm.parallel if llm.parallel > 1 else 1, on_chunk=save)
     except UserError as err:
         raise UserError(f"{err}; {len(done) + len(new)} of {len(problems)} answers are saved in {out}: "
                         "run the same command again to continue") from None

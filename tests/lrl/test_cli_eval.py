@@ -15,7 +15,7 @@ from lrl.domain import get_domain, write_problems
 class CountingLLM:
     """Answers YES; fails like an overflowing context window on call `fail_at`, or is interrupted there."""
 
-    backend, model, price, batch_discount = "scripted", "yes-1", None, False
+    backend, model, price, batch_discount, parallel = "scripted", "yes-1", None, False, 1
 
     def __init__(self, fail_at=None, interrupt=False):
         self.calls, self.fail_at, self.interrupt = 0, fail_at, interrupt
