@@ -20,6 +20,7 @@ from k1core.compute import NUMPY, Compute
 from k1core.config import TrainConfig
 from k1core.corpus import Splits, decode, eval_batches, load_corpus, sample_batch, split_corpus
 from k1core.errors import UserError
+from k1core.json_object import json_object
 from k1core.memory import keep_freed_memory
 from k1core.plots import plot_losses, plot_structure  # imports matplotlib lazily, only if installed
 from k1core.progress import Progress
@@ -62,12 +63,9 @@ def saved_config(out: str | Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        saved = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err}); fix it or move the folder aside to start afresh") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"{path} does not hold a config object; fix it or move the folder aside to start afresh")
-    return saved
+        return json_object(path.read_bytes())
+    except ValueError as err:
+        raise UserError(f"{path} holds no config object: {err}; fix it or move the folder aside to start afresh") from None
 
 
 def resume_config(out: str | Path) -> dict:

@@ -25,6 +25,7 @@ import orjson
 from backends.llm import (LLM, Completion, Message, Progress, Request, ResultHook, SamplingParams,
                           validate_messages)
 from k1core.errors import UserError
+from k1core.json_object import json_object
 from lrl.ledger import Ledger
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
@@ -42,12 +43,7 @@ def _to_stderr(text: str) -> None:
 
 def completion_from_json(raw) -> Completion:
     """A Completion from a stored row; ValueError saying what is wrong with it."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        raise ValueError(f"invalid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    data = json_object(raw)
     for name, kind in COMPLETION_TYPES.items():
         if name not in data:
             if name in REQUIRED_FIELDS:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import orjson
 
 from k1core.errors import UserError
+from k1core.json_object import json_object
 from lrl.final_answer import marked_values
 
 SPLITS = ("train", "dev", "test")
@@ -178,12 +179,9 @@ def read_jsonl(path: str | Path) -> list[tuple[str, dict]]:
             continue
         where = f"{path}:{number}"
         try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            raise UserError(f"{where}: not valid JSON ({err})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        rows.append((where, obj))
+            rows.append((where, json_object(line)))
+        except ValueError as err:
+            raise UserError(f"{where}: {err}") from None
     return rows
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from backends.student.architectures import SUPPORTED_ARCHITECTURES, StudentConfig, arch_switches
 from backends.student.base_model import BaseModel, check_weights
 from backends.student.safetensors_io import read_safetensors
 from k1core.errors import UserError
+from k1core.json_object import json_object
 
 # HF per-layer norm name -> canonical part, per architecture (llama's post_attention_layernorm is
 # the pre-MLP norm, gemma3's is the norm after attention).
@@ -22,11 +22,11 @@ _NORMS = {
 
 def _read_json(path: Path) -> dict:
     try:
-        return orjson.loads(path.read_bytes())
+        return json_object(path.read_bytes())
     except FileNotFoundError:
         raise UserError(f"{path}: file is missing") from None
-    except orjson.JSONDecodeError as err:
-        raise UserError(f"{path}: invalid JSON ({err})") from None
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
 
 
 def read_hf_config(model_dir: Path) -> StudentConfig:

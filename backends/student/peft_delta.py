@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from backends.student.lora import lora_scale
 from backends.student.safetensors_io import read_safetensors
 from k1core.errors import UserError
+from k1core.json_object import json_object
 
 # base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight -> model.layers.3.self_attn.q_proj.weight
 PEFT_TENSOR = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.default)?\.weight$")
@@ -45,12 +45,12 @@ def read_adapter_config(adapter_dir: Path) -> dict:
     """adapter_config.json, checked to be a plain LoRA we can merge exactly."""
     path = adapter_dir / "adapter_config.json"
     try:
-        config = orjson.loads(path.read_bytes())
+        config = json_object(path.read_bytes())
     except FileNotFoundError:
         raise UserError(f"{path}: no such file (is {adapter_dir} a PEFT adapter directory?)") from None
-    except orjson.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("peft_type", "LORA") != "LORA":
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
+    if config.get("peft_type", "LORA") != "LORA":
         raise UserError(f"{path}: peft_type must be LORA")
     if config.get("fan_in_fan_out"):
         raise UserError(f"{path}: fan_in_fan_out adapters (GPT-2 Conv1D layout) are not supported")

@@ -181,7 +181,7 @@ def test_corrupt_pages_keep_every_row_still_readable(tmp_path):
 
 
 @pytest.mark.parametrize("stored, reason", [
-    (b"{not json", "invalid JSON"),
+    (b"{not json", "not valid JSON"),
     (b"[1, 2]", "not an object"),
     (b'{"text": "hi"}', "missing"),
     (b'{"text": 5, "input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, '

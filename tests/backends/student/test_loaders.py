@@ -103,5 +103,8 @@ def test_bad_hf_directories_are_clear_user_errors(tiny_files, tmp_path):
     with pytest.raises(UserError, match="truncated safetensors"):
         load_hf_dir(bad)
     (bad / "config.json").write_bytes(b"{not json")
-    with pytest.raises(UserError, match="config.json: invalid JSON"):
+    with pytest.raises(UserError, match="config.json: not valid JSON"):
+        load_hf_dir(bad)
+    (bad / "config.json").write_bytes(b"[1, 2]")
+    with pytest.raises(UserError, match="config.json: a JSON list, not an object"):
         load_hf_dir(bad)
