@@ -63,9 +63,14 @@ class _Devices:
 
 
 def _progress(step, total, loss, tok_s, started, done_steps):
+    """One line rewritten in place in a terminal; in a log, a line every 5% of the steps."""
+    terminal = sys.stderr.isatty()
+    if not terminal and step % max(1, total // 20) and step != total:
+        return
     elapsed = time.time() - started
     eta = elapsed / max(done_steps, 1) * (total - step)
-    print(f"\rstep {step}/{total}  loss {loss:.4f}  {tok_s:,.0f} tok/s  eta {eta:,.0f}s", end="", file=sys.stderr, flush=True)
+    print(f"{chr(13) if terminal else ''}step {step}/{total}  loss {loss:.4f}  {tok_s:,.0f} tok/s  eta {eta:,.0f}s",
+          end="" if terminal else "\n", file=sys.stderr, flush=True)
 
 
 def train_lora(model: BaseModel, train: list[Example], val: list[Example], tcfg: TrainConfig,
@@ -142,7 +147,7 @@ def train_lora(model: BaseModel, train: list[Example], val: list[Example], tcfg:
             save_checkpoint(out / "checkpoint", jax.device_get(lora), jax.device_get(m), jax.device_get(v), lcfg, state)
         if stopped_early or (stop_at is not None and state["step"] >= stop_at):
             break
-    if progress:
+    if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     lora = jax.device_get(lora)
     if stop_at is None or state["step"] < stop_at:
