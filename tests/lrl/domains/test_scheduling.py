@@ -131,7 +131,7 @@ def test_user_calendar_files_load(tmp_path):
     ('{"meetings": [[1, 2.5]], "rooms": 2}', "must be an integer"),
     ('{"meetings": [[1, 2]], "rooms": 0}', "at least 1"),
     ('{"meetings": [[1, 2, 3]], "rooms": 1}', "[start, end] pair"),
-    ('[1, 2]', "expected a JSON object"),
+    ('[1, 2]', "a JSON list, not an object"),
 ])
 def test_bad_user_lines_name_file_and_line(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
