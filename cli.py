@@ -281,11 +281,13 @@ def lrl_prompts(problems, out, strategy, domain_name):
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("--against", default=None, type=click.Path(dir_okay=False),
               help="a second results file on the same items: paired McNemar test and CI of the difference")
+@click.option("--problems", default=None, type=click.Path(dir_okay=False),
+              help="the problems file the results answer: adds how often each step of the worked solutions is right")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="also write the report as JSON")
-def lrl_score(results, against, json_out):
-    """Accuracy with Wilson CI, majority baseline, breakdowns; optional paired comparison."""
+def lrl_score(results, against, problems, json_out):
+    """Accuracy with Wilson CI, majority baseline, breakdowns; optional paired comparison and per-step rates."""
     from lrl.evaluation import render_report, score_files, write_report
-    report = score_files(results, against)
+    report = score_files(results, against, problems)
     click.echo(render_report(report))
     if json_out:
         write_report(json_out, report)

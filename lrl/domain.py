@@ -94,7 +94,13 @@ class Verdict:
 
 
 class TransferDomain(Protocol):
-    """A task the LRL pipeline can learn: generate, render, parse, check, solve, explain."""
+    """A task the LRL pipeline can learn: generate, render, parse, check, solve, explain.
+
+    Optional, for domains whose solutions have checkable steps (`lrl.step_report` finds them):
+    `step_checks(problem, response) -> dict[str, bool | None]`, each step of the response's worked
+    solution in order, right (True), wrong (False) or not stated (None), never raising on any text;
+    and `step_conditions`, (step, given step) pairs whose conditional rate locates a failure.
+    """
 
     name: str
     variants: tuple[str, ...]

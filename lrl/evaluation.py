@@ -19,7 +19,8 @@ from lrl.domain import (OUTCOMES, PARSE_FAILURE, SUCCESS_OUTCOMES, Problem, Tran
                         read_jsonl, read_problems, write_jsonl)
 from lrl.output_file import writable_file
 from lrl.sandbox import code_sandbox, sandbox_line
-from lrl.stats import mcnemar_exact_p, newcombe_paired_difference, wilson_interval
+from lrl.stats import accuracy_with_ci, mcnemar_exact_p, newcombe_paired_difference
+from lrl.step_report import render_steps, step_summaries_of_files
 
 PARSE_FAIL_LABEL = "<parse failure>"
 MAX_CLASSES = 12  # beyond this, answers are values (numbers, code), not classes: no confusion matrix
@@ -58,12 +59,6 @@ def _label(value: Any) -> str:
     return PARSE_FAIL_LABEL if value is None else str(value)
 
 
-def _accuracy(successes: int, n: int) -> dict:
-    low, high = wilson_interval(successes, n)
-    return {"n": n, "correct": successes, "accuracy": successes / n if n else 0.0,
-            "ci95": [low, high]}
-
-
 def class_metrics(records: list[dict]) -> dict | None:
     """Majority baseline, balanced accuracy and confusion matrix, when answers are a few classes."""
     if any(r.get("expected") is None for r in records):
@@ -79,7 +74,7 @@ def class_metrics(records: list[dict]) -> dict | None:
     recalls = [confusion[c][c] / count for c, count in expected.items()]
     return {
         "majority_class": majority,
-        "majority_baseline": _accuracy(majority_count, len(records)),
+        "majority_baseline": accuracy_with_ci(majority_count, len(records)),
         "balanced_accuracy": sum(recalls) / len(recalls),
         "confusion": {c: dict(row) for c, row in sorted(confusion.items())},
     }
@@ -94,10 +89,10 @@ def summarize(records: list[dict]) -> dict:
         by_difficulty[str(r.get("difficulty", "all"))].append(win)
     outcomes = Counter(r["verdict"] for r in records)
     return {
-        **_accuracy(sum(wins), n),
+        **accuracy_with_ci(sum(wins), n),
         "outcomes": dict(outcomes),
         "parse_failure_rate": outcomes[PARSE_FAILURE] / n,
-        "by_difficulty": {d: _accuracy(sum(w), len(w)) for d, w in sorted(by_difficulty.items())},
+        "by_difficulty": {d: accuracy_with_ci(sum(w), len(w)) for d, w in sorted(by_difficulty.items())},
         "classes": class_metrics(records),
     }
 
@@ -159,21 +154,25 @@ def render_table(summary: dict, comparison: dict | None = None, title: str = "ru
     return "\n".join(lines)
 
 
-def score_files(path: str | Path, against: str | Path | None = None) -> dict:
-    """The full report for `k1 lrl score`: summary of `path`, and the paired comparison if asked."""
-    run = read_results(path)
-    report = {"file": str(path), "summary": summarize(run)}
+def score_files(path: str | Path, against: str | Path | None = None, problems: str | Path | None = None) -> dict:
+    """The full report for `k1 lrl score`: summary of `path`, the paired comparison if asked, and with the
+    `problems` file the results answer, the per-step rates of the worked solutions (domains that check steps)."""
+    runs = {str(path): read_results(path)}
+    report = {"file": str(path), "summary": summarize(runs[str(path)])}
     if against is not None:
-        other = read_results(against)
+        runs[str(against)] = other = read_results(against)
         report["against"] = {"file": str(against), "summary": summarize(other)}
-        report["comparison"] = compare(run, other)
-    return report
+        report["comparison"] = compare(runs[str(path)], other)
+    steps = step_summaries_of_files(problems, runs) if problems is not None else {}
+    return {**report, "steps": steps} if steps else report
 
 
 def render_report(report: dict) -> str:
     text = render_table(report["summary"], report.get("comparison"), title=report["file"])
     if "against" in report:
         text += "\n\n" + render_table(report["against"]["summary"], title=report["against"]["file"])
+    if "steps" in report:
+        text += "\n\n== steps of the worked solutions\n" + render_steps(report["steps"])
     return text
 
 

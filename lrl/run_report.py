@@ -120,7 +120,7 @@ def _rejections(curriculum: dict) -> list[str]:
 def _transfer(result: dict) -> list[str]:
     """Curriculum provenance, training, the export's fidelity gate, and both prompt formats side by side."""
     from lrl.fidelity_gate import render_gate
-    from lrl.transfer_report import render_transfer
+    from lrl.transfer_report import render_steps_by_format, render_transfer
 
     cur, train, export = result["curriculum"], result["training"], result["export"]
     trained = " and ".join(f"`{f}`" for f in result["trained_prompts"])
@@ -141,6 +141,8 @@ def _transfer(result: dict) -> list[str]:
              "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt; "
              f"deployed and tested below: the `{export['deployed']}` artifact (`{export['deployed_spec']}`).", "",
              render_gate(export["gate"]), "", render_transfer(result["transfer"])]
+    if "steps" in result:
+        lines += ["", render_steps_by_format(result["steps"])]
     return lines
 
 

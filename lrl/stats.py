@@ -26,6 +26,12 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def accuracy_with_ci(successes: int, n: int) -> dict:
+    """{"n", "correct", "accuracy", "ci95"}: the proportion with its Wilson 95% interval, as reports show it."""
+    low, high = wilson_interval(successes, n)
+    return {"n": n, "correct": successes, "accuracy": successes / n if n else 0.0, "ci95": [low, high]}
+
+
 def binomial_cdf_half(k: int, n: int) -> float:
     """P(X <= k) for X ~ Binomial(n, 1/2), exactly via integer arithmetic."""
     return sum(math.comb(n, i) for i in range(0, k + 1)) / 2 ** n

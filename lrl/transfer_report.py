@@ -11,6 +11,7 @@ a format it never saw in training measures generalization, not the trained behav
 from __future__ import annotations
 
 from lrl.evaluation import compare, summarize
+from lrl.step_report import render_steps
 from lrl.student_prompt import PROMPT_FORMATS
 
 FORMAT_TITLES = {"zero-shot": "no strategy in prompt", "strategy": "strategy in prompt"}
@@ -95,3 +96,13 @@ def render_transfer(summary: dict, title: str = "Exported student by prompt form
         lines += ["", f"Exported student, strategy in prompt − no strategy (paired): "
                       f"{_paired(summary['strategy_vs_zero_shot'])}."]
     return "\n".join(lines) + "\n"
+
+
+def render_steps_by_format(steps: dict) -> str:
+    """Markdown: the per-step rates of the exported and the base student's worked solutions, one column
+    per student and prompt format."""
+    columns = {f"{who} student, `{fmt}`": summary for who, by_format in steps.items()
+               for fmt, summary in by_format.items()}
+    return ("### Worked solutions, step by step\n\nHow often each step of the students' solutions on the test "
+            "split is right, so a wrong answer can be traced to the step where it went wrong.\n\n"
+            + render_steps(columns))

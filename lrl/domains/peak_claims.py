@@ -13,7 +13,8 @@ import re
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
 _WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b")
-_COUNT = r"(?<![\d:.])(\d+)(?![\d:]|\.\d)"  # an integer that is not part of a clock time or a decimal
+# An integer that is not part of a clock time or a decimal; ten digits or more are no count of meetings.
+_COUNT = r"(?<![\d:.])(\d{1,9})(?![\d:]|\.\d)"
 _TIME_BEFORE = re.compile(r"(?:\bat|\bfrom|\bto|\bbetween|\buntil|\band|\bby|-|–)\s*$")
 
 # A peak word, then (within the sentence) the count it names.

@@ -27,7 +27,11 @@ from lrl.final_answer import answer_line, final_value
 
 DIFFICULTIES = ("easy", "medium", "hard")
 YES, NO = "YES", "NO"
+MAX_DIGITS = 18  # longer digit strings are no room count (and past 4300 digits int() refuses them)
 NO_PEAK, WRONG_PEAK = "no peak stated", "right answer, wrong peak"
+# The steps of a worked solution, in order (see `step_checks`).
+PEAK_STATED, PEAK_RIGHT = "peak stated", "stated peak = true peak"
+ANSWER_FOLLOWS, ANSWER_RIGHT = "answer follows from the stated peak", "answer right"
 
 
 @dataclass(frozen=True)
@@ -309,6 +313,21 @@ def check_reasoning(problem: Problem, response: str) -> str | None:
     return None if stated == peak_overlap(problem.payload["meetings"]) else WRONG_PEAK
 
 
+def step_checks(problem: Problem, parsed: Parsed, response: str) -> dict[str, bool | None]:
+    """Each step of the solution right (True), wrong (False) or not stated (None), in order: the peak
+    stated; it is the true peak; the marked answer is what the stated peak implies (YES iff the peak
+    fits in the rooms, or the peak itself as the rooms needed); the answer is right. A step whose
+    premise is missing (no peak, no parsable answer) is not stated."""
+    stated = stated_peak("\n".join(reasoning_lines(response)))
+    answer = parsed.answer if parsed.ok else None
+    rooms = problem.payload["rooms"]
+    implied = None if stated is None else stated if rooms is None else YES if stated <= rooms else NO
+    return {PEAK_STATED: stated is not None,
+            PEAK_RIGHT: None if stated is None else stated == peak_overlap(problem.payload["meetings"]),
+            ANSWER_FOLLOWS: None if implied is None or answer is None else answer == implied,
+            ANSWER_RIGHT: None if answer is None else answer == _answer(problem.payload)}
+
+
 # ---------------------------------------------------------------- parsing and checking
 
 def parse_value(value: str, kind: str | None) -> Parsed:
@@ -318,7 +337,7 @@ def parse_value(value: str, kind: str | None) -> Parsed:
         word = word.rsplit(" ", 1)[0].strip()
     if word in ("yes", "no") and kind != "min-rooms":
         return Parsed(word.upper())
-    if word.isascii() and word.isdigit() and kind != "feasible":
+    if word.isascii() and word.isdigit() and len(word) <= MAX_DIGITS and kind != "feasible":
         return Parsed(int(word))
     wanted = {"feasible": "YES or NO", "min-rooms": "an integer"}.get(kind, "YES, NO or an integer")
     return Parsed.fail(f"marked answer {value[:40]!r} is not {wanted}")
@@ -334,6 +353,8 @@ class SchedulingDomain:
     name = "scheduling"
     variants = tuple(VARIANTS)
     rejections = (NO_FINAL_ANSWER, WRONG_FINAL_ANSWER, NO_REASONING, NO_PEAK, WRONG_PEAK)
+    # A right peak with a wrong answer is the comparison (or the copying of the peak) that broke.
+    step_conditions = ((ANSWER_FOLLOWS, PEAK_RIGHT), (ANSWER_RIGHT, PEAK_RIGHT))
 
     def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "seed"
@@ -381,4 +402,7 @@ class SchedulingDomain:
 
     def check_reasoning(self, problem, response):
         return check_reasoning(problem, response)
+
+    def step_checks(self, problem, response):
+        return step_checks(problem, self.parse(response, problem), response)
 

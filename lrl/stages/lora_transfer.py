@@ -17,6 +17,8 @@ or the person's (--strategy FILE, or rewritten in --review); the pipeline decide
    failing gate stops the run with its report written.
 5. The deployed artifact and the base student, each on the whole test split in both prompt formats,
    paired for McNemar tests with each other and with stage 1's teacher when it ran.
+   Where the domain checks the steps of a worked solution (`lrl.step_report`), both students'
+   per-step rates say at which step the wrong answers go wrong.
 Why train on both formats: the student is measured with exactly the prompt it
 was trained with, and with and without the strategy; a student trained on both meets both at
 once with one training run and one export. A single-format student (--student-prompts strategy
@@ -47,6 +49,7 @@ from lrl.rundir import write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, Stage
 from lrl.stages import teacher_baseline
 from lrl.stages.context import StageContext, evaluate, evaluation_summary
+from lrl.step_report import has_step_checks, step_summary
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS, prompt_strategy
 from lrl.transfer_report import transfer_by_format
 
@@ -170,6 +173,16 @@ def evaluate_both_formats(ctx: StageContext, strategy: str, built: dict, deploye
     return runs
 
 
+def step_summaries(ctx: StageContext, runs: dict) -> dict:
+    """{"steps": {"exported"|"base": {format: per-step rates}}} on the test split; {} when the domain
+    checks no steps."""
+    if not has_step_checks(ctx.domain):
+        return {}
+    test = ctx.splits["test"]
+    return {"steps": {who: {fmt: step_summary(ctx.domain, test, records) for fmt, records in by_format.items()}
+                      for who, by_format in runs.items()}}
+
+
 def run(ctx: StageContext) -> dict:
     """Curriculum, training, export with its gate, and the paired test evaluations in both prompt formats."""
     cfg, strategy = ctx.config, ctx.strategy
@@ -217,7 +230,8 @@ def run(ctx: StageContext) -> dict:
             "export": {"files": {q: {"path": str(Path(f["path"]).relative_to(ctx.run.path)), "bytes": f["bytes"],
                                      "sha256": f["sha256"]} for q, f in state["files"]["files"].items()},
                        **state["export"]},
-            "transfer": transfer_by_format(runs["exported"], runs["base"], teacher, trained)}
+            "transfer": transfer_by_format(runs["exported"], runs["base"], teacher, trained),
+            **step_summaries(ctx, runs)}
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:

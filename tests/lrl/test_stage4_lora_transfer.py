@@ -52,6 +52,11 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     limit = stage["curriculum"]["generation_limit"]
     assert limit >= 1.5 * stage["curriculum"]["target_tokens"]["max"] and f"up to {limit} tokens" in report
     assert (tmp_path / "run" / "transfer" / "student.gguf").is_file()
+    steps = stage["steps"]  # scheduling checks the steps of a worked solution, in every run of the test split
+    assert {who: sorted(by_format) for who, by_format in steps.items()} == {
+        "exported": ["strategy", "zero-shot"], "base": ["strategy", "zero-shot"]}
+    assert steps["base"]["zero-shot"]["n"] == 10 and "peak stated" in steps["base"]["zero-shot"]["steps"]
+    assert "### Worked solutions, step by step" in report and "| base student, `strategy` |" in report
 
 
 @pytest.mark.slow

@@ -2,7 +2,10 @@
 both prompt formats side by side."""
 from __future__ import annotations
 
-from lrl.transfer_report import render_transfer, transfer_by_format, transfer_summary
+from lrl.domain import get_domain
+from lrl.evaluation import result_record
+from lrl.step_report import step_summary
+from lrl.transfer_report import render_steps_by_format, render_transfer, transfer_by_format, transfer_summary
 
 
 def records(correct_ids, n=200, truth=lambda i: "YES" if i % 4 else "NO"):
@@ -46,3 +49,16 @@ def test_without_a_teacher_there_is_no_teacher_row():
     summary = transfer_by_format({"zero-shot": STUDENT}, {"zero-shot": ALWAYS_YES}, None, ("zero-shot",))
     text = render_transfer(summary)
     assert "teacher" not in text and "strategy_vs_zero_shot" not in summary
+
+
+def test_the_step_section_has_a_column_per_student_and_prompt_format():
+    domain = get_domain("scheduling")
+    problems = domain.generate(4, 3, "test", "balanced")
+    solved = step_summary(domain, problems, [result_record(domain, p, domain.worked_solution(p)) for p in problems])
+    bare = step_summary(domain, problems, [result_record(domain, p, "ANSWER: YES") for p in problems])
+    text = render_steps_by_format({"exported": {"zero-shot": solved, "strategy": solved},
+                                   "base": {"zero-shot": bare, "strategy": bare}})
+    assert text.startswith("### Worked solutions, step by step")
+    assert ("| Step | exported student, `zero-shot` | exported student, `strategy` | base student, `zero-shot` "
+            "| base student, `strategy` |") in text
+    assert "| peak stated | 100.0% [51.0, 100.0] (4/4) | 100.0% [51.0, 100.0] (4/4) | 0.0% [0.0, 49.0] (0/4) " in text

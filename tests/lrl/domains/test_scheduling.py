@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from k1core.errors import UserError
 from lrl.domain import read_problems, split_overlap, write_problems
-from lrl.domains.scheduling import SchedulingDomain, peak_overlap
+from lrl.domains.scheduling import PEAK_STATED, SchedulingDomain, peak_overlap
 
 DOMAIN = SchedulingDomain()
 
@@ -131,7 +131,7 @@ def test_user_calendar_files_load(tmp_path):
     ('{"meetings": [[1, 2.5]], "rooms": 2}', "must be an integer"),
     ('{"meetings": [[1, 2]], "rooms": 0}', "at least 1"),
     ('{"meetings": [[1, 2, 3]], "rooms": 1}', "[start, end] pair"),
-    ('[1, 2]', "expected a JSON object"),
+    ('[1, 2]', "a JSON list, not an object"),
 ])
 def test_bad_user_lines_name_file_and_line(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
@@ -182,3 +182,50 @@ def test_a_marked_answer_after_arbitrary_reasoning_is_found(prefix, value):
     parsed = DOMAIN.parse(f"{text}\nANSWER: {value}", YES_PROBLEM)
     if all("answer" not in line.lower() for line in text.splitlines()):
         assert parsed.answer == value.strip(" *").upper()
+
+
+NO_PROBLEM = DOMAIN.from_json({"meetings": [[1, 3], [2, 4]], "rooms": 1}, "x:1")  # peak 2 > 1 room: NO
+
+
+def steps(problem, response):
+    return tuple(DOMAIN.step_checks(problem, response).values())
+
+
+@pytest.mark.parametrize("problem, response, expected", [
+    # (peak stated, stated peak = true peak, answer follows from the stated peak, answer right)
+    (NO_PROBLEM, "Peak: 2 at once.\n2 > 1 rooms, so NO.\nANSWER: NO", (True, True, True, True)),
+    (NO_PROBLEM, "Peak: 2 at once.\n2 <= 1 available rooms, so the answer is YES\nANSWER: YES",
+     (True, True, False, False)),                             # right peak, wrong comparison
+    (NO_PROBLEM, "The peak is 1.\n1 <= 1 rooms, so YES.\nANSWER: YES", (True, False, True, False)),
+    (YES_PROBLEM, "The peak is 3, more than 1 room.\nANSWER: YES", (True, False, False, True)),  # lucky
+    (NO_PROBLEM, "I checked the calendar.\nANSWER: NO", (False, None, None, True)),            # no peak stated
+    (NO_PROBLEM, "Peak: 2 at once.\nSo it does not fit.", (True, True, None, None)),           # no answer
+    (MIN_PROBLEM, "Peak: 2 at once.\nSo 2 rooms are needed.\nANSWER: 2", (True, True, True, True)),
+    (MIN_PROBLEM, "Peak: 2 at once.\nANSWER: 3", (True, True, False, False)),
+    (MIN_PROBLEM, "Maximum overlap: 1.\nANSWER: 1", (True, False, True, False)),            # wrong peak, consistent
+    (MIN_PROBLEM, "Peak: 2 at once.\nANSWER: YES", (True, True, None, None)),              # wrong kind of answer
+])
+def test_step_checks_say_which_step_of_a_solution_is_wrong(problem, response, expected):
+    assert steps(problem, response) == expected
+
+
+@pytest.mark.parametrize("variant", ["balanced", "min-rooms", "minutes"])
+def test_the_solvers_worked_solutions_are_right_at_every_step(variant):
+    for problem in DOMAIN.generate(20, 5, "test", variant):
+        for verbose in (False, True):
+            assert steps(problem, DOMAIN.worked_solution(problem, verbose=verbose)) == (True,) * 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_step_checks_never_raise_on_arbitrary_text(text):
+    for problem in (NO_PROBLEM, MIN_PROBLEM):
+        checks = DOMAIN.step_checks(problem, text)
+        assert all(value in (True, False, None) for value in checks.values())
+
+
+def test_step_checks_never_raise_on_absurdly_long_numbers():
+    digits = "9" * 5000
+    for text in (f"ANSWER: {digits}", f"{digits} rooms are needed.\nANSWER: 2", f"peak {digits}"):
+        assert DOMAIN.step_checks(MIN_PROBLEM, text)[PEAK_STATED] is False
+    assert DOMAIN.parse(f"ANSWER: {digits}", MIN_PROBLEM).failure
