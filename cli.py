@@ -389,7 +389,8 @@ def lrl_run(domain_name, stages_text, variant, **options):
 
         return ItemProgress(label, total, sys.stderr)
 
-    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo)
+    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo,
+        command=["k1", *sys.argv[1:]])
     click.echo(f"wrote {config.out}/report.md and results.json")
     click.echo((config.out / "report.md").read_text(encoding="utf-8"))
 
