@@ -71,14 +71,14 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     config, results = read_json(run / "config.json"), read_json(run / "results.json", {})
     absent = []
     for name in COPIED:
-        _copy_or_note(run / name, out / name, absent, f"{name}: the run never wrote it")
+        _copy_or_note(run / name, out / name, absent, f"{name}: not written yet (the run writes it as it ends)")
     taught = next((p for p in (run / "transfer" / "strategy.md", run / "strategy.md") if p.is_file()), None)
     _copy_or_note(taught, out / "strategy.md", absent, "strategy.md: the run has no strategy")
     boot = read_json(run / "stages" / f"{BOOTSTRAP_STATE}.json", {})
     if boot.get("candidates"):
         write_text_atomic(out / "candidates.md", render_candidates(boot))
     else:
-        absent.append("candidates.md: stage 2 distilled no candidate")
+        absent.append("candidates.md: " + ("stage 2 distilled no candidate" if boot else "stage 2 did not run here"))
     if "curriculum" in transfer:
         write_json_atomic(out / "curriculum.json", transfer["curriculum"])
     timings = stage_timings(run)

@@ -123,11 +123,14 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
     lines = [f"# {name}", "", *_what_ran(config, manifest, stage4_complete, stage4_steps), "",
              "## Headline: the exported student on the test split", ""]
     lines += _headline(headline) if headline else ["Stage 4 has not evaluated the exported student yet."]
-    lines += ["", "Accuracies: Wilson 95% CI in brackets; paired differences: Newcombe 95% CI, exact McNemar p. "
-              "Every test answer is in [records/](records/) (id, expected, parsed, verdict, response), "
-              "so each paired test can be recomputed with `k1 lrl score A --against B`." if records else "",
-              "", "## Every stage", ""]
-    if bars:
+    if records:
+        lines += ["", "Accuracies: Wilson 95% CI in brackets; paired differences: Newcombe 95% CI, exact McNemar p. "
+                  "Every test answer is in [records/](records/) (id, expected, parsed, verdict, response), "
+                  "so each paired test can be recomputed with `k1 lrl score A --against B`."]
+    lines += ["", "## Every stage", ""]
+    if not bars:
+        lines.append("Nothing evaluated yet.")
+    else:
         if "accuracy.png" in files:
             lines += ["![accuracy per model and stage](accuracy.png)", ""]
         lines += ["| Stage, model, prompt | Accuracy [95% CI] | Parse failures |", "|---|---|---|"]
@@ -143,7 +146,10 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
     lines += ["", "## Wall time and machine load per stage", "", *_timings(timings), "",
               "## Commands", "", *_commands(manifest), ""]
     if adapter:
-        lines += ["## Rebuild the student", "", *_rebuild(config, dest, TRAINING_PROMPTS[config["student_prompts"]][0]), ""]
+        unfinished = [] if "training" in stage4_steps else ["The adapter is the best one so far: training has "
+                                                             "not finished.", ""]
+        lines += ["## Rebuild the student", "", *unfinished,
+                  *_rebuild(config, dest, TRAINING_PROMPTS[config["student_prompts"]][0]), ""]
     lines += ["## Files", "", *[f"- [{f}]({f})" for f in files]]
     if absent:
         lines += ["", "## Absent", "", *[f"- {note}" for note in absent]]

@@ -69,7 +69,7 @@ def test_publishes_the_record_the_adapter_and_an_index_but_no_weights(finished_r
     assert "| no strategy in prompt (`zero-shot`) | yes | 100.0% [83.9, 100.0] (20/20), 0.0% unparsed |" in readme
     assert "(always YES) | +" in readme and "McNemar p = " in readme
     assert f"k1 export --base qwen0.5b --adapter {dest / 'adapter'} --quant q4_k_m" in readme
-    assert "`k1 lrl run --n-test 20`" in readme
+    assert "`k1 lrl run --n-test 20`" in readme and "training has not finished" not in readme
     assert "by reason: unparseable: 2, wrong answer: 3" in readme
     results = orjson.loads((finished_run / "results.json").read_bytes())
     candidates = (dest / "candidates.md").read_text()
