@@ -391,9 +391,22 @@ def lrl_run(domain_name, stages_text, variant, **options):
 
         return ItemProgress(label, total, sys.stderr)
 
-    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo)
+    run(config, reviewer=ask_person if config.review else None, progress=progress, echo=click.echo,
+        command=["k1", *sys.argv[1:]])
     click.echo(f"wrote {config.out}/report.md and results.json")
     click.echo((config.out / "report.md").read_text(encoding="utf-8"))
+
+
+@lrl.command("publish")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="replace DEST when it already exists")
+def lrl_publish(run_dir, dest, force):
+    """Copy a `k1 lrl run` directory's shareable record (reports, tables, plot, test records, LoRA adapter;
+    never GGUF files, checkpoints or files over 20 MB) into DEST, e.g. results/NAME, to commit."""
+    from lrl.publish import publish
+
+    click.echo(publish(run_dir, dest, force))
 
 
 if __name__ == "__main__":

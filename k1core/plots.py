@@ -5,7 +5,7 @@ import importlib.util
 from pathlib import Path
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the file-only Agg backend, or None when the plot extra is absent."""
     if importlib.util.find_spec("matplotlib") is None:
         return None
@@ -19,7 +19,7 @@ def _pyplot():
 
 def plot_losses(results: dict, path: Path) -> str:
     """Train (smoothed) and validation loss of every model; returns a one-line note of what happened."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return "no loss plot: matplotlib is not installed (pip install 'k1[plot]')"
     import numpy as np
@@ -49,7 +49,7 @@ def plot_structure(result: dict, path: Path) -> str:
     """K-1's story over training: agents and mean trust above; below, the probe and validation loss
     with every structural op marked where it happened (filled: kept, hollow: rolled back) and the
     controller's diagnostics as vertical lines."""
-    plt = _pyplot()
+    plt = pyplot()
     history = result["stats"].get("history")
     if plt is None or not history:
         return "no structure plot" + (": matplotlib is not installed" if plt is None else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as metadata
+import os
 import platform
 import time
 from dataclasses import replace
@@ -40,10 +41,12 @@ Reviewer = Callable[[str, bool], dict]
 
 
 def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
-        echo: Callable[[str], None] = lambda _text: None, llms: dict | None = None) -> dict:
+        echo: Callable[[str], None] = lambda _text: None, llms: dict | None = None,
+        command: list[str] | None = None) -> dict:
     """Run (or resume) the configured stages; returns the results dict also written to results.json.
 
-    `reviewer(strategy, adopted)` answers --review; `llms` maps a role to a ready LLM (tests).
+    `reviewer(strategy, adopted)` answers --review; `llms` maps a role to a ready LLM (tests);
+    `command` is the command line that started this process, kept in the manifest's session.
     """
     if config.review and reviewer is None:
         raise UserError("--review needs someone to ask; none was given")
@@ -63,7 +66,7 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
                                options=BackendOptions(n_threads=config.n_threads, parallel=config.parallel,
                                                       anthropic_batches=config.anthropic_batches,
                                                       batch_dir=rundir.path / "batches"))
-    _write_manifest(rundir, config, models)
+    _write_manifest(rundir, config, models, command)
     ctx = StageContext(config, rundir, domain, splits, models["teacher"], models["student"], ledger, progress, echo,
                        cache=cache)
     check_estimate(ctx)
@@ -119,17 +122,33 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
                 results[stage.id] = {"skipped": provenance.get("skipped") or provenance["review"] or "no strategy"}
                 continue
         ctx.echo(f"stage {stage.id}: {stage.label}")
-        started = time.time()
+        started, load_start = time.time(), _load_average()
+        ctx.run.journal(f"Stage {stage.id} ({stage.name}) started; load average {_loads(load_start)}.")
         with ctx.ledger.stage(stage.key):
             result = stage.run(replace(ctx, strategy=strategy))
         if provenance:
             result["strategy"] = provenance
-        ctx.run.save_stage_state(stage.key, {**ctx.run.stage_state(stage.key), "complete": True, "result": result})
+        timing = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                  "seconds": round(time.time() - started, 1), "load_start": load_start, "load_end": _load_average()}
+        ctx.run.save_stage_state(stage.key, {**ctx.run.stage_state(stage.key), "complete": True, "result": result,
+                                             "timing": timing})
         ctx.save_ledger()
-        ctx.run.journal(f"Stage {stage.id} ({stage.name}) finished in {time.time() - started:.0f} s."
-                        + _accuracy_note(result))
+        ctx.run.journal(f"Stage {stage.id} ({stage.name}) finished in {timing['seconds']:.0f} s; load average "
+                        f"{_loads(timing['load_end'])}." + _accuracy_note(result))
         results[stage.id] = result
     return results
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, saved beside each stage's wall time (a busy machine is slower)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not every platform reports one
+        return None
+
+
+def _loads(load: list[float] | None) -> str:
+    return "not reported" if load is None else " / ".join(f"{x:.2f}" for x in load)
 
 
 def _accuracy_note(result: dict) -> str:
@@ -229,8 +248,9 @@ def _user_strategy(config: RunConfig) -> dict | None:
     return {"file": str(config.strategy_file), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
-    """manifest.json: versions, seeds, models, template version; each process of the run appends a session."""
+def _write_manifest(rundir: RunDir, config: RunConfig, models: dict, command: list[str] | None) -> None:
+    """manifest.json: versions, seeds, models, template version; each process of the run appends a session
+    with its command line."""
     manifest = read_json(rundir / "manifest.json") or {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sessions": []}
     manifest.update({
@@ -240,7 +260,7 @@ def _write_manifest(rundir: RunDir, config: RunConfig, models: dict) -> None:
                    for role, m in models.items()},
         "template_version": TEMPLATE_VERSION, "packages": _package_versions(),
     })
-    manifest["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    manifest["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
                                  "stages": list(config.stages), "offline": config.offline,
                                  "budget_usd": config.budget_usd, "user_strategy": _user_strategy(config)})
     write_json_atomic(rundir / "manifest.json", manifest)

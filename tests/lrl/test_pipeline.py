@@ -66,6 +66,20 @@ def test_full_flow_writes_every_artifact(tmp_path):
     assert "| 3 | Teacher + strategy |" in report and "exact McNemar p" in report and "always YES" in report
 
 
+def test_each_stage_keeps_its_wall_time_load_averages_and_the_command(tmp_path, monkeypatch):
+    loads = iter([(1.0, 2.0, 3.0), (4.0, 5.0, 6.0)] * 10)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: next(loads))
+    run(config(tmp_path, stages=("0", "1")), llms=rules(), command=["k1", "lrl", "run", "--stages", "0,1"])
+    out = tmp_path / "run"
+    timing = orjson.loads((out / "stages" / "1_teacher_baseline.json").read_bytes())["timing"]
+    assert timing["seconds"] >= 0 and (timing["load_start"], timing["load_end"]) == ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    journal = (out / "journal.md").read_text()
+    assert "Stage 1 (teacher_baseline) started; load average 1.00 / 2.00 / 3.00." in journal
+    assert "load average 4.00 / 5.00 / 6.00. Accuracy" in journal
+    session = orjson.loads((out / "manifest.json").read_bytes())["sessions"][-1]
+    assert session["command"] == ["k1", "lrl", "run", "--stages", "0,1"]
+
+
 def test_rerun_repeats_no_call_and_gives_same_results(tmp_path):
     first = rules()
     results = run(config(tmp_path), llms=first)
