@@ -49,7 +49,7 @@ llm = RulesLLM(counter=counter, die_at_call=int(die_rules) if die_rules != "none
 run(RunConfig(teacher="anthropic:claude-3-5-haiku-latest", student=f"llamacpp:{{base}}", out=out, n_train=60,
               n_val=10, n_test=10, stages=("0", "1", "2", "4"), curriculum_size=12, lora_steps=2, lora_rank=2,
               lora_seq_len=1024, export_quant="q8_0", solve_max_tokens=4, gate_items=4, gate_report_only=True,
-              n_threads=1),
+              n_threads=1, parallel=1),
     llms={{"teacher": llm, "student": llm}})
 """
 # Scripted calls in stage 4: the strategy's validation repeats stage 2's prompts (all cached), then 6
