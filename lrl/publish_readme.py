@@ -5,22 +5,19 @@ import shlex
 from pathlib import Path
 
 from lrl.evaluation import summarize
+from lrl.stats import percent
 from lrl.student_prompt import TRAINING_PROMPTS
 
 FORMAT_TITLES = {"zero-shot": "no strategy in prompt", "strategy": "strategy in prompt"}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def _accuracy(s: dict) -> str:
     low, high = s["ci95"]
-    return f"{_pct(s['accuracy'])} [{100 * low:.1f}, {100 * high:.1f}] ({s['correct']}/{s['n']})"
+    return f"{percent(s['accuracy'])} [{100 * low:.1f}, {100 * high:.1f}] ({s['correct']}/{s['n']})"
 
 
 def _with_parse(s: dict) -> str:
-    return f"{_accuracy(s)}, {_pct(s['parse_failure_rate'])} unparsed"
+    return f"{_accuracy(s)}, {percent(s['parse_failure_rate'])} unparsed"
 
 
 def _paired(c: dict) -> str:
@@ -84,7 +81,7 @@ def _curriculum(cur: dict) -> list[str]:
     return [f"{cur['lines']} training chats: {cur['from_teacher']} written by the teacher (kept only when their "
             f"reasoning checked out), {cur['from_solver']} solver worked solutions; by prompt format {formats}. "
             f"The teacher was asked {cur['teacher_asked']} times and {cur['teacher_rejected']} of its solutions "
-            f"were rejected ({_pct(cur['teacher_rejection_rate'])}); by reason: {reasons}. Targets: median "
+            f"were rejected ({percent(cur['teacher_rejection_rate'])}); by reason: {reasons}. Targets: median "
             f"{cur['target_tokens']['median']} tokens, longest {cur['target_tokens']['max']}; answers limited to "
             f"{cur['generation_limit']} tokens. All figures: [curriculum.json](curriculum.json)."]
 
@@ -134,7 +131,7 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
         if "accuracy.png" in files:
             lines += ["![accuracy per model and stage](accuracy.png)", ""]
         lines += ["| Stage, model, prompt | Accuracy [95% CI] | Parse failures |", "|---|---|---|"]
-        lines += [f"| {label} | {_accuracy(s)} | {_pct(s['parse_failure_rate'])} |" for label, s in bars]
+        lines += [f"| {label} | {_accuracy(s)} | {percent(s['parse_failure_rate'])} |" for label, s in bars]
         lines += ["", "The full report of the run: [report.md](report.md)."]
     if boot.get("candidates"):
         adopted = [c["index"] for c in boot["candidates"] if c.get("adopted")]

@@ -7,15 +7,12 @@ strategy candidates with their validation scores, the paired tests and the cost.
 from __future__ import annotations
 
 from lrl.stages import all_stages, get_stage
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+from lrl.stats import percent
 
 
 def _ci(acc: dict) -> str:
     low, high = acc["ci95"]
-    return f"{_pct(low)}–{_pct(high)}"
+    return f"{percent(low)}–{percent(high)}"
 
 
 def _majority(summary: dict) -> str:
@@ -23,14 +20,14 @@ def _majority(summary: dict) -> str:
     if not classes:
         return "n/a"
     base = classes["majority_baseline"]
-    return f"{_pct(base['accuracy'])} (always {classes['majority_class']})"
+    return f"{percent(base['accuracy'])} (always {classes['majority_class']})"
 
 
 def _row(stage: str, title: str, result: dict, summary: dict, prompt: str) -> str:
     batches = summary["per_batch"]
-    return (f"| {stage} | {title} | {result['model']} | {prompt} | **{_pct(summary['accuracy'])}** "
+    return (f"| {stage} | {title} | {result['model']} | {prompt} | **{percent(summary['accuracy'])}** "
             f"({summary['correct']}/{summary['n']}) | {_ci(summary)} | {_majority(summary)} | "
-            f"{_pct(summary['parse_failure_rate'])} | {_pct(batches['mean'])} ± {_pct(batches['sd'])}, "
+            f"{percent(summary['parse_failure_rate'])} | {percent(batches['mean'])} ± {percent(batches['sd'])}, "
             f"{batches['perfect_batches']}/{batches['batches']} perfect |")
 
 
@@ -63,19 +60,19 @@ def _difficulty_table(stages: dict) -> list[str]:
         if not summary:
             continue
         for difficulty, acc in summary["by_difficulty"].items():
-            lines.append(f"| {stage} | {difficulty} | {_pct(acc['accuracy'])} ({acc['correct']}/{acc['n']}) "
+            lines.append(f"| {stage} | {difficulty} | {percent(acc['accuracy'])} ({acc['correct']}/{acc['n']}) "
                          f"| {_ci(acc)} |")
     return lines
 
 
 def _candidates(boot: dict) -> list[str]:
     zero = boot["validation_zero_shot"]
-    lines = [f"Validation without a strategy: {_pct(zero['accuracy'])} ({zero['correct']}/{zero['n']}, "
+    lines = [f"Validation without a strategy: {percent(zero['accuracy'])} ({zero['correct']}/{zero['n']}, "
              f"CI {_ci(zero)}). A candidate is adopted only if it beats the best so far.", "",
              "| Candidate | After batch | Validation accuracy | Wilson 95% CI | Adopted |", "|---|---|---|---|---|"]
     for c in boot["candidates"]:
         v = c["validation"]
-        lines.append(f"| strategies/{c['index']:02d}.md | {c['after_batch'] + 1} | {_pct(v['accuracy'])} "
+        lines.append(f"| strategies/{c['index']:02d}.md | {c['after_batch'] + 1} | {percent(v['accuracy'])} "
                      f"({v['correct']}/{v['n']}) | {_ci(v)} | {'yes' if c['adopted'] else 'no'} |")
     return lines
 
@@ -102,8 +99,8 @@ def _taught(result: dict) -> str:
     with_it, without, paired = check["with_strategy"], check["without_strategy"], check["comparison"]
     low, high = paired["difference_ci95"]
     return (f"Stage 4 taught `transfer/strategy.md`, {source}. On the validation split the teacher scores "
-            f"{_pct(with_it['accuracy'])} ({with_it['correct']}/{with_it['n']}, CI {_ci(with_it)}) with it and "
-            f"{_pct(without['accuracy'])} ({without['correct']}/{without['n']}, CI {_ci(without)}) without it: "
+            f"{percent(with_it['accuracy'])} ({with_it['correct']}/{with_it['n']}, CI {_ci(with_it)}) with it and "
+            f"{percent(without['accuracy'])} ({without['correct']}/{without['n']}, CI {_ci(without)}) without it: "
             f"{100 * paired['difference']:+.1f} pts, paired 95% CI {100 * low:+.1f} to {100 * high:+.1f}, "
             f"exact McNemar p = {paired['mcnemar_exact_p']:.3g}.")
 
@@ -150,19 +147,19 @@ def _second_round(round1: dict, second: dict) -> list[str]:
     """Round 2: what the round-1 student failed, strategy v1 against v2, and both students side by side."""
     practice = second["practice"]
     lines = [f"The round-1 exported student answered {practice['n']} train and dev problems "
-             f"(`{second['prompt']}` prompt): {_pct(practice['accuracy'])} (CI {_ci(practice)}). "
+             f"(`{second['prompt']}` prompt): {percent(practice['accuracy'])} (CI {_ci(practice)}). "
              "Its failures went back to the teacher, which distilled strategy v2 (`round2/strategy.md`)."]
     if "validation_v2" in second:
         v1, v2 = second["validation_v1"], second["validation_v2"]
-        lines += ["", f"Validation (teacher): strategy v1 {_pct(v1['accuracy'])} (CI {_ci(v1)}), strategy v2 "
-                  f"{_pct(v2['accuracy'])} (CI {_ci(v2)}).", "", "```diff", second["strategy_diff"] or "(no change)", "```"]
+        lines += ["", f"Validation (teacher): strategy v1 {percent(v1['accuracy'])} (CI {_ci(v1)}), strategy v2 "
+                  f"{percent(v2['accuracy'])} (CI {_ci(v2)}).", "", "```diff", second["strategy_diff"] or "(no change)", "```"]
     if "skipped" in second:
         return lines + ["", f"No second transfer: {second['skipped']}."]
     lines += ["", "| Prompt | Round 1 | Round 2 |", "|---|---|---|"]
     for fmt, summary in round1["by_prompt"].items():
         other = second["transfer"]["by_prompt"][fmt]
-        lines.append(f"| {fmt} | {_pct(summary['accuracy'])} (CI {_ci(summary)}) | "
-                     f"{_pct(other['accuracy'])} (CI {_ci(other)}) |")
+        lines.append(f"| {fmt} | {percent(summary['accuracy'])} (CI {_ci(summary)}) | "
+                     f"{percent(other['accuracy'])} (CI {_ci(other)}) |")
     return lines + ["", "The paired test on the same test items is in the table of paired tests above."]
 
 

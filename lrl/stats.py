@@ -70,3 +70,8 @@ def newcombe_paired_difference(a: int, b: int, c: int, d: int, z: float = Z95) -
     low = delta - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     high = delta + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
     return delta, max(-1.0, low), min(1.0, high)
+
+
+def percent(x: float) -> str:
+    """A rate as the reports print it: '72.5%'."""
+    return f"{100 * x:.1f}%"

@@ -11,14 +11,11 @@ a format it never saw in training measures generalization, not the trained behav
 from __future__ import annotations
 
 from lrl.evaluation import compare, summarize
+from lrl.stats import percent
 from lrl.step_report import render_steps
 from lrl.student_prompt import PROMPT_FORMATS
 
 FORMAT_TITLES = {"zero-shot": "no strategy in prompt", "strategy": "strategy in prompt"}
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def _ci(pair) -> str:
@@ -53,7 +50,7 @@ def transfer_by_format(exported: dict[str, list[dict]], base: dict[str, list[dic
 
 
 def _cell(s: dict) -> str:
-    return f"{_pct(s['accuracy'])} {_ci(s['ci95'])} ({s['correct']}/{s['n']}; {_pct(s['parse_failure_rate'])} unparsed)"
+    return f"{percent(s['accuracy'])} {_ci(s['ci95'])} ({s['correct']}/{s['n']}; {percent(s['parse_failure_rate'])} unparsed)"
 
 
 def _paired(c: dict) -> str:
@@ -81,7 +78,7 @@ def render_transfer(summary: dict, title: str = "Exported student by prompt form
     for f in columns:
         classes = formats[f]["student"]["classes"]
         m = classes["majority_baseline"] if classes else None
-        majority.append(f"{_pct(m['accuracy'])} {_ci(m['ci95'])} (always {classes['majority_class']})" if m else "n/a")
+        majority.append(f"{percent(m['accuracy'])} {_ci(m['ci95'])} (always {classes['majority_class']})" if m else "n/a")
     lines.append("| majority class | " + " | ".join(majority) + " |")
     for name, key in (("exported − base (paired)", "vs_base"), ("exported − teacher (paired)", "vs_teacher")):
         if all(key in formats[f] for f in columns):
