@@ -223,7 +223,9 @@ def gate_export(report: dict, config: ExportConfig, domain: TransferDomain | Non
     json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     out.with_name(f"{out.stem}.export.md").write_text(render_export(report), encoding="utf-8")
     if config.run_gate and config.enforce_gate and not report["gate"]["passed"]:
-        failing = [f"{q}: agreement {100 * r['agreement']:.1f}%, gap {100 * r['accuracy_gap']:+.1f} pts"
+        failing = [f"{q}: agreement {100 * r['agreement']:.1f}% (95% upper bound {100 * r['agreement_ci95'][1]:.1f}%), "
+                   f"gap {100 * r['accuracy_gap']:+.1f} pts [{100 * r['accuracy_gap_ci95'][0]:+.1f}, "
+                   f"{100 * r['accuracy_gap_ci95'][1]:+.1f}]"
                    for q, r in report["gate"]["runs"].items() if r.get("enforced") and not r["passes"]]
         if not report["gate"]["reference_check"]["informative"]:
             failing.insert(0, "the fused F16 reference gives no answer or one answer everywhere, as the base student does")

@@ -5,10 +5,14 @@ llama.cpp. It holds base + (alpha/r) B A exactly up to f16 rounding, and running
 runtime and prompt format as the candidates means any disagreement is due to quantization, not to
 a different attention kernel or tokenizer. Each candidate (Q8_0, Q4_K_M, ...) is run on the same
 items; per item we compare the parsed final answers (two parse failures count as agreeing: both
-gave no answer). A candidate passes with agreement >= min_agreement and |accuracy - reference
-accuracy| <= max_accuracy_gap; the paired difference with its Newcombe CI is reported beside it.
-Only the artifacts in `enforced` (the Q8_0 floor and the deployed artifact) can fail the export;
-the others are reported alongside.
+gave no answer). A candidate fails when the items show it unfaithful at 95% confidence: the Wilson
+upper bound of its agreement is below min_agreement, or the paired (Newcombe) CI of its accuracy
+gap lies wholly beyond max_accuracy_gap. Judging the point estimates instead would fail any
+artifact that disagrees on one item of fewer than 50 (one item is already 2.5 points of 40), so
+the verdict would follow the gate's size rather than the artifact; judged on the intervals, a small
+gate still stops an artifact that forgot what it learned, and a larger one tightens the bound, which
+the report prints. Only the artifacts in `enforced` (the Q8_0 floor and the deployed artifact) can
+fail the export; the others are reported alongside.
 
 A gate on a model that says the same thing everywhere proves nothing (a quantization that
 erased the learning agrees with a reference that never learned anything), so the reference must
@@ -24,6 +28,7 @@ import orjson
 
 from k1core.errors import UserError
 from lrl.evaluation import compare, summarize
+from lrl.stats import wilson_interval
 
 REFERENCE = "f16"
 
@@ -50,13 +55,19 @@ def answer_key(record: dict) -> bytes:
     return orjson.dumps(answer, option=orjson.OPT_SORT_KEYS)
 
 
-def agreement(reference: list[dict], candidate: list[dict]) -> float:
-    """Fraction of items on which the candidate's parsed answer equals the reference's."""
+def agreeing_items(reference: list[dict], candidate: list[dict]) -> tuple[int, int]:
+    """(items on which the candidate's parsed answer equals the reference's, items)."""
     ref = {r["id"]: answer_key(r) for r in reference}
     cand = {r["id"]: answer_key(r) for r in candidate}
     if ref.keys() != cand.keys() or not ref:
         raise UserError("gate: the reference and candidate runs are not on the same items")
-    return sum(ref[i] == cand[i] for i in ref) / len(ref)
+    return sum(ref[i] == cand[i] for i in ref), len(ref)
+
+
+def agreement(reference: list[dict], candidate: list[dict]) -> float:
+    """Fraction of items on which the candidate's parsed answer equals the reference's."""
+    same, n = agreeing_items(reference, candidate)
+    return same / n
 
 
 def distinct_answers(records: list[dict]) -> int:
@@ -98,11 +109,12 @@ def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig(), deploy
                "parse_failure_rate": summary["parse_failure_rate"],
                "majority_baseline": (summary["classes"] or {}).get("majority_baseline", {}).get("accuracy")}
         if quant != REFERENCE:
-            row["agreement"] = agreement(runs[REFERENCE], records)
+            same, n = agreeing_items(runs[REFERENCE], records)
+            row["agreement"], row["agreement_ci95"] = same / n, list(wilson_interval(same, n))
             row["accuracy_gap"] = summary["accuracy"] - ref_summary["accuracy"]
-            row["accuracy_gap_ci95"] = compare(records, runs[REFERENCE])["difference_ci95"]
-            row["passes"] = (row["agreement"] >= config.min_agreement
-                             and abs(row["accuracy_gap"]) <= config.max_accuracy_gap)
+            row["accuracy_gap_ci95"] = gap_low, gap_high = compare(records, runs[REFERENCE])["difference_ci95"]
+            row["passes"] = (row["agreement_ci95"][1] >= config.min_agreement
+                             and gap_high >= -config.max_accuracy_gap and gap_low <= config.max_accuracy_gap)
             row["enforced"] = quant in enforced
             passed &= row["passes"] or not row["enforced"]
         out["runs"][quant] = row
@@ -116,7 +128,7 @@ def judge(runs: dict[str, list[dict]], config: GateConfig = GateConfig(), deploy
 def render_gate(gate: dict) -> str:
     """A markdown table of the gate: accuracy with CI, agreement with the reference, verdict."""
     lines = [f"### Fidelity gate ({gate['n']} items, reference: fused F16 GGUF in llama.cpp, greedy)", "",
-             "| model | accuracy [95% CI] | parse failures | agreement | gap [paired 95% CI] | verdict |",
+             "| model | accuracy [95% CI] | parse failures | agreement [95% CI] | gap [paired 95% CI] | verdict |",
              "|---|---|---|---|---|---|"]
     for quant, row in gate["runs"].items():
         low, high = row["ci95"]
@@ -128,14 +140,17 @@ def render_gate(gate: dict) -> str:
         verdict = ("pass" if row["passes"] else "FAIL") + ("" if row["enforced"] else " (reported only)")
         name = f"{quant} (deployed)" if quant == gate.get("deployed") else quant
         gap_low, gap_high = row["accuracy_gap_ci95"]
-        lines.append(f"| {name} | {acc} | {fails} | {100 * row['agreement']:.1f}% | {100 * row['accuracy_gap']:+.1f} pts "
+        agree_low, agree_high = row["agreement_ci95"]
+        lines.append(f"| {name} | {acc} | {fails} | {100 * row['agreement']:.1f}% [{100 * agree_low:.1f}, "
+                     f"{100 * agree_high:.1f}] | {100 * row['accuracy_gap']:+.1f} pts "
                      f"[{100 * gap_low:+.1f}, {100 * gap_high:+.1f}] | {verdict} |")
     cfg, ref = gate["config"], gate["reference_check"]
     changed = (f", {100 * ref['changed_from_base']:.1f}% of its answers differ from the base student's"
                if "changed_from_base" in ref else "")
     lines += ["", f"Reference: {ref['distinct_answers']} distinct answers{changed}"
               + ("" if ref["informative"] else " (uninformative: no answer, or one answer everywhere as the base student gives)"),
-              f"Gate: agreement >= {100 * cfg['min_agreement']:.0f}% and |gap| <= {100 * cfg['max_accuracy_gap']:.0f} "
-              f"points, enforced for {', '.join(cfg['enforced'])}, on an informative reference: "
+              f"Gate: an artifact fails when its agreement's 95% upper bound is below {100 * cfg['min_agreement']:.0f}% "
+              f"or its gap's paired 95% CI lies wholly beyond ±{100 * cfg['max_accuracy_gap']:.0f} points; "
+              f"enforced for {', '.join(cfg['enforced'])}, on an informative reference: "
               f"**{'PASSED' if gate['passed'] else 'FAILED'}**"]
     return "\n".join(lines)

@@ -30,11 +30,23 @@ def test_low_agreement_fails_even_when_accuracy_matches():
     assert "FAIL" in render_gate(gate)
 
 
-def test_accuracy_gap_beyond_two_points_fails():
+def test_an_accuracy_gap_shown_beyond_two_points_fails():
     ref = run(["YES"] * 100)
-    worse = run(["YES"] * 97 + ["NO"] * 3)  # 97% agreement would fail too; loosen it to isolate the gap
+    worse = run(["YES"] * 90 + ["NO"] * 10)  # 90% agreement would fail too; loosen it to isolate the gap
     gate = judge({"f16": ref, "q8_0": worse}, GateConfig(min_agreement=0.9))
-    assert gate["runs"]["q8_0"]["accuracy_gap"] == pytest.approx(-0.03) and not gate["passed"]
+    row = gate["runs"]["q8_0"]
+    assert row["accuracy_gap"] == pytest.approx(-0.10) and row["accuracy_gap_ci95"][1] < -0.02 and not gate["passed"]
+
+
+def test_one_disagreement_on_a_small_gate_is_not_evidence_of_unfaithfulness():
+    ref = run(["YES"] * 24 + ["NO"] * 16)
+    one_off = run(["NO"] + ["YES"] * 23 + ["NO"] * 16)  # 2.5 points on 40 items: beyond 2 points, within noise
+    gate = judge({"f16": ref, "q8_0": one_off})
+    row = gate["runs"]["q8_0"]
+    assert row["accuracy_gap"] == pytest.approx(-0.025) and row["agreement"] == pytest.approx(0.975)
+    assert gate["passed"] and row["agreement_ci95"][1] > 0.98 and row["accuracy_gap_ci95"][0] < -0.02
+    forgot = run(["YES"] * 40)  # the learned NO answers are gone: 40% worse
+    assert not judge({"f16": ref, "q8_0": forgot})["passed"]
 
 
 def test_unenforced_quantization_is_reported_but_cannot_fail_the_gate():

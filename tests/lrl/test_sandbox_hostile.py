@@ -222,7 +222,8 @@ def test_the_disk_fills_only_to_its_cap(audit_hook):
         pytest.skip("this bwrap has no --size (before 0.7): the work directory is capped per file only")
     program = ("import os\ntotal = 0\ntry:\n    for i in range(64):\n"
                "        with open(f'f{i}', 'wb') as f:\n            f.write(b'x' * (1024 * 1024 - 1))\n"
-               "        total += 1\nexcept BaseException as e:\n    print('stopped', e)\nreport(total)")
+               "        total += 1\nexcept BaseException as e:\n    print('stopped', e)\n"
+               "import time\ntime.sleep(1.0)\nreport(total)")  # the full tmpfs stays up long enough to be sampled
     peak, running = [0], [True]
     before = _shmem_bytes()
 
