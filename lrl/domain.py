@@ -100,6 +100,8 @@ class TransferDomain(Protocol):
     `step_checks(problem, response) -> dict[str, bool | None]`, each step of the response's worked
     solution in order, right (True), wrong (False) or not stated (None), never raising on any text;
     and `step_conditions`, (step, given step) pairs whose conditional rate locates a failure.
+    Optional too: `ood_variants`, variant -> the variants that ask the same question of problems
+    unlike its own, for stage 4b's out-of-distribution tests.
     """
 
     name: str

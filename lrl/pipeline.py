@@ -128,6 +128,10 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
             result = stage.run(replace(ctx, strategy=strategy))
         if provenance:
             result["strategy"] = provenance
+        if "skipped" in result:  # e.g. what it needs has not run yet: asked again next time
+            ctx.echo(f"stage {stage.id}: skipped ({result['skipped']})")
+            results[stage.id] = result
+            continue
         timing = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                   "seconds": round(time.time() - started, 1), "load_start": load_start, "load_end": _load_average()}
         ctx.run.save_stage_state(stage.key, {**ctx.run.stage_state(stage.key), "complete": True, "result": result,

@@ -40,6 +40,11 @@ def _main_table(stages: dict) -> list[str]:
             lines.append(f"| {stage} | {title} | | skipped ({result['skipped']}) | | | | | |")
         elif stage == "2":
             lines.append(_row("2", title, result, result["training"], "current best"))
+        elif stage == "4b":
+            for variant, found in result["variants"].items():
+                lines.append(_row("4b", f"Exported student, {variant}", result, found["exported"], result["prompt"]))
+                lines.append(_row("4b", f"Base student, {variant}", {"model": result["base_model"]}, found["base"],
+                                  result["prompt"]))
         else:
             lines.append(_row(stage, title, result, result["summary"], result["prompt"]))
             if stage == "3b":
@@ -84,7 +89,7 @@ def _comparisons(comparisons: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for key, c in comparisons.items():
         low, high = c["difference_ci95"]
-        lines.append(f"| {names.get(key, key)} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
+        lines.append(f"| {names.get(key) or c.get('title', key)} | {c['n']} | {c['only_a']} | {c['only_b']} | {100 * c['difference']:+.1f} pts "
                      f"| {100 * low:+.1f} to {100 * high:+.1f} | {c['mcnemar_exact_p']:.3g} |")
     return lines
 

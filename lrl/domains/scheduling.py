@@ -8,7 +8,7 @@ scores 88.0% there; the other variants exist to make that trick worthless:
 - `balanced`: the same meetings, rooms chosen so YES and NO are equally common per difficulty;
 - `min-rooms`: the answer is the minimum number of rooms (an integer), not a yes/no;
 - `large`: many more meetings; `minutes`: minute resolution rendered as HH:MM (both balanced),
-  for out-of-distribution tests.
+  for out-of-distribution tests; `min-rooms-large` and `min-rooms-minutes` ask min-rooms of those.
 
 Intervals are half-open: a meeting ending at T does not conflict with one starting at T.
 """
@@ -63,7 +63,12 @@ VARIANTS = {
     "min-rooms": (SEED_PROFILE, "min-rooms", False),
     "large": (LARGE_PROFILE, "feasible", True),
     "minutes": (MINUTES_PROFILE, "feasible", True),
+    "min-rooms-large": (LARGE_PROFILE, "min-rooms", False),
+    "min-rooms-minutes": (MINUTES_PROFILE, "min-rooms", False),
 }
+# variant -> the variants asking its question of problems unlike its own (stage 4b's out-of-distribution tests)
+OUT_OF_DISTRIBUTION = {"seed": ("large", "minutes"), "balanced": ("large", "minutes"),
+                       "min-rooms": ("min-rooms-large", "min-rooms-minutes")}
 
 
 # ---------------------------------------------------------------- the exact solver
@@ -352,6 +357,7 @@ class SchedulingDomain:
 
     name = "scheduling"
     variants = tuple(VARIANTS)
+    ood_variants = OUT_OF_DISTRIBUTION
     rejections = (NO_FINAL_ANSWER, WRONG_FINAL_ANSWER, NO_REASONING, NO_PEAK, WRONG_PEAK)
     # A right peak with a wrong answer is the comparison (or the copying of the peak) that broke.
     step_conditions = ((ANSWER_FOLLOWS, PEAK_RIGHT), (ANSWER_RIGHT, PEAK_RIGHT))

@@ -1,7 +1,8 @@
 """The LRL stages, one module each, found by listing this package: a module with a `STAGE` is a stage.
 
 0 student baseline, 1 teacher baseline, 2 bootstrap, 3 teacher with the final strategy, 3b transfer
-check (student with vs without the strategy), 4 LoRA transfer (left out of the default run).
+check (student with vs without the strategy), 4 LoRA transfer and 4b its out-of-distribution test
+(both left out of the default run).
 """
 from __future__ import annotations
 

@@ -23,9 +23,15 @@ def config(tmp_path, student: str, **changes) -> RunConfig:
 def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
     llm = RulesLLM()
-    results = run(config(tmp_path, f"llamacpp:{base}"), llms={"teacher": llm, "student": llm})
+    results = run(config(tmp_path, f"llamacpp:{base}", stages=("0", "1", "2", "4", "4b")),
+                  llms={"teacher": llm, "student": llm})
     stage = results["stages"]["4"]
     assert stage["curriculum"]["lines"] == 12 - stage["curriculum"]["teacher_rejected"]
+    ood = results["stages"]["4b"]  # the deployed artifact and the base student beyond the curriculum
+    assert {v: (f["exported"]["n"], f["base"]["n"]) for v, f in ood["variants"].items()} == {
+        "large": (10, 10), "minutes": (10, 10)}
+    assert ood["variants"]["large"]["max_tokens"] > stage["curriculum"]["generation_limit"]
+    assert {"4b_large_vs_base", "4b_minutes_vs_base"} <= set(results["comparisons"])
     assert set(stage["curriculum"]["by_prompt_format"]) == {"zero-shot", "strategy"}
     assert stage["training"]["steps"] == 2 and stage["trained_prompts"] == ["zero-shot", "strategy"]
     gate = stage["export"]
