@@ -3,8 +3,8 @@
 What travels: the run's reports and JSON (report.md, results.json, config.json, manifest.json,
 journal.md, ledger.json), the taught strategy, every stage-2 candidate with its validation score
 (candidates.md), stage 4's curriculum statistics, each stage's wall time and load averages
-(stages.json), the test records of stage 4 and of the teacher baseline as compact JSONL (so the
-paired tests can be recomputed), a PNG of every accuracy with its CI, the PEFT adapter that
+(stages.json), the test records of stage 4, of its out-of-distribution test (4b) and of the teacher
+baseline as compact JSONL (so the paired tests can be recomputed), a PNG of every accuracy with its CI, the PEFT adapter that
 `k1 export` turns back into the GGUF, and a README that indexes it all. What never travels: GGUF
 files, training checkpoints, the response cache, the prompt log, or any file over MAX_BYTES: a
 results folder is for git, and the weights are rebuilt from the adapter.
@@ -30,6 +30,7 @@ from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS
 MAX_BYTES = 20 * 1024 * 1024  # a results folder goes into git; the LoRA adapter is a few MB
 COPIED = ("report.md", "results.json", "config.json", "manifest.json", "journal.md", "ledger.json")
 TRANSFER_STATE, TEACHER_STATE, BOOTSTRAP_STATE = "4_lora_transfer", "1_teacher_baseline", "2_bootstrap"
+OOD_STATE = "4b_ood_transfer"
 TRANSFER_STEPS = ("validation", "curriculum", "training", "files", "export")
 RECORD_FIELDS = ("id", "expected", "parsed", "verdict", "response")
 
@@ -87,10 +88,14 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     teacher = read_json(run / "stages" / f"{TEACHER_STATE}.json", {}).get("records")
     trained = TRAINING_PROMPTS[config["student_prompts"]]
     headline = transfer_headline(transfer, teacher, trained)
-    records = _write_records(transfer, teacher, out / "records", absent)
+    ood = read_json(run / "stages" / f"{OOD_STATE}.json", {})
+    beyond = ood_headline(ood)
+    records = _write_records(transfer, teacher, ood, out / "records", absent)
     if not headline:
         absent.append("the headline: stage 4 has not evaluated the exported student yet")
-    bars = stage_bars(results, headline)
+    if not beyond:
+        absent.append("the out-of-distribution test: stage 4b has not evaluated the exported student yet")
+    bars = stage_bars(results, headline, beyond)
     majority = next((h["exported"]["classes"]["majority_baseline"]["accuracy"] for h in headline.values()
                      if h["exported"]["classes"]), None)
     plotted = plot_accuracies(bars, majority, out / "accuracy.png") if bars else "no accuracy plot: nothing evaluated"
@@ -99,6 +104,7 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     finished = [step for step in TRANSFER_STEPS if step in transfer]
     write_text_atomic(out / "README.md", render_readme(
         name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}), headline=headline,
+        ood=beyond,
         bars=bars, timings=timings, curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter,
         records=records, stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
         files=sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) + ["README.md"], absent=absent))
@@ -136,10 +142,13 @@ def _copy_adapter(source: Path, target: Path, absent: list[str]) -> bool:
     return True
 
 
-def _write_records(transfer: dict, teacher: list[dict] | None, folder: Path, absent: list[str]) -> list[str]:
-    """Compact test records (id, expected, parsed, verdict, response), one JSONL per model and format."""
+def _write_records(transfer: dict, teacher: list[dict] | None, ood: dict, folder: Path, absent: list[str]) -> list[str]:
+    """Compact test records (id, expected, parsed, verdict, response), one JSONL per model and format
+    (stage 4) or variant (stage 4b)."""
     runs = {f"stage4-{who}-{fmt}": transfer[f"{who}_{fmt}"]
             for who in ("exported", "base") for fmt in PROMPT_FORMATS if transfer.get(f"{who}_{fmt}")}
+    runs.update({f"stage4b-{who}-{variant}": ood[f"{who}_{variant}"]
+                 for variant in ood_variants(ood) for who in ("exported", "base") if ood.get(f"{who}_{variant}")})
     if teacher:
         runs["stage1-teacher-zero-shot"] = teacher
     written = []
@@ -171,17 +180,36 @@ def transfer_headline(transfer: dict, teacher: list[dict] | None, trained: tuple
     return headline
 
 
+def ood_variants(ood: dict) -> list[str]:
+    """The variants stage 4b's saved state holds records of, in the order it asked them."""
+    return [key.removeprefix("exported_") for key in ood if key.startswith("exported_")]
+
+
+def ood_headline(ood: dict) -> dict:
+    """Per out-of-distribution variant evaluated so far: the exported student, and paired with it the
+    base student on the items both answered."""
+    headline = {}
+    for variant in ood_variants(ood):
+        exported, base = ood[f"exported_{variant}"], ood.get(f"base_{variant}")
+        row = {"exported": summarize(exported)}
+        if base:
+            mine, theirs = _same_items(exported, base)
+            row["base"], row["vs_base"] = summarize(theirs), compare(mine, theirs)
+        headline[variant] = row
+    return headline
+
+
 def _same_items(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
     """The records of both runs on the items both answered (a partly finished evaluation pairs on fewer)."""
     shared = {r["id"] for r in a} & {r["id"] for r in b}
     return [r for r in a if r["id"] in shared], [r for r in b if r["id"] in shared]
 
 
-def stage_bars(results: dict, headline: dict) -> list[tuple[str, dict]]:
-    """(label, summary) of every accuracy the run measured, in stage order, stage 4 from its records."""
+def stage_bars(results: dict, headline: dict, ood: dict) -> list[tuple[str, dict]]:
+    """(label, summary) of every accuracy the run measured, in stage order, stages 4 and 4b from their records."""
     bars = []
     for stage, result in sorted(results.get("stages", {}).items(), key=lambda kv: stage_order(kv[0])):
-        if "skipped" in result or stage == "4":
+        if "skipped" in result or stage in ("4", "4b"):
             continue
         if stage == "2":
             bars.append(("2 teacher while learning (train split)", result["training"]))
@@ -193,6 +221,8 @@ def stage_bars(results: dict, headline: dict) -> list[tuple[str, dict]]:
         bars.append((f"4 exported student, {fmt}", row["exported"]))
         if "base" in row:
             bars.append((f"4 base student, {fmt}", row["base"]))
+    for variant, row in ood.items():
+        bars += [(f"4b {who} student, {variant}", row[who]) for who in ("exported", "base") if who in row]
     return bars
 
 

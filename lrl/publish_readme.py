@@ -75,6 +75,19 @@ def _headline(headline: dict) -> list[str]:
     return lines + ([""] + teacher_tests if teacher_tests else [])
 
 
+def _out_of_distribution(ood: dict) -> list[str]:
+    lines = ["| Variant | Exported student | Base student | Majority class | Exported vs base (paired) |",
+             "|---|---|---|---|---|"]
+    for variant, row in ood.items():
+        classes = row["exported"]["classes"]
+        majority = (f"{_accuracy(classes['majority_baseline'])} (always {classes['majority_class']})"
+                    if classes else "n/a")
+        base = _with_parse(row["base"]) if "base" in row else "not evaluated"
+        lines.append(f"| `{variant}` | {_with_parse(row['exported'])} | {base} | {majority} | "
+                     f"{_paired(row['vs_base']) if 'vs_base' in row else '—'} |")
+    return lines
+
+
 def _curriculum(cur: dict) -> list[str]:
     formats = ", ".join(f"{fmt}: {n}" for fmt, n in cur["by_prompt_format"].items())
     reasons = ", ".join(f"{reason}: {n}" for reason, n in cur["teacher_rejected_by_reason"].items()) or "none"
@@ -113,7 +126,7 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
             "```"]
 
 
-def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headline: dict, bars: list,
+def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headline: dict, ood: dict, bars: list,
                   timings: dict, curriculum: dict | None, boot: dict, adapter: bool, records: list[str],
                   stage4_complete: bool, stage4_steps: list[str], files: list[str], absent: list[str]) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
@@ -124,6 +137,9 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
         lines += ["", "Accuracies: Wilson 95% CI in brackets; paired differences: Newcombe 95% CI, exact McNemar p. "
                   "Every test answer is in [records/](records/) (id, expected, parsed, verdict, response), "
                   "so each paired test can be recomputed with `k1 lrl score A --against B`."]
+    if ood:
+        lines += ["", "## Out of distribution (stage 4b): problems unlike the curriculum's, first trained prompt", "",
+                  *_out_of_distribution(ood)]
     lines += ["", "## Every stage", ""]
     if not bars:
         lines.append("Nothing evaluated yet.")

@@ -38,6 +38,8 @@ def finished_run(tmp_path_factory):
         "strategy_sha256": "0" * 64, "curriculum": CURRICULUM, "training": {"steps": 10, "best_val_loss": 0.5},
         "exported_zero-shot": rundir.stage_state("3_teacher_strategy")["records"],
         "base_zero-shot": rundir.stage_state("0_student_baseline")["records"]})
+    rundir.save_stage_state("4b_ood_transfer", {  # the out-of-distribution test, half done: its base student not yet
+        "exported_large": rundir.stage_state("3_teacher_strategy")["records"]})
     best = out / "transfer" / "lora" / "best"
     best.mkdir(parents=True)
     (best / "adapter_config.json").write_text('{"r": 8}')
@@ -61,13 +63,14 @@ def test_publishes_the_record_the_adapter_and_an_index_but_no_weights(finished_r
             "strategy.md", "candidates.md", "curriculum.json", "stages.json", "accuracy.png",
             "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
             "records/stage4-exported-zero-shot.jsonl", "records/stage4-base-zero-shot.jsonl",
-            "records/stage1-teacher-zero-shot.jsonl"} == files
+            "records/stage1-teacher-zero-shot.jsonl", "records/stage4b-exported-large.jsonl"} == files
     assert (dest / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (dest / "strategy.md").read_text() == "1. Sweep the sorted events.\n"  # what stage 4 taught
     readme = (dest / "README.md").read_text()
     assert "Stage 4 is partly finished (done: curriculum, training)" in readme and "absent" not in summary
     assert "| no strategy in prompt (`zero-shot`) | yes | 100.0% [83.9, 100.0] (20/20), 0.0% unparsed |" in readme
     assert "(always YES) | +" in readme and "McNemar p = " in readme
+    assert "| `large` | 100.0% [83.9, 100.0] (20/20), 0.0% unparsed | not evaluated | 50.0% [" in readme
     assert f"k1 export --base qwen0.5b --adapter {dest / 'adapter'} --quant q4_k_m" in readme
     assert "`k1 lrl run --n-test 20`" in readme and "training has not finished" not in readme
     assert "by reason: unparseable: 2, wrong answer: 3" in readme
@@ -126,8 +129,10 @@ def test_refuses_weights_checkpoints_and_large_files(run_copy, tmp_path, monkeyp
 def test_says_what_is_absent(run_copy, tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy_plot, "pyplot", lambda: None)
     shutil.rmtree(run_copy / "transfer" / "lora")
+    (run_copy / "stages" / "4b_ood_transfer.json").unlink()
     summary = publish(run_copy, tmp_path / "out")
     assert "absent: adapter/: stage 4 has not trained an adapter yet" in summary
+    assert "absent: the out-of-distribution test: stage 4b has not evaluated the exported student yet" in summary
     assert "absent: no accuracy plot: matplotlib is not installed (pip install 'k1[plot]')" in summary
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "## Absent" in readme and "Rebuild the student" not in readme and "accuracy.png" not in readme
