@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple
 
 if TYPE_CHECKING:
     from lrl.stages.context import StageContext
 
-PlannedCall = tuple[str, int, int, int]  # (role, calls, mean input tokens, max output tokens)
+
+class PlannedCall(NamedTuple):
+    """Calls of one kind a stage will make; a plain (role, calls, input, output) tuple reads as one too."""
+
+    role: str  # "teacher" or "student"
+    calls: int
+    input_tokens: int  # mean per call
+    max_output_tokens: int
+    at_once: int | None = None  # most calls handed to the model together (a batch, one reflection); None: all
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,15 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     if not 0 <= successes <= n:
         raise ValueError(f"successes {successes} outside 0..{n}")
     p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = wilson_half_width(p, n, z)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_half_width(p: float, n: int, z: float = Z95) -> float:
+    """Half the width of the Wilson interval at observed proportion `p` over `n` items (before clipping
+    to [0, 1]): what a test split of `n` items can resolve, known before it is run."""
+    return z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
 
 
 def accuracy_with_ci(successes: int, n: int) -> dict:

@@ -135,16 +135,18 @@ def final_strategy(result: dict) -> tuple[str | None, bool]:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    """Validation and training solves, one reflection per batch, one distillation per `distill_every` batches."""
-    cfg, n_dev = ctx.config, len(ctx.splits["dev"])
-    batches = math.ceil(len(ctx.splits["train"]) / cfg.batch_size)
+    """Validation solves (the dev split at once), training solves (a batch at once), one reflection per
+    batch, one distillation per `distill_every` batches (each on its own)."""
+    cfg, n_dev, n_train = ctx.config, len(ctx.splits["dev"]), len(ctx.splits["train"])
+    batches = math.ceil(n_train / cfg.batch_size)
     distillations = math.ceil(batches / cfg.distill_every)
     reflect_in = REFLECTION_ITEMS * (sizes.solve_in + RESPONSE_CHARS // 4)
     distill_in = cfg.distill_every * cfg.reflect_max_tokens + cfg.distill_max_tokens
-    return [("teacher", n_dev + len(ctx.splits["train"]) + distillations * n_dev, sizes.with_strategy_in,
-             sizes.solve_out),
-            ("teacher", batches, reflect_in, cfg.reflect_max_tokens),
-            ("teacher", distillations, distill_in, cfg.distill_max_tokens)]
+    return [PlannedCall("teacher", (1 + distillations) * n_dev, sizes.with_strategy_in, sizes.solve_out,
+                        at_once=n_dev),
+            PlannedCall("teacher", n_train, sizes.with_strategy_in, sizes.solve_out, at_once=cfg.batch_size),
+            PlannedCall("teacher", batches, reflect_in, cfg.reflect_max_tokens, at_once=1),
+            PlannedCall("teacher", distillations, distill_in, cfg.distill_max_tokens, at_once=1)]
 
 
 STAGE = Stage("2", "bootstrap", "Teacher while learning (train)", run, planned_calls=planned_calls)

@@ -239,10 +239,10 @@ def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
     the exported and the base student on the test split in both prompt formats. LoRA training, export
     and the fidelity gate run locally in JAX and llama.cpp, not counted here."""
     cfg, n_dev, n_test = ctx.config, len(ctx.splits["dev"]), len(ctx.splits["test"])
-    return [("teacher", 2 * n_dev, sizes.with_strategy_in, sizes.solve_out),
-            ("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), sizes.with_strategy_in,
-             max(sizes.solve_out, sizes.answer_out)),
-            ("student", 4 * n_test, sizes.with_strategy_in, sizes.answer_out)]
+    return [PlannedCall("teacher", 2 * n_dev, sizes.with_strategy_in, sizes.solve_out, at_once=n_dev),
+            PlannedCall("teacher", round(cfg.teacher_fraction * cfg.curriculum_size), sizes.with_strategy_in,
+                        max(sizes.solve_out, sizes.answer_out)),
+            PlannedCall("student", 4 * n_test, sizes.with_strategy_in, sizes.answer_out, at_once=n_test)]
 
 
 def comparisons(results: dict) -> dict:

@@ -11,7 +11,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [("student", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
+    return [PlannedCall("student", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
 
 
 STAGE = Stage("0", "student_baseline", "Student baseline", run, planned_calls=planned_calls)

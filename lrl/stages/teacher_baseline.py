@@ -16,7 +16,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [("teacher", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
+    return [PlannedCall("teacher", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
 
 
 STAGE = Stage("1", "teacher_baseline", "Teacher baseline", run, planned_calls=planned_calls)

@@ -12,7 +12,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [("teacher", len(ctx.splits["test"]), sizes.with_strategy_in, sizes.solve_out)]
+    return [PlannedCall("teacher", len(ctx.splits["test"]), sizes.with_strategy_in, sizes.solve_out)]
 
 
 def comparisons(results: dict) -> dict:

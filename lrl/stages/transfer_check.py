@@ -22,7 +22,9 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [("student", 2 * len(ctx.splits["test"]), sizes.with_strategy_in, sizes.solve_out)]
+    """With and without the strategy: two evaluations of the test split."""
+    n_test = len(ctx.splits["test"])
+    return [PlannedCall("student", 2 * n_test, sizes.with_strategy_in, sizes.solve_out, at_once=n_test)]
 
 
 def comparisons(results: dict) -> dict:

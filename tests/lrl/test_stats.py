@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from lrl.stats import binomial_cdf_half, mcnemar_exact_p, newcombe_paired_difference, wilson_interval
+from lrl.stats import binomial_cdf_half, mcnemar_exact_p, newcombe_paired_difference, wilson_half_width, wilson_interval
 
 
 def test_wilson_interval_for_the_published_always_yes_score():
@@ -43,3 +43,10 @@ def test_newcombe_interval_contains_the_estimate_and_stays_in_range():
     for a, b, c, d in [(0, 0, 0, 5), (5, 0, 0, 0), (0, 5, 0, 0), (10, 3, 1, 2), (1, 1, 7, 12)]:
         diff, low, high = newcombe_paired_difference(a, b, c, d)
         assert -1 <= low <= diff <= high <= 1 and not math.isnan(low + high)
+
+
+def test_wilson_half_width_is_half_the_interval_it_predicts():
+    for successes, n in ((5, 10), (50, 100), (500, 1000), (30, 40)):
+        low, high = wilson_interval(successes, n)
+        assert math.isclose(wilson_half_width(successes / n, n), (high - low) / 2)
+    assert wilson_half_width(0.5, 10) == pytest.approx(0.2634, abs=1e-4)  # 1.96 sqrt(0.025 + 0.0096) / 1.384
