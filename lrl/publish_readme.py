@@ -47,6 +47,13 @@ def render_candidates(boot: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lora_length(config: dict) -> str:
+    """The LoRA length the run was given: steps, or epochs over the curriculum (the steps follow from them)."""
+    if config.get("lora_steps") is not None:
+        return f"{config['lora_steps']} steps"
+    return f"{config['lora_epochs']:g} epochs of the curriculum (report.md gives the steps)"
+
+
 def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps: list[str]) -> list[str]:
     state = ("Stage 4 finished." if stage4_complete else
              f"Stage 4 is partly finished (done: {', '.join(stage4_steps) or 'nothing yet'}); the numbers below "
@@ -55,7 +62,7 @@ def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps:
             f"student `{config['student']}`; {config['n_train']} train, {config['n_val']} validation and "
             f"{config['n_test']} test problems, seed {config['seed']}. Stage 4: a curriculum of "
             f"{config['curriculum_size']} problems ({config['trace_style']} traces, prompts: "
-            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {config['lora_steps']} steps at "
+            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {_lora_length(config)} at "
             f"sequence length {config['lora_seq_len']}, exported as `{config['export_quant']}`. {state} "
             f"Run started {manifest.get('created', 'at an unrecorded time')}."]
 
