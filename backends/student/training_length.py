@@ -7,9 +7,9 @@ counts what trains, and a fixed step count is reported in epochs too: a curricul
 fixed steps would otherwise train on part of itself without a word.
 
 Why one epoch by default: the only stage-4 measurement is the pilot (scheduling/balanced, qwen0.5b,
-a 200-chat curriculum, 180 of them for training, packed into 138 rows of 512 tokens per epoch): its
-100 steps took 0.72 epochs and its exported student scored 72% on the gate items. One epoch is the
-least that trains on every chat, and the nearest to that measured point; docs/lrl.md says more.
+180 training chats packed into 138 rows of 512 tokens per epoch): its 100 steps took 0.75 epochs and
+its exported student scored 72% on the gate items. One epoch is the least that trains on every chat,
+and the nearest to that measured point (docs/lrl.md, "How long the LoRA trains").
 """
 from __future__ import annotations
 
