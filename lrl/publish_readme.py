@@ -121,7 +121,7 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
 
 
 def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headline: dict, bars: list,
-                  timings: dict, curriculum: dict | None, boot: dict, adapter: bool, records: list[str],
+                  timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None, records: list[str],
                   stage4_complete: bool, stage4_steps: list[str], files: list[str], absent: list[str]) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
     lines = [f"# {name}", "", *_what_ran(config, manifest, stage4_complete, stage4_steps), "",
@@ -152,7 +152,10 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
     if adapter:
         unfinished = [] if "training" in stage4_steps else ["The adapter is the best one so far: training has "
                                                              "not finished.", ""]
-        lines += ["## Rebuild the student", "", *unfinished,
+        weights = (f"[{adapter['file']}]({adapter['file']}) holds the adapter's weights in bf16 "
+                   f"({adapter['bytes'] / 1e6:.1f} MB; the trainer wrote {', '.join(adapter['source_dtypes'])}, "
+                   f"{adapter['source_bytes'] / 1e6:.1f} MB); PEFT and `k1 export` read it as it is.")
+        lines += ["## Rebuild the student", "", *unfinished, weights, "",
                   *_rebuild(config, dest, TRAINING_PROMPTS[config["student_prompts"]][0]), ""]
     lines += ["## Files", "", *[f"- [{f}]({f})" for f in files]]
     if absent:
