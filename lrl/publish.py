@@ -103,8 +103,8 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
         absent.append(plotted)
     finished = [step for step in TRANSFER_STEPS if step in transfer]
     write_text_atomic(out / "README.md", render_readme(
-        name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}), headline=headline,
-        bars=bars, timings=timings, curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter,
+        name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}),
+        training=transfer.get("training"), headline=headline, bars=bars, timings=timings, curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter,
         records=records, stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
         files=sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) + ["README.md"], absent=absent))
     return [f"absent: {note}" for note in absent] + ([plotted] if (out / "accuracy.png").exists() else [])

@@ -47,14 +47,17 @@ def render_candidates(boot: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lora_length(config: dict) -> str:
-    """The LoRA length the run was given: steps, or epochs over the curriculum (the steps follow from them)."""
+def _lora_length(config: dict, training: dict | None) -> str:
+    """The steps and epochs stage 4 trained when it recorded them, else what the run asked for."""
+    if training and "epochs" in training:
+        return f"{training['steps']} steps ({training['epochs']:.2f} epochs of {training['examples']} training chats)"
     if config.get("lora_steps") is not None:
         return f"{config['lora_steps']} steps"
-    return f"{config['lora_epochs']:g} epochs of the curriculum (report.md gives the steps)"
+    return f"{config['lora_epochs']:g} epoch(s) of the curriculum"
 
 
-def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps: list[str]) -> list[str]:
+def _what_ran(config: dict, manifest: dict, training: dict | None, stage4_complete: bool,
+              stage4_steps: list[str]) -> list[str]:
     state = ("Stage 4 finished." if stage4_complete else
              f"Stage 4 is partly finished (done: {', '.join(stage4_steps) or 'nothing yet'}); the numbers below "
              "cover the items evaluated so far.")
@@ -62,7 +65,7 @@ def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps:
             f"student `{config['student']}`; {config['n_train']} train, {config['n_val']} validation and "
             f"{config['n_test']} test problems, seed {config['seed']}. Stage 4: a curriculum of "
             f"{config['curriculum_size']} problems ({config['trace_style']} traces, prompts: "
-            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {_lora_length(config)} at "
+            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {_lora_length(config, training)} at "
             f"sequence length {config['lora_seq_len']}, exported as `{config['export_quant']}`. {state} "
             f"Run started {manifest.get('created', 'at an unrecorded time')}."]
 
@@ -120,11 +123,11 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
             "```"]
 
 
-def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headline: dict, bars: list,
-                  timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None, records: list[str],
+def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, training: dict | None, headline: dict,
+                  bars: list, timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None, records: list[str],
                   stage4_complete: bool, stage4_steps: list[str], files: list[str], absent: list[str]) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
-    lines = [f"# {name}", "", *_what_ran(config, manifest, stage4_complete, stage4_steps), "",
+    lines = [f"# {name}", "", *_what_ran(config, manifest, training, stage4_complete, stage4_steps), "",
              "## Headline: the exported student on the test split", ""]
     lines += _headline(headline) if headline else ["Stage 4 has not evaluated the exported student yet."]
     if records:

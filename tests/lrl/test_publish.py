@@ -50,7 +50,8 @@ def finished_run(tmp_path_factory):
                   n_test=20), llms={"teacher": llm, "student": llm}, command=["k1", "lrl", "run", "--n-test", "20"])
     rundir = RunDir(out)
     rundir.save_stage_state("4_lora_transfer", {
-        "strategy_sha256": "0" * 64, "curriculum": CURRICULUM, "training": {"steps": 10, "best_val_loss": 0.5},
+        "strategy_sha256": "0" * 64, "curriculum": CURRICULUM, "training": {"steps": 10, "rows_per_step": 1, "examples": 36, "examples_trained": 13, "epochs_asked": None,
+                                                           "epochs": 0.3611, "best_val_loss": 0.5},
         "exported_zero-shot": rundir.stage_state("3_teacher_strategy")["records"],
         "base_zero-shot": rundir.stage_state("0_student_baseline")["records"]})
     best = out / "transfer" / "lora" / "best"
@@ -85,6 +86,7 @@ def test_publishes_the_record_the_adapter_and_an_index_but_no_weights(finished_r
     assert f"k1 export --base qwen0.5b --adapter {dest / 'adapter'} --quant q4_k_m" in readme
     assert "`k1 lrl run --n-test 20`" in readme and "training has not finished" not in readme
     assert "by reason: unparseable: 2, wrong answer: 3" in readme
+    assert "LoRA rank 8 for 10 steps (0.36 epochs of 36 training chats) at sequence length 512" in readme
     results = orjson.loads((finished_run / "results.json").read_bytes())
     candidates = (dest / "candidates.md").read_text()
     for c in results["stages"]["2"]["candidates"]:
@@ -187,3 +189,10 @@ def test_cli_publishes_and_reports_bad_input_in_one_line(finished_run, tmp_path)
     assert ok.exit_code == 0 and f"published {finished_run} to {tmp_path / 'out'}" in ok.output
     again = runner.invoke(cli.main, ["lrl", "publish", str(finished_run), str(tmp_path / "out")])
     assert again.exit_code == 2 and again.output.count("\n") == 1 and again.output.startswith("k1: error: ")
+
+
+def test_the_readme_names_the_lora_length_asked_until_stage_4_records_it():
+    from lrl.publish_readme import _lora_length
+
+    assert _lora_length({"lora_steps": 100}, {"steps": 100, "best_val_loss": 0.5}) == "100 steps"
+    assert _lora_length({"lora_steps": None, "lora_epochs": 1.0}, None) == "1 epoch(s) of the curriculum"
