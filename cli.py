@@ -337,7 +337,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
         checkpoint_every=max(1, eval_every), seed=seed)
     result = data.fit(tcfg)
     trained = data.length(batch_size, grad_accum, seed, steps=result.steps_done)
-    click.echo(f"trained {result.steps_done} steps ({trained.epochs:.2f} epochs); best val loss {result.best_val:.4f}; adapters in {out_dir}")
+    click.echo(f"trained {result.steps_done} steps ({trained.epochs:.2f} epochs); best val loss {result.best_val:.4f}; "
+               f"adapters in {out_dir}")
 
 @lrl.command("run")
 @unsafe_sandbox_option

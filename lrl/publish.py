@@ -20,8 +20,8 @@ from pathlib import Path
 
 import orjson
 
-from k1core.errors import UserError
 from backends.student.safetensors_io import read_header, read_safetensors, write_safetensors
+from k1core.errors import UserError
 from lrl.accuracy_plot import plot_accuracies
 from lrl.evaluation import compare, summarize
 from lrl.publish_readme import render_candidates, render_readme
@@ -88,7 +88,8 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     write_json_atomic(out / "stages.json", timings)
     adapter = _copy_adapter(run / "transfer" / "lora" / "best", out / "adapter", absent)
     if adapter and (out / "manifest.json").is_file():  # the run's manifest, plus what publishing changed
-        write_json_atomic(out / "manifest.json", {**read_json(out / "manifest.json"), "published": {"adapter": adapter}})
+        manifest = read_json(out / "manifest.json")
+        write_json_atomic(out / "manifest.json", {**manifest, "published": {"adapter": adapter}})
     teacher = read_json(run / "stages" / f"{TEACHER_STATE}.json", {}).get("records")
     trained = TRAINING_PROMPTS[config["student_prompts"]]
     headline = transfer_headline(transfer, teacher, trained)
@@ -104,8 +105,9 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     finished = [step for step in TRANSFER_STEPS if step in transfer]
     write_text_atomic(out / "README.md", render_readme(
         name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}),
-        training=transfer.get("training"), headline=headline, bars=bars, timings=timings, curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter,
-        records=records, stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
+        training=transfer.get("training"), headline=headline, bars=bars, timings=timings,
+        curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter, records=records,
+        stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
         files=sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) + ["README.md"], absent=absent))
     return [f"absent: {note}" for note in absent] + ([plotted] if (out / "accuracy.png").exists() else [])
 

@@ -119,8 +119,8 @@ def _lora_length(train: dict) -> str:
     if "epochs" not in train:
         return f"{train['steps']} steps"
     how = "steps given" if train["epochs_asked"] is None else f"{train['epochs_asked']:g} asked"
-    return (f"{train['steps']} steps of {train['rows_per_step']} packed row(s), {train['examples_trained']} chats trained: "
-            f"{train['epochs']:.2f} epochs of the {train['examples']} training chats ({how})")
+    return (f"{train['steps']} steps of {train['rows_per_step']} packed row(s), {train['examples_trained']} chats "
+            f"trained: {train['epochs']:.2f} epochs of the {train['examples']} training chats ({how})")
 
 
 def _transfer(result: dict) -> list[str]:

@@ -79,7 +79,8 @@ def steps_or_epochs(steps: int | None, epochs: float | None, names: tuple[str, s
     """(steps, None) when steps are given, else (None, epochs, DEFAULT_EPOCHS when absent); both given, or a
     value that is not positive, is a UserError naming the flag (`names`: the two flags)."""
     if steps is not None and epochs is not None:
-        raise UserError(f"give {names[0]} or {names[1]}, not both: steps fix the length, epochs derive it from the data")
+        raise UserError(f"give {names[0]} or {names[1]}, not both: steps fix the length, epochs derive it "
+                        "from the data")
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise UserError(f"{names[0]} must be a positive integer, got {steps!r}")
