@@ -59,7 +59,7 @@ class RunConfig:
     strategy_file: Path | None = None  # stage 4: teach this strategy instead of stage 2's adopted one
     rounds: int = 1  # 2: the exported student's train/dev failures give strategy v2, and stage 4 runs again
     lora_steps: int | None = None  # stage 4: given steps; None: the steps of lora_epochs
-    lora_epochs: float | None = None  # stage 4: passes over the curriculum; None: the default when no steps
+    lora_epochs: float | None = None  # stage 4: passes over the curriculum that set the steps (default 1); None with steps
     lora_rank: int = 8
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"

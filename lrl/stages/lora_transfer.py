@@ -106,14 +106,15 @@ def train_adapter(ctx: StageContext, base, work) -> dict:
     from backends.student.lora import LoraConfig
     from backends.student.train_config import TrainConfig
 
-    cfg = ctx.config
+    cfg, batch_size, grad_accum = ctx.config, 1, 1  # one packed row per step
     data = load_training_data(base, work / "curriculum.train.jsonl", work / "curriculum.val.jsonl", cfg.lora_seq_len)
-    length = data.length(1, 1, cfg.seed, cfg.lora_steps, cfg.lora_epochs)
+    length = data.length(batch_size, grad_accum, cfg.seed, cfg.lora_steps, cfg.lora_epochs)
     ctx.echo(f"stage 4: LoRA training, {length.describe()}")
     if length.shortfall():
         ctx.echo(f"stage 4: {length.shortfall()}")
     steps = length.steps
-    tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len, batch_size=1, grad_accum=1,
+    tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len, batch_size=batch_size,
+                       grad_accum=grad_accum,
                        lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank),  # optim: the LoRA recipe
                        eval_every=max(1, steps // 5), checkpoint_every=max(1, steps // 5), seed=cfg.seed)
     result = data.fit(tcfg)  # patience 0: it trains every step
