@@ -13,6 +13,7 @@ configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else
 
 import click  # noqa: E402  (after the thread settings above)
 
+from backends.student.training_length import DEFAULT_EPOCHS  # noqa: E402
 from k1core import __version__  # noqa: E402
 from k1core.errors import UserError, one_line
 from lrl.run_config import RunConfig, parse_stages  # light: no model or backend imports
@@ -297,7 +298,9 @@ def lrl_score(results, against, problems, json_out):
 @click.argument("train_jsonl", type=click.Path())
 @click.option("--val", "val_jsonl", type=click.Path(), default=None, help="validation chat JSONL")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="adapter / checkpoint directory")
-@click.option("--steps", default=200, show_default=True)
+@click.option("--steps", type=int, default=None, help="optimizer steps (default: from --epochs)")
+@click.option("--epochs", type=float, default=None,
+              help=f"passes over the training chats; sets the steps (default: {DEFAULT_EPOCHS:g} unless --steps)")
 @click.option("--seq-len", default=256, show_default=True)
 @click.option("--batch-size", default=1, show_default=True)
 @click.option("--grad-accum", default=1, show_default=True)
@@ -311,22 +314,31 @@ def lrl_score(results, against, problems, json_out):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--trainer", default=None,
               help="jax (GGUF or HF dir, resumable) or mlx (mlx-lm, HF dir); default: mlx on Apple silicon, else jax")
-def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, batch_size, grad_accum, lr, rank,
-                  alpha, dropout, targets, eval_every, patience, seed, trainer):
+def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, seq_len, batch_size, grad_accum, lr,
+                  rank, alpha, dropout, targets, eval_every, patience, seed, trainer):
     """LoRA-train a student (GGUF file or HF directory) on chat JSONL; the jax trainer resumes from OUT."""
-    from backends.student.finetune import finetune
+    from backends.student.finetune import load_training_data
     from backends.student.lora import LoraConfig
     from backends.student.train_config import TrainConfig, lora_adamw
     from backends.student.trainers import default_trainer
+    from backends.student.training_length import steps_or_epochs
 
+    steps, epochs = steps_or_epochs(steps, epochs, ("--steps", "--epochs"))
+    data = load_training_data(model_path, train_jsonl, val_jsonl, seq_len, trainer or default_trainer())
+    length = data.length(batch_size, grad_accum, seed, steps, epochs)
+    click.echo(length.describe())
+    if length.shortfall():
+        click.echo(length.shortfall())
     tcfg = TrainConfig(
-        out_dir=out_dir, seq_len=seq_len, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
+        out_dir=out_dir, seq_len=seq_len, batch_size=batch_size, grad_accum=grad_accum, steps=length.steps,
         lora=LoraConfig(targets=tuple(t.strip() for t in targets.split(",") if t.strip()), rank=rank, alpha=alpha,
                         dropout=dropout),
-        optim=lora_adamw(lr, steps), eval_every=eval_every, patience=patience, checkpoint_every=max(1, eval_every),
-        seed=seed)
-    result = finetune(model_path, train_jsonl, val_jsonl, tcfg, trainer=trainer or default_trainer())
-    click.echo(f"trained {result.steps_done} steps; best val loss {result.best_val:.4f}; adapters in {out_dir}")
+        optim=lora_adamw(lr, length.steps), eval_every=eval_every, patience=patience,
+        checkpoint_every=max(1, eval_every), seed=seed)
+    result = data.fit(tcfg)
+    trained = data.length(batch_size, grad_accum, seed, steps=result.steps_done)
+    click.echo(f"trained {result.steps_done} steps ({trained.epochs:.2f} epochs); best val loss {result.best_val:.4f}; "
+               f"adapters in {out_dir}")
 
 @lrl.command("run")
 @unsafe_sandbox_option
@@ -353,7 +365,11 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, seq_len, b
               help="stage 4: teach this strategy file (recorded as user-supplied) instead of stage 2's adopted one")
 @click.option("--rounds", default=RunConfig.rounds, show_default=True, type=int,
               help="2: the exported student's train/dev failures teach the teacher strategy v2, and stage 4 runs again")
-@click.option("--lora-steps", default=RunConfig.lora_steps, show_default=True, type=int)
+@click.option("--lora-steps", default=None, type=int,
+              help="stage 4: LoRA optimizer steps (one packed row each); default: from --lora-epochs")
+@click.option("--lora-epochs", default=None, type=float,
+              help=f"stage 4: passes over the curriculum's training chats, which set the steps "
+              f"(default: {DEFAULT_EPOCHS:g} unless --lora-steps)")
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
 @click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,
               help="stage 4: training row length (examples are packed into rows)")

@@ -4,8 +4,9 @@ What travels: the run's reports and JSON (report.md, results.json, config.json, 
 journal.md, ledger.json), the taught strategy, every stage-2 candidate with its validation score
 (candidates.md), stage 4's curriculum statistics, each stage's wall time and load averages
 (stages.json), the test records of stage 4, of its out-of-distribution test (4b) and of the teacher
-baseline as compact JSONL (so the paired tests can be recomputed), a PNG of every accuracy with its CI, the PEFT adapter that
-`k1 export` turns back into the GGUF, and a README that indexes it all. What never travels: GGUF
+baseline as compact JSONL (so the paired tests can be recomputed), a PNG of every accuracy with its
+CI, the PEFT adapter that `k1 export` turns back into the GGUF (its weights in bf16, half the
+trainer's float32; the published manifest.json records the dtype), and a README that indexes it all. What never travels: GGUF
 files, training checkpoints, the response cache, the prompt log, or any file over MAX_BYTES: a
 results folder is for git, and the weights are rebuilt from the adapter.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from backends.student.safetensors_io import read_header, read_safetensors, write_safetensors
 from k1core.errors import UserError
 from lrl.accuracy_plot import plot_accuracies
 from lrl.evaluation import compare, summarize
@@ -28,6 +30,7 @@ from lrl.stage import stage_order
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS
 
 MAX_BYTES = 20 * 1024 * 1024  # a results folder goes into git; the LoRA adapter is a few MB
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's name for the adapter's tensors
 COPIED = ("report.md", "results.json", "config.json", "manifest.json", "journal.md", "ledger.json")
 TRANSFER_STATE, TEACHER_STATE, BOOTSTRAP_STATE = "4_lora_transfer", "1_teacher_baseline", "2_bootstrap"
 OOD_STATE = "4b_ood_transfer"
@@ -85,6 +88,9 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
     timings = stage_timings(run)
     write_json_atomic(out / "stages.json", timings)
     adapter = _copy_adapter(run / "transfer" / "lora" / "best", out / "adapter", absent)
+    if adapter and (out / "manifest.json").is_file():  # the run's manifest, plus what publishing changed
+        manifest = read_json(out / "manifest.json")
+        write_json_atomic(out / "manifest.json", {**manifest, "published": {"adapter": adapter}})
     teacher = read_json(run / "stages" / f"{TEACHER_STATE}.json", {}).get("records")
     trained = TRAINING_PROMPTS[config["student_prompts"]]
     headline = transfer_headline(transfer, teacher, trained)
@@ -103,19 +109,20 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
         absent.append(plotted)
     finished = [step for step in TRANSFER_STEPS if step in transfer]
     write_text_atomic(out / "README.md", render_readme(
-        name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}), headline=headline,
-        ood=beyond,
-        bars=bars, timings=timings, curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter,
-        records=records, stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
+        name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}),
+        training=transfer.get("training"), headline=headline, ood=beyond, bars=bars, timings=timings,
+        curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter, records=records,
+        stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
         files=sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) + ["README.md"], absent=absent))
     return [f"absent: {note}" for note in absent] + ([plotted] if (out / "accuracy.png").exists() else [])
 
 
-def _refuse_weights(path: Path) -> None:
-    """UserError for a file that must not go into a results folder: weights, checkpoints, anything large."""
+def _refuse_weights(path: Path, size: int) -> None:
+    """UserError for a file that must not go into a results folder: weights, checkpoints, anything whose
+    `size` (the bytes it takes there) is large."""
     kind = ("a GGUF model" if path.suffix == ".gguf" else
             "a training checkpoint" if "checkpoint" in path.name or "optimizer" in path.name else
-            f"over {MAX_BYTES / 2 ** 20:.3g} MB" if path.stat().st_size > MAX_BYTES else None)
+            f"over {MAX_BYTES / 2 ** 20:.3g} MB" if size > MAX_BYTES else None)
     if kind:
         raise UserError(f"refusing to publish {path}: it is {kind}; a results folder holds records, not weights")
 
@@ -124,22 +131,35 @@ def _copy_or_note(source: Path | None, target: Path, absent: list[str], note: st
     if source is None or not source.is_file():
         absent.append(note)
         return
-    _refuse_weights(source)
+    _refuse_weights(source, source.stat().st_size)
     shutil.copyfile(source, target)
 
 
-def _copy_adapter(source: Path, target: Path, absent: list[str]) -> bool:
-    """The PEFT adapter (adapter_config.json + safetensors), refusing anything that is not one."""
+def _copy_adapter(source: Path, target: Path, absent: list[str]) -> dict | None:
+    """The PEFT adapter (adapter_config.json + safetensors), its weights written as bf16 (half the bytes
+    of the trainer's float32; PEFT and `k1 export` read either), refusing anything that is not one.
+    Returns what was written: file, dtype, the source's dtypes, both sizes; None when there is no adapter."""
     if not (source / "adapter_config.json").is_file():
         absent.append("adapter/: stage 4 has not trained an adapter yet")
-        return False
+        return None
     target.mkdir()
+    written = None
     for path in sorted(source.iterdir()):
         if path.is_dir():
             raise UserError(f"refusing to publish {path}: an adapter folder holds files, not folders")
-        _refuse_weights(path)
-        shutil.copyfile(path, target / path.name)
-    return True
+        if path.name != ADAPTER_WEIGHTS:
+            _refuse_weights(path, path.stat().st_size)
+            shutil.copyfile(path, target / path.name)
+            continue
+        header, _ = read_header(path)
+        write_safetensors(target / path.name, read_safetensors(path), dtype="BF16")
+        written = {"file": f"{target.name}/{path.name}", "dtype": "BF16", "bytes": (target / path.name).stat().st_size,
+                   "source_dtypes": sorted({t["dtype"] for k, t in header.items() if k != "__metadata__"}),
+                   "source_bytes": path.stat().st_size}
+        _refuse_weights(path, written["bytes"])  # the size that counts is the one written
+    if written is None:
+        raise UserError(f"refusing to publish {source}: it has adapter_config.json but no {ADAPTER_WEIGHTS}")
+    return written
 
 
 def _write_records(transfer: dict, teacher: list[dict] | None, ood: dict, folder: Path, absent: list[str]) -> list[str]:

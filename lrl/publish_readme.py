@@ -47,7 +47,17 @@ def render_candidates(boot: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps: list[str]) -> list[str]:
+def _lora_length(config: dict, training: dict | None) -> str:
+    """The steps and epochs stage 4 trained when it recorded them, else what the run asked for."""
+    if training and "epochs" in training:
+        return f"{training['steps']} steps ({training['epochs']:.2f} epochs of {training['examples']} training chats)"
+    if config.get("lora_steps") is not None:
+        return f"{config['lora_steps']} steps"
+    return f"{config['lora_epochs']:g} epoch(s) of the curriculum"
+
+
+def _what_ran(config: dict, manifest: dict, training: dict | None, stage4_complete: bool,
+              stage4_steps: list[str]) -> list[str]:
     state = ("Stage 4 finished." if stage4_complete else
              f"Stage 4 is partly finished (done: {', '.join(stage4_steps) or 'nothing yet'}); the numbers below "
              "cover the items evaluated so far.")
@@ -55,7 +65,7 @@ def _what_ran(config: dict, manifest: dict, stage4_complete: bool, stage4_steps:
             f"student `{config['student']}`; {config['n_train']} train, {config['n_val']} validation and "
             f"{config['n_test']} test problems, seed {config['seed']}. Stage 4: a curriculum of "
             f"{config['curriculum_size']} problems ({config['trace_style']} traces, prompts: "
-            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {config['lora_steps']} steps at "
+            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {_lora_length(config, training)} at "
             f"sequence length {config['lora_seq_len']}, exported as `{config['export_quant']}`. {state} "
             f"Run started {manifest.get('created', 'at an unrecorded time')}."]
 
@@ -126,11 +136,12 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
             "```"]
 
 
-def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headline: dict, ood: dict, bars: list,
-                  timings: dict, curriculum: dict | None, boot: dict, adapter: bool, records: list[str],
+def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, training: dict | None, headline: dict,
+                  ood: dict, bars: list, timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None,
+                  records: list[str],
                   stage4_complete: bool, stage4_steps: list[str], files: list[str], absent: list[str]) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
-    lines = [f"# {name}", "", *_what_ran(config, manifest, stage4_complete, stage4_steps), "",
+    lines = [f"# {name}", "", *_what_ran(config, manifest, training, stage4_complete, stage4_steps), "",
              "## Headline: the exported student on the test split", ""]
     lines += _headline(headline) if headline else ["Stage 4 has not evaluated the exported student yet."]
     if records:
@@ -161,7 +172,10 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, headli
     if adapter:
         unfinished = [] if "training" in stage4_steps else ["The adapter is the best one so far: training has "
                                                              "not finished.", ""]
-        lines += ["## Rebuild the student", "", *unfinished,
+        weights = (f"[{adapter['file']}]({adapter['file']}) holds the adapter's weights in bf16 "
+                   f"({adapter['bytes'] / 1e6:.1f} MB; the trainer wrote {', '.join(adapter['source_dtypes'])}, "
+                   f"{adapter['source_bytes'] / 1e6:.1f} MB); PEFT and `k1 export` read it as it is.")
+        lines += ["## Rebuild the student", "", *unfinished, weights, "",
                   *_rebuild(config, dest, TRAINING_PROMPTS[config["student_prompts"]][0]), ""]
     lines += ["## Files", "", *[f"- [{f}]({f})" for f in files]]
     if absent:

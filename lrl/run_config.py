@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backends.spec import parse_spec
+from backends.student.training_length import steps_or_epochs
 from backends.threads import default_parallel
 from k1core.errors import UserError
 from lrl.curriculum import TRACE_STYLES
@@ -57,7 +58,8 @@ class RunConfig:
     trace_style: str = "compact"  # stage 4: the solver's worked solutions, compact or verbose
     strategy_file: Path | None = None  # stage 4: teach this strategy instead of stage 2's adopted one
     rounds: int = 1  # 2: the exported student's train/dev failures give strategy v2, and stage 4 runs again
-    lora_steps: int = 100
+    lora_steps: int | None = None  # stage 4: given steps; None: the steps of lora_epochs
+    lora_epochs: float | None = None  # stage 4: passes over the curriculum that set the steps (default 1); None with steps
     lora_rank: int = 8
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"
@@ -74,10 +76,13 @@ class RunConfig:
     def __post_init__(self):
         for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
                     "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens",
-                    "curriculum_size", "lora_steps", "lora_rank", "lora_seq_len"):
+                    "curriculum_size", "lora_rank", "lora_seq_len"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        lora_steps, lora_epochs = steps_or_epochs(self.lora_steps, self.lora_epochs, ("--lora-steps", "--lora-epochs"))
+        object.__setattr__(self, "lora_steps", lora_steps)
+        object.__setattr__(self, "lora_epochs", lora_epochs)
         from lrl.stages import stage_ids
 
         known = stage_ids()
@@ -122,6 +127,8 @@ class RunConfig:
         data = asdict(self)
         for key in RUNTIME_FIELDS:
             data.pop(key)
+        if data["lora_epochs"] is None:
+            data.pop("lora_epochs")  # steps given: epochs play no part, so a run recorded with steps alone resumes
         return data
 
 

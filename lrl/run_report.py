@@ -119,6 +119,15 @@ def _rejections(curriculum: dict) -> list[str]:
                                                               for reason, count in by_reason.items()]
 
 
+def _lora_length(train: dict) -> str:
+    """Steps, and the epochs they made of the curriculum's training chats (a stage 4 that recorded them)."""
+    if "epochs" not in train:
+        return f"{train['steps']} steps"
+    how = "steps given" if train["epochs_asked"] is None else f"{train['epochs_asked']:g} asked"
+    return (f"{train['steps']} steps of {train['rows_per_step']} packed row(s), {train['examples_trained']} chats "
+            f"trained: {train['epochs']:.2f} epochs of the {train['examples']} training chats ({how})")
+
+
 def _transfer(result: dict) -> list[str]:
     """Curriculum provenance, training, the export's fidelity gate, and both prompt formats side by side."""
     from lrl.fidelity_gate import render_gate
@@ -137,7 +146,7 @@ def _transfer(result: dict) -> list[str]:
              f"Teacher solutions rejected: {cur['teacher_rejected']} of {cur['teacher_asked']} "
              f"({cur['teacher_rejection_rate']:.1%}); a solution is kept only when its final answer is right and "
              "its reasoning checks out.", "", *_rejections(cur), "",
-             f"LoRA: {train['steps']} steps, best validation loss {train['best_val_loss']:.4f}; trained on the "
+             f"LoRA: {_lora_length(train)}, best validation loss {train['best_val_loss']:.4f}; trained on the "
              f"{trained} prompt format(s). The student is tested in both formats below, each with exactly the "
              "prompt it is named by; a format it was not trained on is marked.",
              "", f"The fidelity gate ran on {gate_items}, with the `{result['trained_prompts'][0]}` prompt; "

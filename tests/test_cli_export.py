@@ -1,10 +1,14 @@
 """`k1 export`, `k1 chat` and `k1 lrl eval` in-process on a tiny random GGUF (the real model is in slow tests)."""
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
 
+from backends.student.safetensors_io import bf16_bits, read_safetensors, write_safetensors
 from cli import main
 from lrl.domain import get_domain, write_problems
 from tests.backends.export.peft_fixtures import tiny_gguf, write_peft_adapter
@@ -50,6 +54,27 @@ def test_export_without_a_gate_deploys_base_plus_adapter_and_chat_and_eval_run_t
     scored = CliRunner().invoke(main, ["lrl", "eval", "--model", pair, "--problems", str(problems), "--out", str(results),
                                        "--max-tokens", "4"])
     assert scored.exit_code == 0 and "parse failures" in scored.output, scored.output
+
+
+def test_export_reads_a_bf16_adapter_as_the_float32_values_it_rounds_to(tiny, tmp_path):
+    """What `k1 lrl publish` writes: the same export as a float32 adapter holding the rounded values."""
+    base, adapter, _ = tiny
+    tensors = read_safetensors(adapter / "adapter_model.safetensors")
+    rounded = {name: (bf16_bits(x).astype(np.uint32) << 16).view(np.float32) for name, x in tensors.items()}
+    files = {}
+    for name, values, dtype in (("bf16", tensors, "BF16"), ("rounded", rounded, "F32"), ("f32", tensors, "F32")):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copyfile(adapter / "adapter_config.json", folder / "adapter_config.json")
+        write_safetensors(folder / "adapter_model.safetensors", values, dtype=dtype)
+        out = tmp_path / f"out-{name}" / "student.gguf"
+        result = CliRunner().invoke(main, ["export", "--base", str(base), "--adapter", str(folder), "--quant", "q8_0",
+                                           "--out", str(out), "--no-gate"])
+        assert result.exit_code == 0, result.output
+        report = orjson.loads((out.parent / "student.export.json").read_bytes())
+        files[name] = {kind: entry["sha256"] for kind, entry in report["files"].items()}
+    assert set(files["bf16"]) == {"f16", "q8_0", "adapter"}
+    assert files["bf16"] == files["rounded"] and files["bf16"]["adapter"] != files["f32"]["adapter"]
 
 
 def test_chat_with_an_adapter_that_is_not_one_is_a_clear_error(tiny):

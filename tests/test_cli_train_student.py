@@ -25,6 +25,19 @@ def test_train_student_end_to_end_and_bad_data(tmp_path):
                                     "--eval-every", "2", "--rank", "4", "--lr", "0.01"])
     assert run.exit_code == 0, run.output
     assert (tmp_path / "out" / "final" / "adapter_model.safetensors").exists()
+    assert "4 step(s) x 1 row(s) = 8 examples: 2.00 epochs of the 4 training examples" in run.output  # 2 a row
+    assert "under one epoch" not in run.output and "trained 4 steps (2.00 epochs)" in run.output
+    by_epochs = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(data), "--out",
+                                          str(tmp_path / "e"), "--epochs", "3", "--seq-len", "64", "--rank", "4"])
+    assert by_epochs.exit_code == 0, by_epochs.output
+    assert "6 step(s) x 1 row(s) = 12 examples: 3.00 epochs (3 asked)" in by_epochs.output
+    short = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(data), "--out", str(tmp_path / "s"),
+                                      "--steps", "1", "--seq-len", "64", "--rank", "4"])
+    assert short.exit_code == 0 and "under one epoch: 1 step(s) train on 2 of the 4 training examples" in short.output
+    both = CliRunner().invoke(main, ["lrl", "train-student", str(tmp_path / "absent"), str(data), "--out",
+                                     str(tmp_path / "b"), "--steps", "4", "--epochs", "1"])
+    assert both.exit_code == 2 and "give --steps or --epochs, not both" in both.output
+    assert len(both.output.strip().splitlines()) == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{nope\n")
     run = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(bad), "--out", str(tmp_path / "o2")])

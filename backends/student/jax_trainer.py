@@ -181,6 +181,9 @@ class JaxTrainer:
         model = load_student(model_path)
         return model, model.tokenizer, model.chat_template
 
+    def rows(self, train: list[Example], seq_len: int, seed: int):
+        return row_stream(train, seq_len, seed)
+
     def train(self, handle: BaseModel, train: list[Example], val: list[Example], tcfg: TrainConfig,
               accuracy_fn=None) -> TrainResult:
         return train_lora(handle, train, val, tcfg, accuracy_fn)

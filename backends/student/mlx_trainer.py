@@ -342,6 +342,10 @@ class MlxTrainer:
         tokenizer, template, _ = read_hf_tokenizer(check_mlx_input(model_path))
         return model_path, tokenizer, template
 
+    def rows(self, train: list[Example], seq_len: int, seed: int):
+        """One example per row (batches are padded, not packed); the shuffle changes no count."""
+        return ([example] for example in itertools.cycle(train))
+
     def train(self, handle: str | Path, train: list[Example], val: list[Example], tcfg: TrainConfig,
               accuracy_fn=None) -> TrainResult:
         return train_lora_mlx(handle, train, val, tcfg, accuracy_fn)

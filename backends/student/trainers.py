@@ -1,7 +1,8 @@
 """The student-trainer protocol and the trainers found by name ("jax", "mlx").
 
 A trainer prepares a base model from its path (the handle it trains, plus the tokenizer and chat
-template the chat JSONL is encoded with) and trains a LoRA adapter on encoded examples, writing
+template the chat JSONL is encoded with), streams encoded examples as rows (how many a step takes is
+what epochs are counted in) and trains a LoRA adapter on encoded examples, writing
 PEFT adapters to tcfg.out_dir/best and /final. Trainers are imported only when asked for, so a
 missing optional library is a clear error about that trainer alone.
 """
@@ -11,7 +12,7 @@ import importlib
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from backends.student.chat_data import Example
 from backends.student.train_config import TrainConfig, TrainResult
@@ -29,6 +30,10 @@ class Trainer(Protocol):
 
     def prepare(self, model_path: str | Path) -> tuple[Any, Any, str]:
         """(handle for `train`, tokenizer, chat template) of the base model at `model_path`."""
+
+    def rows(self, train: list[Example], seq_len: int, seed: int) -> Iterator[list[Example]]:
+        """The endless row stream `train` trains on, each row the examples it holds; one optimizer
+        step takes batch_size x grad_accum rows (backends.student.training_length counts them)."""
 
     def train(self, handle: Any, train: list[Example], val: list[Example], tcfg: TrainConfig,
               accuracy_fn=None) -> TrainResult:

@@ -10,7 +10,9 @@ or the person's (--strategy FILE, or rewritten in --review); the pipeline decide
    strategy in the prompt and the strategy in the prompt, so one student is trained on both. A
    tenth is the trainer's validation set. Its longest target sets the answer limit of every
    evaluation below (1.5x, counted with the student's tokenizer), so no trained answer is cut off.
-2. LoRA training with the JAX trainer (best adapter by validation loss).
+2. LoRA training with the JAX trainer (best adapter by validation loss), one packed row per step, for
+   --lora-steps or the steps that make --lora-epochs passes over the training chats (default one);
+   the result records steps, rows and epochs, and a run under one epoch says so in one line.
 3. Export: fused F16 and Q8_0, the configured quantization and the adapter GGUF, each file's sha256 kept.
 4. Fidelity gate on the test split, or on a seeded subset of --gate-items of it, asked in the
    first trained format; it chooses the deployed artifact (the smallest that passes) and a
@@ -98,17 +100,25 @@ def validate_strategy(ctx: StageContext, strategy: str) -> dict:
 
 
 def train_adapter(ctx: StageContext, base, work) -> dict:
-    from backends.student.finetune import finetune
+    """The LoRA adapter, one packed row per step, for --lora-steps or the steps of --lora-epochs; returns
+    the steps, rows and epochs trained (one line says so when they are under one epoch)."""
+    from backends.student.finetune import load_training_data
     from backends.student.lora import LoraConfig
     from backends.student.train_config import TrainConfig
 
-    cfg = ctx.config
-    steps = cfg.lora_steps
-    tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len,
+    cfg, batch_size, grad_accum = ctx.config, 1, 1  # one packed row per step
+    data = load_training_data(base, work / "curriculum.train.jsonl", work / "curriculum.val.jsonl", cfg.lora_seq_len)
+    length = data.length(batch_size, grad_accum, cfg.seed, cfg.lora_steps, cfg.lora_epochs)
+    ctx.echo(f"stage 4: LoRA training, {length.describe()}")
+    if length.shortfall():
+        ctx.echo(f"stage 4: {length.shortfall()}")
+    steps = length.steps
+    tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len, batch_size=batch_size,
+                       grad_accum=grad_accum,
                        lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank),  # optim: the LoRA recipe
                        eval_every=max(1, steps // 5), checkpoint_every=max(1, steps // 5), seed=cfg.seed)
-    result = finetune(base, work / "curriculum.train.jsonl", work / "curriculum.val.jsonl", tcfg)
-    return {"steps": result.steps_done, "best_val_loss": result.best_val, "history": result.history}
+    result = data.fit(tcfg)  # patience 0: it trains every step
+    return {**length.to_dict(), "best_val_loss": result.best_val, "history": result.history}
 
 
 def gate_problems(ctx: StageContext) -> list[Problem]:

@@ -20,6 +20,7 @@ def test_default_run_completes_and_prints_the_report(tmp_path, monkeypatch):
     assert "| 1 | Teacher baseline | llamacpp:qwen1.5b |" in result.output
     config = orjson.loads((tmp_path / "run" / "config.json").read_bytes())
     assert config["domain"] == "scheduling" and config["variant"] == "balanced"
+    assert (config["lora_steps"], config["lora_epochs"]) == (None, 1.0)  # stage 4's steps follow from the curriculum
     results = orjson.loads((tmp_path / "run" / "results.json").read_bytes())
     assert set(results["stages"]) == {"0", "1", "2", "3", "3b"}
     again = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "run"), "--offline"])
@@ -41,6 +42,9 @@ def test_bad_flags_are_one_line(tmp_path):
                           (["--teacher", "gpt:x"], "bad model spec 'gpt:x'"),
                           (["--domain", "chess"], "unknown domain 'chess'"),
                           (["--budget-usd", "-1"], "--budget-usd must be a non-negative number"),
+                          (["--lora-steps", "5", "--lora-epochs", "2"], "give --lora-steps or --lora-epochs, not both"),
+                          (["--lora-epochs", "0"], "--lora-epochs must be a positive number"),
+                          (["--lora-steps", "0"], "--lora-steps must be a positive integer"),
                           (["--strategy", str(tmp_path / "absent.md")], "absent.md: no such strategy file")]:
         result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)

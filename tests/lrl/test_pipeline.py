@@ -113,6 +113,15 @@ def test_changed_configuration_is_refused(tmp_path):
         run(config(tmp_path, stages=("0",), n_test=7), llms=rules())
 
 
+def test_given_lora_steps_leave_epochs_out_of_the_identity(tmp_path):
+    run(config(tmp_path, stages=("0",), lora_steps=100), llms=rules())
+    recorded = orjson.loads((tmp_path / "run" / "config.json").read_bytes())
+    assert recorded["lora_steps"] == 100 and "lora_epochs" not in recorded
+    run(config(tmp_path, stages=("0",), lora_steps=100), llms=rules())  # resumes
+    with pytest.raises(UserError, match=r"different configuration \(lora_epochs, lora_steps\)"):
+        run(config(tmp_path, stages=("0",)), llms=rules())  # the default: one epoch, steps from the curriculum
+
+
 def test_stage_three_needs_the_bootstrap(tmp_path):
     with pytest.raises(UserError, match="need the strategy from stage 2"):
         run(config(tmp_path, stages=("3",)), llms=rules())

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
 
 import cli
 from k1core.errors import UserError
+from backends.student.peft_delta import read_peft_pairs
+from backends.student.safetensors_io import bf16_bits, read_header, read_safetensors, write_safetensors
 from lrl import accuracy_plot, publish as publishing
 from lrl.evaluation import SUCCESS_OUTCOMES, score_files
 from lrl.pipeline import run
@@ -25,6 +28,18 @@ CURRICULUM = {"lines": 40, "from_teacher": 15, "from_solver": 25, "by_prompt_for
               "teacher_rejected_by_reason": {"wrong answer": 3, "unparseable": 2}, "teacher_rejection_rate": 0.25}
 
 
+def write_adapter(folder, floats: int) -> dict:
+    """A PEFT adapter of the trainer's float32 for layer 0's q_proj: rank 4, `floats` numbers in A and in B."""
+    rng = np.random.default_rng(0)
+    stem = "base_model.model.model.layers.0.self_attn.q_proj"
+    tensors = {f"{stem}.lora_A.weight": rng.standard_normal((4, floats // 4), np.float32) / 30,
+               f"{stem}.lora_B.weight": rng.standard_normal((floats // 4, 4), np.float32) / 30}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors(folder / "adapter_model.safetensors", tensors)
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}')
+    return tensors
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """Stages 0-3b by the rules double; stage 4 trained, exported and evaluated in the zero-shot format
@@ -35,15 +50,15 @@ def finished_run(tmp_path_factory):
                   n_test=20), llms={"teacher": llm, "student": llm}, command=["k1", "lrl", "run", "--n-test", "20"])
     rundir = RunDir(out)
     rundir.save_stage_state("4_lora_transfer", {
-        "strategy_sha256": "0" * 64, "curriculum": CURRICULUM, "training": {"steps": 10, "best_val_loss": 0.5},
+        "strategy_sha256": "0" * 64, "curriculum": CURRICULUM, "training": {"steps": 10, "rows_per_step": 1, "examples": 36, "examples_trained": 13, "epochs_asked": None,
+                                                           "epochs": 0.3611, "best_val_loss": 0.5},
         "exported_zero-shot": rundir.stage_state("3_teacher_strategy")["records"],
         "base_zero-shot": rundir.stage_state("0_student_baseline")["records"]})
     rundir.save_stage_state("4b_ood_transfer", {  # the out-of-distribution test, half done: its base student not yet
         "exported_large": rundir.stage_state("3_teacher_strategy")["records"]})
     best = out / "transfer" / "lora" / "best"
     best.mkdir(parents=True)
-    (best / "adapter_config.json").write_text('{"r": 8}')
-    (best / "adapter_model.safetensors").write_bytes(b"\0" * 4096)
+    write_adapter(best, 4 * 64)
     (out / "transfer" / "lora" / "checkpoint").mkdir()
     (out / "transfer" / "student.q4_k_m.gguf").write_bytes(b"GGUF")
     (out / "transfer" / "strategy.md").write_text("1. Sweep the sorted events.\n")
@@ -74,6 +89,7 @@ def test_publishes_the_record_the_adapter_and_an_index_but_no_weights(finished_r
     assert f"k1 export --base qwen0.5b --adapter {dest / 'adapter'} --quant q4_k_m" in readme
     assert "`k1 lrl run --n-test 20`" in readme and "training has not finished" not in readme
     assert "by reason: unparseable: 2, wrong answer: 3" in readme
+    assert "LoRA rank 8 for 10 steps (0.36 epochs of 36 training chats) at sequence length 512" in readme
     results = orjson.loads((finished_run / "results.json").read_bytes())
     candidates = (dest / "candidates.md").read_text()
     for c in results["stages"]["2"]["candidates"]:
@@ -115,9 +131,43 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing_half_written(finished_r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "no4"]
 
 
+def test_the_adapter_is_published_in_bf16_at_half_the_size(finished_run, tmp_path):
+    dest = tmp_path / "published"
+    publish(finished_run, dest)
+    source = finished_run / "transfer" / "lora" / "best" / "adapter_model.safetensors"
+    published = dest / "adapter" / "adapter_model.safetensors"
+    header, _ = read_header(published)
+    assert {t["dtype"] for name, t in header.items() if name != "__metadata__"} == {"BF16"}
+    original, back = read_safetensors(source), read_safetensors(published)
+    for name, x in original.items():  # each value is its float32 rounded to bf16
+        assert np.array_equal(back[name], (bf16_bits(x).astype(np.uint32) << 16).view(np.float32))
+        assert np.abs(back[name] - x).max() <= 2 ** -8 * np.abs(x).max() and not np.array_equal(back[name], x)
+    pairs, config = read_peft_pairs(dest / "adapter")  # what k1 export reads
+    assert config["r"] == 4 and set(pairs) == {"model.layers.0.self_attn.q_proj.weight"}
+    assert published.stat().st_size < 0.6 * source.stat().st_size
+    manifest = orjson.loads((dest / "manifest.json").read_bytes())
+    assert manifest["published"]["adapter"] == {
+        "file": "adapter/adapter_model.safetensors", "dtype": "BF16", "bytes": published.stat().st_size,
+        "source_dtypes": ["F32"], "source_bytes": source.stat().st_size}
+    run_manifest = orjson.loads((finished_run / "manifest.json").read_bytes())
+    assert {k: v for k, v in manifest.items() if k != "published"} == run_manifest  # otherwise as the run wrote it
+    assert "holds the adapter's weights in bf16" in (dest / "README.md").read_text()
+
+
+def test_the_adapter_is_judged_by_its_bf16_size(run_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(publishing, "MAX_BYTES", 2 ** 19)
+    best = run_copy / "transfer" / "lora" / "best"
+    write_adapter(best, 100_000)  # 800 kB of float32, 400 kB of bf16
+    publish(run_copy, tmp_path / "fits")
+    write_adapter(best, 140_000)  # 560 kB of bf16
+    with pytest.raises(UserError, match="refusing to publish .*adapter_model.safetensors: it is over 0.5 MB"):
+        publish(run_copy, tmp_path / "over")
+    assert not (tmp_path / "over").exists()
+
+
 @pytest.mark.parametrize("name, size, reason", [("student.gguf", 10, "a GGUF model"),
                                                 ("optimizer.safetensors", 10, "a training checkpoint"),
-                                                ("adapter_model.safetensors", 2 ** 20, "over 0.5 MB")])
+                                                ("notes.txt", 2 ** 20, "over 0.5 MB")])
 def test_refuses_weights_checkpoints_and_large_files(run_copy, tmp_path, monkeypatch, name, size, reason):
     monkeypatch.setattr(publishing, "MAX_BYTES", 2 ** 19)
     (run_copy / "transfer" / "lora" / "best" / name).write_bytes(b"\0" * size)
@@ -144,3 +194,10 @@ def test_cli_publishes_and_reports_bad_input_in_one_line(finished_run, tmp_path)
     assert ok.exit_code == 0 and f"published {finished_run} to {tmp_path / 'out'}" in ok.output
     again = runner.invoke(cli.main, ["lrl", "publish", str(finished_run), str(tmp_path / "out")])
     assert again.exit_code == 2 and again.output.count("\n") == 1 and again.output.startswith("k1: error: ")
+
+
+def test_the_readme_names_the_lora_length_asked_until_stage_4_records_it():
+    from lrl.publish_readme import _lora_length
+
+    assert _lora_length({"lora_steps": 100}, {"steps": 100, "best_val_loss": 0.5}) == "100 steps"
+    assert _lora_length({"lora_steps": None, "lora_epochs": 1.0}, None) == "1 epoch(s) of the curriculum"

@@ -23,7 +23,8 @@ def config(tmp_path, student: str, **changes) -> RunConfig:
 def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
     llm = RulesLLM()
-    results = run(config(tmp_path, f"llamacpp:{base}", stages=("0", "1", "2", "4", "4b")),
+    results = run(config(tmp_path, f"llamacpp:{base}", lora_steps=None, lora_epochs=1.0,
+                         stages=("0", "1", "2", "4", "4b")),
                   llms={"teacher": llm, "student": llm})
     stage = results["stages"]["4"]
     assert stage["curriculum"]["lines"] == 12 - stage["curriculum"]["teacher_rejected"]
@@ -33,7 +34,10 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     assert ood["variants"]["large"]["max_tokens"] > stage["curriculum"]["generation_limit"]
     assert {"4b_large_vs_base", "4b_minutes_vs_base"} <= set(results["comparisons"])
     assert set(stage["curriculum"]["by_prompt_format"]) == {"zero-shot", "strategy"}
-    assert stage["training"]["steps"] == 2 and stage["trained_prompts"] == ["zero-shot", "strategy"]
+    training = stage["training"]  # one epoch of the curriculum less its tenth for validation, one packed row a step
+    assert (training["examples"], training["epochs_asked"], training["rows_per_step"]) == (stage["curriculum"]["lines"] - 1, 1.0, 1)
+    assert training["examples"] <= training["examples_trained"] and training["epochs"] >= 1
+    assert stage["trained_prompts"] == ["zero-shot", "strategy"]
     gate = stage["export"]
     # A random tiny student writes no answer in 4 tokens: the gate says so, and (report-only) the run goes on.
     assert not gate["gate"]["passed"] and not gate["gate"]["reference_check"]["informative"]
@@ -49,6 +53,8 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     assert {"4_zero-shot_vs_base", "4_strategy_vs_base", "4_zero-shot_vs_teacher", "4_strategy_vs_teacher",
             "4_strategy_vs_zero-shot"} <= set(results["comparisons"])
     report = (tmp_path / "run" / "report.md").read_text()
+    assert (f"LoRA: {training['steps']} steps of 1 packed row(s), {training['examples_trained']} chats trained: "
+            f"{training['epochs']:.2f} epochs of the {training['examples']} training chats (1 asked)") in report
     assert "## LoRA transfer (stage 4)" in report and "Fidelity gate (4 items" in report and "uninformative" in report
     assert "4 of the 10 test items (a subset drawn with seed 0" in report and "deployed and tested below: the `q8_0`" in report
     assert "no strategy in prompt (`zero-shot`) | strategy in prompt (`strategy`)" in report
@@ -92,6 +98,17 @@ def test_a_failing_gate_stops_stage4_with_its_report_written(tmp_path):
     with pytest.raises(UserError, match="fidelity gate failed"):
         run(config(tmp_path, f"llamacpp:{base}", gate_report_only=False), llms={"teacher": llm, "student": llm})
     assert (tmp_path / "run" / "transfer" / "student.export.md").is_file()
+
+
+def test_the_report_gives_the_lora_length_in_steps_and_epochs():
+    from lrl.run_report import _lora_length
+
+    given = {"steps": 100, "rows_per_step": 1, "examples": 180, "examples_trained": 130, "epochs_asked": None,
+             "epochs": 0.7222}
+    assert _lora_length(given) == ("100 steps of 1 packed row(s), 130 chats trained: 0.72 epochs of the 180 "
+                                   "training chats (steps given)")
+    assert _lora_length({**given, "epochs_asked": 1.0}).endswith("(1 asked)")
+    assert _lora_length({"steps": 100, "best_val_loss": 0.5}) == "100 steps"  # a saved stage 4 without the epochs
 
 
 def test_stage4_needs_a_local_gguf_student(tmp_path):

@@ -7,6 +7,7 @@ from backends.student.forward_numpy import numpy_logits
 from backends.student.hf_loader import load_hf_dir
 from backends.student.layer_stack import stack_layers
 from backends.student.lora import LoraConfig, init_lora
+from backends.student.safetensors_io import read_safetensors, write_safetensors
 from k1core.errors import UserError
 
 
@@ -32,15 +33,18 @@ def test_adapter_round_trip_and_fuse_reproduce_outputs(tiny_files, tmp_path, arc
     np.testing.assert_allclose(numpy_logits(cfg, *stack_layers(fused), tokens), want, atol=1e-4 * np.abs(want).max())
 
 
-def test_peft_accepts_the_adapter(tiny_files, tmp_path):
+@pytest.mark.parametrize("dtype", ["F32", "BF16"])  # as trained, and as `k1 lrl publish` writes it
+def test_peft_accepts_the_adapter(tiny_files, tmp_path, dtype):
     torch = pytest.importorskip("torch")
     peft = pytest.importorskip("peft")
     transformers = pytest.importorskip("transformers")
     hf_dir = tiny_files["llama"][0]
     model = load_hf_dir(hf_dir, with_tokenizer=False)
     lcfg = LoraConfig(rank=4, alpha=8.0)
-    lora = trained_like_lora(model.config, lcfg)
-    save_adapter(tmp_path, lora, lcfg)
+    save_adapter(tmp_path, trained_like_lora(model.config, lcfg), lcfg)
+    weights = tmp_path / "adapter_model.safetensors"
+    write_safetensors(weights, read_safetensors(weights), dtype=dtype)
+    lora, _ = load_adapter(tmp_path, model.config.n_layers)  # the values the file holds
     net = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
     net = peft.PeftModel.from_pretrained(net, str(tmp_path))
     tokens = np.arange(9)[None] % model.config.vocab_size
