@@ -350,8 +350,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
 @click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
 @click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
 @click.option("--stages", "stages_text", default="default", show_default=True,
-              help="comma list of stage ids (0,1,2,3,3b,4; docs/lrl.md); 'default' = all but 4; "
-              "'all' adds 4 (curriculum, LoRA, GGUF export: hours on CPU)")
+              help="comma list of stage ids (0,1,2,3,3b,4,4b; docs/lrl.md); 'default' = all but 4 and 4b; "
+              "'all' adds 4 (curriculum, LoRA, GGUF export: hours on CPU) and 4b (out-of-distribution test)")
 @click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
 @click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,
               help="stage 4: share of targets written by the teacher (kept only when verified)")

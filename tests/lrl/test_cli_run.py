@@ -66,6 +66,6 @@ def test_the_readme_bar_command_parses_into_its_run_config(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     (config,) = seen
     assert (config.n_test, config.gate_items, config.solve_max_tokens, config.lora_seq_len, config.student_prompts,
-            config.stages[-1], config.n_threads) == (1000, 200, 320, 1024, "both", "4", 1)
+            config.stages[-2:], config.n_threads) == (1000, 200, 320, 1024, "both", ("4", "4b"), 1)
     bad = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), "--student-prompts", "mixed"])
     assert bad.exit_code == 2 and "--student-prompts" in bad.output
