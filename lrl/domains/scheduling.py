@@ -272,7 +272,10 @@ def render_prompt(problem: Problem, strategy: str | None = None) -> str:
 
 def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None, verbose: bool = False) -> str:
     """The sweep line written out: events in order (ends first at a tie) with the running count, the
-    peak, and for a yes/no question the comparison with the rooms. Compact: three numbered lines."""
+    peak, and for a yes/no question the rooms left over (YES unless negative). Compact: three numbered
+    lines. The comparison is a subtraction because a LoRA-trained 0.5B student wrote '3 > 3 rooms' and
+    '2 > 3 rooms' (the relation at chance, 19 of 40 answers following from its own right peak), while
+    single-digit differences and the sign of the result are what such a model already gets right."""
     if verbose:
         return verbose_worked_solution(problem, strategy_steps)
     p, unit = problem.payload, problem.payload["unit"]
@@ -283,7 +286,7 @@ def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = Non
     if p["rooms"] is None:
         return "\n".join(lines + [f"3. So {peak} room{'' if peak == 1 else 's'} are needed.", answer_line(str(peak))])
     verdict = YES if peak <= p["rooms"] else NO
-    lines.append(f"3. {peak} {'<=' if verdict == YES else '>'} {p['rooms']} rooms, so {verdict}.")
+    lines.append(f"3. Spare rooms: {p['rooms']} - {peak} = {p['rooms'] - peak}, so {verdict}.")
     return "\n".join(lines + [answer_line(verdict)])
 
 
