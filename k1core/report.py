@@ -84,7 +84,8 @@ BUDGET_AXES = {  # equal budget -> (the reference's total, the x values of each 
 
 def compare_at_equal_budgets(models: dict) -> dict:
     """Every model's validation loss at the reference model's full budget in steps, training seconds
-    and training FLOPs (reference: the GPT when it ran, else the model that trained for least time).
+    (calibrated ones under an equal-time plan) and training FLOPs (reference: the GPT when it ran,
+    else the model that trained for least time).
 
     Read off each model's validation curve, so a model given a longer schedule is judged part way
     through it (its learning rate not yet decayed): a conservative reading for that model."""
@@ -92,7 +93,8 @@ def compare_at_equal_budgets(models: dict) -> dict:
     out = {"reference": ref}
     for axis, (total, xs) in BUDGET_AXES.items():
         at = float(total(models[ref]))
-        out[axis] = {"at": at, "val_loss": {n: curve_at(xs(r), r["history"]["val_loss"], at) for n, r in models.items()},
+        out[axis] = {"at": at,
+                     "val_loss": {n: curve_at(xs(r), r["history"]["val_loss"], at) for n, r in models.items()},
                      "ended_before": [n for n, r in models.items() if xs(r) and xs(r)[-1] < at]}
     return out
 

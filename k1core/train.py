@@ -96,10 +96,11 @@ def load_splits(cfg: TrainConfig) -> tuple[Splits, np.ndarray]:
 
 
 def equal_time_plan(models: dict[str, tuple[str, TrainConfig]], gpt_steps: int, path: Path, log: TextIO,
-                    compute: Compute = NUMPY) -> dict:
+                    compute: Compute = NUMPY, reuse: bool = True) -> dict:
     """Steps for each of `models` (label -> (model name, config); one labelled 'gpt') at equal time
-    with the GPT's `gpt_steps` (budget.calibrate_equal_time), kept in `path` so a resumed run keeps it."""
-    if path.is_file():
+    with the GPT's `gpt_steps` (budget.calibrate_equal_time), kept in `path`; with `reuse`, the plan
+    already there (a resumed run keeps its allotments)."""
+    if reuse and path.is_file():
         return orjson.loads(path.read_bytes())
     cfg = models["gpt"][1]
     splits, probe_data = load_splits(cfg)
@@ -138,7 +139,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, com
     names = model_names(cfg)
     if equal_time is None and cfg.budget == "gpt" and cfg.budget_seconds is None and "gpt" in names and len(names) > 1:
         equal_time = equal_time_plan({name: (name, cfg) for name in names}, cfg.steps, out / "equal_time.json", log,
-                                     compute)
+                                     compute, reuse=resume)
     splits, probe_data = load_splits(cfg)
     results = {"config": cfg.to_dict(), "models": {}}
     if equal_time is not None:

@@ -23,7 +23,8 @@ def test_every_row_runs_per_seed_and_the_table_has_cis(tmp_path):
     frozen = (run_dir(tmp_path, 1, "k1, frozen tree") / "results.json").read_bytes()
     assert b'"plasticity": false' in frozen.replace(b'"plasticity":false', b'"plasticity": false')
     plan = summary["equal_time"]["1"]  # one calibration per seed, kept beside its runs
-    assert plan == orjson.loads((tmp_path / "seed1" / "equal_time.json").read_bytes()) and set(plan["models"]) == set(rows)
+    assert plan == orjson.loads((tmp_path / "seed1" / "equal_time.json").read_bytes())
+    assert set(plan["models"]) == set(rows)
     for row in rows:
         result = orjson.loads((run_dir(tmp_path, 1, row) / "results.json").read_bytes())["models"]
         trained = next(iter(result.values()))

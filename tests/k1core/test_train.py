@@ -121,6 +121,7 @@ def test_all_models_train_and_compare_at_equal_steps_time_and_flops(tmp_path, ca
 
 def test_budget_gpt_gives_every_model_its_equal_time_allotment(tmp_path):
     cfg = {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}
+    (tmp_path / "equal_time.json").write_bytes(b'{"models": {}}')  # a stale plan: a new run measures afresh
     res = train(make_config(TINY, cfg), log=io.StringIO())
     plan = res["equal_time"]
     assert plan == orjson.loads((tmp_path / "equal_time.json").read_bytes())
