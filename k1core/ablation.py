@@ -78,7 +78,8 @@ def row_readings(result: dict, gpt: dict) -> dict:
     h = result["history"]
     out = {axis: curve_at(xs(result), h["val_loss"], float(total(gpt))) for axis, (total, xs) in BUDGET_AXES.items()}
     return out | {"final": result["loss_nats"]["val"], "tokens_per_s": result["tokens_per_s"],
-                  "steps_trained": result["steps"], "seconds_trained": result["train_s"]}
+                  "steps_trained": result["steps"], "seconds_trained": result["train_s"],
+                  "stopped_early": result["stopped_early"]}
 
 
 def summarize(out: Path, seeds: list[int], rows=tuple(VARIANTS)) -> dict:
@@ -153,10 +154,15 @@ def equal_time_lines(summary: dict) -> list[str]:
     lines = ["", f"Equal time: every row trains the steps that cost what the GPT's {method['gpt_steps']} steps cost, "
              f"at its cost per step relative to the GPT, measured per seed in one process before training "
              f"({method['method']}; {method['clock']} clock). 1-minute load average around each calibration: "
-             f"{loads}.", "", "| row | cost per step / GPT's | steps allotted |", "|---|---|---|"]
-    for row in summary["rows"]:
+             f"{loads}. A run that stopped itself (K-1's controller: no new best probe-loss window for "
+             f"`patience` probes) trained fewer steps than allotted and is read at its end.", "",
+             "| row | cost per step / GPT's | steps allotted | steps trained | seeds that stopped themselves |",
+             "|---|---|---|---|---|"]
+    for row, e in summary["rows"].items():
         entries = [p["models"][row] for p in plans.values() if row in p["models"]]
         if entries:
+            stopped = sum(bool(r.get("stopped_early")) for r in e["seeds"].values())
             lines.append(f"| {row} | {_ci(mean_ci([m['ratio'] for m in entries]))} | "
-                         f"{_ci(mean_ci([m['steps'] for m in entries]), 0)} |")
+                         f"{_ci(mean_ci([m['steps'] for m in entries]), 0)} | {_ci(e['steps_trained'], 0)} | "
+                         f"{stopped} of {len(e['seeds'])} |")
     return lines
