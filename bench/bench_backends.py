@@ -17,7 +17,7 @@ import platform
 import time
 from typing import Callable
 
-from bench.interleave import interleaved
+from k1core.interleave import interleaved
 from bench.results_file import write_result
 
 GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # `k1 train`'s default GPT

@@ -16,7 +16,7 @@ import os
 import platform
 import time
 
-from bench.interleave import interleaved
+from k1core.interleave import interleaved
 from bench.results_file import write_result
 
 BATCH = 12  # the harness's default batch

@@ -4,7 +4,7 @@ Real student prompts: scheduling/balanced test items in both prompt formats (zer
 strategy in the prompt), each answer decoded to the length of the domain's worked solution for
 that item (the curriculum target: what a trained student writes), past any end-of-generation
 token, so every N decodes the same number of tokens. Each N has its own `BatchDecoder` on one
-loaded model; the N take turns round by round in rotating order (bench.interleave), so load from
+loaded model; the N take turns round by round in rotating order (k1core.interleave), so load from
 other processes falls on all of them alike. The load average is recorded around every call.
 `--answer-tokens` gives every answer one fixed length instead (a quicker run on a busy machine).
 Run: python -m bench.bench_llama_batch --threads 2 --items 8 --rounds 2

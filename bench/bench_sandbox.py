@@ -1,6 +1,6 @@
 """What the sandbox's OS isolation costs: start-up per program and the coding domain's items/s.
 
-Three ways to run a program, timed in rotating rounds (bench/interleave.py) so load from other
+Three ways to run a program, timed in rotating rounds (k1core/interleave.py) so load from other
 processes falls on each alike:
     before      the sandbox as it was before the OS isolation (audit hook + rlimits + `unshare -n`),
                 loaded from git history (--before-commit)
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.interleave import interleaved
+from k1core.interleave import interleaved
 from bench.results_file import write_result
 
 REPO = Path(__file__).resolve().parent.parent

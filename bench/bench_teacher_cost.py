@@ -3,7 +3,7 @@
 Each model reads real stage prompts (scheduling/balanced, the strategy in the prompt) and then
 decodes a worked solution token by token, teacher-forced: decoding a given token costs what
 decoding a sampled one does, so this is generation speed without depending on what the model
-happens to write. Models take turns item by item (bench.interleave's idea), so load from other
+happens to write. Models take turns item by item (k1core.interleave's idea), so load from other
 processes falls on them alike; the load average is recorded before and after.
 Run: python -m bench.bench_teacher_cost --models qwen0.5b qwen1.5b --threads 2 --items 6 --answer-tokens 64
 """

@@ -6,7 +6,8 @@ updates, no tree, and the GPT, each at the GPT's steps, training time and FLOPs.
                                 [--out results/k1-ablation] [--rows k1 gpt ...]
 
 Resumable: run the same command again after an interruption. Writes OUT/ablation.json and
-OUT/ablation.md; every run keeps OUT/seed<N>/<row>/ (results.json, load.json, checkpoints).
+OUT/ablation.md; each seed keeps its equal-time calibration in OUT/seed<N>/equal_time.json and every
+run its folder OUT/seed<N>/<row>/ (results.json, load.json, checkpoints).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from k1core.errors import UserError  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1338, 1339])
-    ap.add_argument("--steps", type=int, default=2000, help="the GPT's steps; the other rows get its time")
+    ap.add_argument("--steps", type=int, default=2000, help="the GPT's steps; the other rows get the steps that cost as much")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="training-time clock (cpu: steadier on a shared machine, one thread)")
     ap.add_argument("--eval-batches", type=int, default=20, help="fixed batches per validation")

@@ -39,7 +39,8 @@ class TrainConfig:
     context: int = _opt(64, "context length in bytes", lo=1, hi=8192)
     batch_size: int = _opt(12, "sequences per step", lo=1, hi=65536)
     budget: str = _opt("gpt", "training length: 'steps' (every model trains --steps steps) or 'gpt' (the GPT "
-                       "trains --steps steps, every other model as long as the GPT took: equal time)",
+                       "trains --steps steps, every other model the steps that cost as much, its cost per step "
+                       "measured against the GPT's under the same load: equal time)",
                        choices=BUDGETS)
     budget_seconds: float | None = _opt(None, "train every model for this many seconds (overrides --budget)",
                                         lo=0.0, lo_open=True, kind=float)

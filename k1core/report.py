@@ -58,16 +58,34 @@ def curve_at(xs, ys, x: float) -> float | None:
     return float(np.interp(x, xs, ys))
 
 
-BUDGET_AXES = {  # equal budget -> (the reference's total, the history's x values of each validation)
-    "steps": (lambda r: r["steps"], lambda h: [s + 1 for s in h["val_step"]]),
-    "train_s": (lambda r: r["train_s"], lambda h: h["val_train_s"]),
-    "train_flops": (lambda r: r["train_flops"], lambda h: h["val_flops"]),
+def calibrated_step_s(result: dict) -> float | None:
+    """A model's seconds per step from the equal-time calibration (budget.py), if it had one."""
+    return ((result.get("budget") or {}).get("equal_time") or {}).get("step_s")
+
+
+def _seconds_total(r: dict) -> float:
+    step_s = calibrated_step_s(r)
+    return r["train_s"] if step_s is None else r["steps"] * step_s
+
+
+def _seconds_axis(r: dict) -> list[float]:
+    """Training seconds at each validation: calibrated cost x steps under an equal-time plan (the
+    same load for every model), else the seconds measured during the run."""
+    step_s, h = calibrated_step_s(r), r["history"]
+    return h["val_train_s"] if step_s is None else [(s + 1) * step_s for s in h["val_step"]]
+
+
+BUDGET_AXES = {  # equal budget -> (the reference's total, the x values of each validation of a result)
+    "steps": (lambda r: r["steps"], lambda r: [s + 1 for s in r["history"]["val_step"]]),
+    "train_s": (_seconds_total, _seconds_axis),
+    "train_flops": (lambda r: r["train_flops"], lambda r: r["history"]["val_flops"]),
 }
 
 
 def compare_at_equal_budgets(models: dict) -> dict:
     """Every model's validation loss at the reference model's full budget in steps, training seconds
-    and training FLOPs (reference: the GPT when it ran, else the model that trained for least time).
+    (calibrated ones under an equal-time plan) and training FLOPs (reference: the GPT when it ran,
+    else the model that trained for least time).
 
     Read off each model's validation curve, so a model given a longer schedule is judged part way
     through it (its learning rate not yet decayed): a conservative reading for that model."""
@@ -75,9 +93,9 @@ def compare_at_equal_budgets(models: dict) -> dict:
     out = {"reference": ref}
     for axis, (total, xs) in BUDGET_AXES.items():
         at = float(total(models[ref]))
-        out[axis] = {"at": at, "val_loss": {n: curve_at(xs(r["history"]), r["history"]["val_loss"], at)
-                                            for n, r in models.items()},
-                     "ended_before": [n for n, r in models.items() if xs(r["history"]) and xs(r["history"])[-1] < at]}
+        out[axis] = {"at": at,
+                     "val_loss": {n: curve_at(xs(r), r["history"]["val_loss"], at) for n, r in models.items()},
+                     "ended_before": [n for n, r in models.items() if xs(r) and xs(r)[-1] < at]}
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from k1core import registry
-from k1core.budget import clock, plan_steps, time_budget
+from k1core.budget import calibrate_equal_time, clock, plan_steps
 from k1core.checkpoint import load_checkpoint, save_checkpoint
 from k1core.compute import NUMPY, Compute
 from k1core.config import TrainConfig
@@ -90,10 +90,39 @@ def check_run_folder(out: Path, previous: dict | None, cfg: TrainConfig, resume:
             raise UserError(f"--resume with a different config than the saved run (keys: {', '.join(changed)})")
 
 
-def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, compute: Compute = NUMPY) -> dict:
+def load_splits(cfg: TrainConfig) -> tuple[Splits, np.ndarray]:
+    """The run's train/val/test splits (train without its probe head) and the probe data."""
+    return hold_out_probe(split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2), cfg.context)
+
+
+def equal_time_plan(models: dict[str, tuple[str, TrainConfig]], gpt_steps: int, path: Path, log: TextIO,
+                    compute: Compute = NUMPY, reuse: bool = True) -> dict:
+    """Steps for each of `models` (label -> (model name, config); one labelled 'gpt') at equal time
+    with the GPT's `gpt_steps` (budget.calibrate_equal_time), kept in `path`; with `reuse`, the plan
+    already there (a resumed run keeps its allotments)."""
+    if reuse and path.is_file():
+        return orjson.loads(path.read_bytes())
+    cfg = models["gpt"][1]
+    splits, probe_data = load_splits(cfg)
+    builds = {label: (lambda steps, name=name, c=c: registry.build(name, dataclasses.replace(c, steps=steps), compute))
+              for label, (name, c) in models.items()}
+    plan = calibrate_equal_time(builds, gpt_steps, splits.train, probe_data, cfg.batch_size, cfg.context,
+                                cfg.clock, cfg.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, plan)
+    print("equal time with the gpt's " + f"{gpt_steps} steps ({cfg.clock} clock): " + ", ".join(
+        f"{label} {m['steps']} steps ({m['ratio']:.3f}x its cost per step)" for label, m in plan["models"].items()),
+        file=log)
+    return plan
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, compute: Compute = NUMPY,
+          equal_time: dict | None = None) -> dict:
     """Train each model of `cfg` on `compute`, write DIR/results.json (+ plots) and return the results.
 
     `compute` is the backend cfg.backend names (backends.compute.load_compute finds it by name).
+    Under `--budget gpt` every model trains the steps that cost as much as the GPT's (an equal-time
+    plan, calibrated here or given as `equal_time`: a plan whose "models" holds each model's entry).
     Progress goes to `log` (stderr by default); the final table goes to stdout.
     """
     log = log or sys.stderr
@@ -107,13 +136,18 @@ def train(cfg: TrainConfig, resume: bool = False, log: TextIO | None = None, com
     check_run_folder(out, saved_config(out) if out.is_dir() else None, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
-    splits, probe_data = hold_out_probe(split_corpus(load_corpus(cfg.data), min_len=cfg.context + 2),
-                                         cfg.context)
+    names = model_names(cfg)
+    if equal_time is None and cfg.budget == "gpt" and cfg.budget_seconds is None and "gpt" in names and len(names) > 1:
+        equal_time = equal_time_plan({name: (name, cfg) for name in names}, cfg.steps, out / "equal_time.json", log,
+                                     compute, reuse=resume)
+    splits, probe_data = load_splits(cfg)
     results = {"config": cfg.to_dict(), "models": {}}
-    for name in model_names(cfg):
-        seconds = time_budget(cfg, name, results["models"])
-        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log, seconds,
-                                              compute)
+    if equal_time is not None:
+        results["equal_time"] = equal_time
+    for name in names:
+        allotted = None if equal_time is None else equal_time["models"][name]
+        results["models"][name] = train_model(name, cfg, splits, probe_data, out / name, resume, log,
+                                              cfg.budget_seconds, compute, allotted)
     results["comparison"] = compare_at_equal_budgets(results["models"])
     write_json(out / "results.json", results)
     print(format_table(results))
@@ -143,10 +177,14 @@ def planned_config(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.n
 
 
 def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndarray, out: Path,
-                resume: bool, log: TextIO, seconds: float | None = None, compute: Compute = NUMPY) -> dict:
-    """Train one model for cfg.steps, or for `seconds` of training on cfg.clock (with a step count
-    planned to fill them), or until its stop event; resumes from out/checkpoint.npz when asked."""
+                resume: bool, log: TextIO, seconds: float | None = None, compute: Compute = NUMPY,
+                allotted: dict | None = None) -> dict:
+    """Train one model for cfg.steps, its `allotted` equal-time steps, or `seconds` of training on
+    cfg.clock (with a step count planned to fill them), or until its stop event; resumes from
+    out/checkpoint.npz when asked."""
     ckpt_path, result_path = out / "checkpoint.npz", out / "result.json"
+    if allotted is not None:
+        cfg = dataclasses.replace(cfg, steps=allotted["steps"])
     cfg, plan = planned_config(name, cfg, splits, probe_data, out, seconds, log, compute)
     model = registry.build(name, cfg, compute)
     batch_rng = np.random.default_rng(cfg.seed)  # same batches for every model
@@ -209,7 +247,8 @@ def train_model(name: str, cfg: TrainConfig, splits: Splits, probe_data: np.ndar
         if cfg.checkpoint_interval and run["step"] % cfg.checkpoint_interval == 0:
             checkpoint()
     result = finish(name, model, cfg, splits, run, stopped)
-    result["budget"] = {"seconds": seconds, "clock": cfg.clock, "plan": plan, "out_of_time": out_of_time}
+    result["budget"] = {"seconds": seconds, "clock": cfg.clock, "plan": plan, "out_of_time": out_of_time,
+                        "equal_time": allotted}
     run["done"] = True
     run["wall_s"] = time.perf_counter() - wall_start
     result["wall_s"] = run["wall_s"]

@@ -1,6 +1,7 @@
 """The ablation runner on a tiny config: every row trains per seed, at the GPT's time, and resumes."""
 import io
 
+import orjson
 import pytest
 
 from k1core.ablation import VARIANTS, run_ablation, run_dir
@@ -21,8 +22,17 @@ def test_every_row_runs_per_seed_and_the_table_has_cis(tmp_path):
     assert k1["minus_gpt"]["steps"]["n"] == 2 and "minus_k1" in summary["rows"]["k1, frozen tree"]
     frozen = (run_dir(tmp_path, 1, "k1, frozen tree") / "results.json").read_bytes()
     assert b'"plasticity": false' in frozen.replace(b'"plasticity":false', b'"plasticity": false')
+    plan = summary["equal_time"]["1"]  # one calibration per seed, kept beside its runs
+    assert plan == orjson.loads((tmp_path / "seed1" / "equal_time.json").read_bytes())
+    assert set(plan["models"]) == set(rows)
+    for row in rows:
+        result = orjson.loads((run_dir(tmp_path, 1, row) / "results.json").read_bytes())["models"]
+        trained = next(iter(result.values()))
+        assert trained["steps"] == plan["models"][row]["steps"] or trained["stopped_early"]
+        assert trained["budget"]["equal_time"] == plan["models"][row]
     table = (tmp_path / "ablation.md").read_text()
     assert "| k1, no tree | 2 |" in table and "[" in table
+    assert "| k1 | " in table.split("cost per step / GPT's")[1]  # each row's measured cost ratio
     before = (run_dir(tmp_path, 2, "k1") / "results.json").stat().st_mtime_ns
     run_ablation(TINY, [1, 2], tmp_path, io.StringIO(), rows=rows)  # finished runs are read back
     assert (run_dir(tmp_path, 2, "k1") / "results.json").stat().st_mtime_ns == before

@@ -119,20 +119,24 @@ def test_all_models_train_and_compare_at_equal_steps_time_and_flops(tmp_path, ca
     assert "val loss at the gpt's" in capsys.readouterr().out
 
 
-def test_budget_gpt_gives_every_model_the_gpts_training_time(tmp_path):
-    res = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}),
-                log=io.StringIO())
-    budget = res["models"]["gpt"]["train_s"]
-    assert res["models"]["gpt"]["budget"]["seconds"] is None and res["models"]["gpt"]["steps"] == 30
-    for name in ("k1", "k1-notree"):
-        r = res["models"][name]
-        assert r["budget"]["seconds"] == budget and r["budget"]["plan"]["steps"] >= 1
-        assert r["steps"] == r["budget"]["plan"]["steps"] or r["budget"]["out_of_time"]
-        assert (tmp_path / name / "plan.json").is_file()
+def test_budget_gpt_gives_every_model_its_equal_time_allotment(tmp_path):
+    cfg = {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}
+    (tmp_path / "equal_time.json").write_bytes(b'{"models": {}}')  # a stale plan: a new run measures afresh
+    res = train(make_config(TINY, cfg), log=io.StringIO())
+    plan = res["equal_time"]
+    assert plan == orjson.loads((tmp_path / "equal_time.json").read_bytes())
+    assert plan["models"]["gpt"]["steps"] == 30 and plan["models"]["gpt"]["ratio"] == 1.0
+    for name in ("gpt", "k1", "k1-notree"):
+        r, allotted = res["models"][name], plan["models"][name]
+        assert r["budget"]["equal_time"] == allotted and r["budget"]["seconds"] is None
+        assert r["steps"] == allotted["steps"] or r["stopped_early"]
+        assert allotted["steps"] == max(1, int(30 / allotted["ratio"] + 1e-9))
+    for name in ("k1", "k1-notree"):  # equal time is read where each model's allotment ends
+        assert res["comparison"]["train_s"]["val_loss"][name] == pytest.approx(
+            res["models"][name]["history"]["val_loss"][-1])
     (tmp_path / "k1" / "result.json").unlink()  # as if killed after its last checkpoint
-    again = train(make_config(TINY, {"out": str(tmp_path), "model": "all", "steps": 30, "clock": "cpu"}),
-                  resume=True, log=io.StringIO())
-    assert again["models"]["k1"]["budget"]["plan"] == res["models"]["k1"]["budget"]["plan"]  # the saved plan
+    again = train(make_config(TINY, cfg), resume=True, log=io.StringIO())
+    assert again["equal_time"] == plan  # the saved plan, not a new calibration
     assert again["models"]["gpt"] == res["models"]["gpt"]
 
 

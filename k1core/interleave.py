@@ -9,8 +9,10 @@ import time
 from typing import Callable
 
 
-def interleaved(models: dict, rounds: int, work: Callable, per_round: int) -> dict[str, list[float]]:
-    """Seconds per call of work(model) for each model, `per_round` calls per model per round.
+def interleaved(models: dict, rounds: int, work: Callable, per_round: int,
+                now: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Seconds (on the clock `now`) per call of work(model) for each model, `per_round` calls per
+    model per round, in the order they ran.
 
     A call for which work returns False (say, one that compiled) is run but not counted.
     """
@@ -19,9 +21,9 @@ def interleaved(models: dict, rounds: int, work: Callable, per_round: int) -> di
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             for _ in range(per_round):
-                start = time.perf_counter()
+                start = now()
                 counted = work(models[name])
-                elapsed = time.perf_counter() - start
+                elapsed = now() - start
                 if counted is not False:
                     times[name].append(elapsed)
     return times

@@ -1,5 +1,5 @@
 """Interleaved timing: rotated order, every call run, calls that return False not counted."""
-from bench.interleave import interleaved
+from k1core.interleave import interleaved
 
 
 def test_rounds_rotate_the_order_and_skip_uncounted_calls():
