@@ -11,9 +11,10 @@ from lrl.stages import all_stages, get_stage, stage_ids
 
 
 def test_every_stage_module_is_found_in_id_order():
-    assert stage_ids() == ("0", "1", "2", "3", "3b", "4")
+    assert stage_ids() == ("0", "1", "2", "3", "3b", "4", "4b")
     assert [s.key for s in all_stages()] == ["0_student_baseline", "1_teacher_baseline", "2_bootstrap",
-                                             "3_teacher_strategy", "3b_transfer_check", "4_lora_transfer"]
+                                             "3_teacher_strategy", "3b_transfer_check", "4_lora_transfer",
+                                             "4b_ood_transfer"]
 
 
 def test_stage_ids_sort_by_number_then_letter():
