@@ -60,7 +60,7 @@ STAGE = Stage("5", "student_again", "Student again", run, needs_strategy=True, d
 
 @pytest.fixture
 def extra_stage(tmp_path, monkeypatch):
-    """A sixth stage module, dropped next to the others (on the package's search path)."""
+    """One more stage module, dropped next to the others (on the package's search path)."""
     import lrl.stages
 
     folder = tmp_path / "more_stages"
@@ -76,7 +76,7 @@ def test_adding_a_stage_is_adding_one_module(extra_stage, tmp_path):
     from lrl.pipeline import run
     from tests.lrl.rules_llm import RulesLLM
 
-    assert stage_ids() == ("0", "1", "2", "3", "3b", "4", "5") and "5" not in stage_ids(default_only=True)
+    assert stage_ids() == ("0", "1", "2", "3", "3b", "4", "4b", "5") and "5" not in stage_ids(default_only=True)
     llm = RulesLLM()
     config = RunConfig(teacher="anthropic:claude-3-5-haiku-latest", out=tmp_path / "run", n_train=20, n_val=6,
                        n_test=10, stages=parse_stages("2,5"))
