@@ -154,8 +154,9 @@ def equal_time_lines(summary: dict) -> list[str]:
     lines = ["", f"Equal time: every row trains the steps that cost what the GPT's {method['gpt_steps']} steps cost, "
              f"at its cost per step relative to the GPT, measured per seed in one process before training "
              f"({method['method']}; {method['clock']} clock). 1-minute load average around each calibration: "
-             f"{loads}. A run that stopped itself (K-1's controller: no new best probe-loss window for "
-             f"`patience` probes) trained fewer steps than allotted and is read at its end.", "",
+             f"{loads}. A run that stopped itself (K-1's controller: a plateau shown on its paired held-out "
+             f"evaluations `patience` times in a row, or a second divergence) trained fewer steps than allotted "
+             f"and is read at its end.", "",
              "| row | cost per step / GPT's | steps allotted | steps trained | seeds that stopped themselves |",
              "|---|---|---|---|---|"]
     for row, e in summary["rows"].items():
