@@ -21,11 +21,11 @@ from k1core.seed_stats import mean_ci, paired_difference
 from k1core.train import equal_time_plan, train, write_json
 
 VARIANTS = {  # row -> (model, its [k1] settings)
-    "k1": ("k1", {"plasticity": True}),  # full K-1: every mechanism on
-    "k1, frozen tree": ("k1", {"plasticity": False}),
-    "k1, no controller": ("k1", {"controller": False}),
-    "k1, dense updates": ("k1", {"dense_updates": True}),
-    "k1, no tree": ("k1-notree", {}),
+    "k1": ("k1", {"plasticity": True, "controller": True}),  # full K-1: every mechanism on
+    "k1, frozen tree": ("k1", {"plasticity": False, "controller": True}),
+    "k1, no controller": ("k1", {"plasticity": False, "controller": False}),  # the default K-1
+    "k1, dense updates": ("k1", {"plasticity": False, "controller": True, "dense_updates": True}),
+    "k1, no tree": ("k1-notree", {"controller": True}),
     "gpt": ("gpt", {}),
 }
 AXES = {"steps": "equal steps", "train_s": "equal time", "train_flops": "equal FLOPs"}
