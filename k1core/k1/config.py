@@ -60,8 +60,9 @@ class K1Config:
     keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch
     # controller and stopping
     # adapt the lr scale, top-K and exploration, restore and stop on evidence. Off by default: over 3
-    # seeds at the default shape it took no action in any run and did not pay at equal time (see
-    # docs/k1.md, results/k1-ablation/default-2000/), while its paired evaluations cost 1.4% of the steps.
+    # seeds at the default shape it took no action on any K-1 with a tree and did not pay at equal time
+    # (frozen tree with - without: -0.004 [-0.036, 0.028] nats; docs/k1.md,
+    # results/k1-ablation/default-2000/), while its paired evaluations cost 1.4% of the steps.
     # Off, the guards' diagnostics are still logged and nothing is adapted, restored or stopped
     controller: bool = False
     control_interval: int = 100  # steps between the controller's paired evaluations
