@@ -21,11 +21,11 @@ from k1core.seed_stats import mean_ci, paired_difference
 from k1core.train import equal_time_plan, train, write_json
 
 VARIANTS = {  # row -> (model, its [k1] settings)
-    "k1": ("k1", {"plasticity": True}),  # full K-1: every mechanism on
-    "k1, frozen tree": ("k1", {"plasticity": False}),
-    "k1, no controller": ("k1", {"controller": False}),
-    "k1, dense updates": ("k1", {"dense_updates": True}),
-    "k1, no tree": ("k1-notree", {}),
+    "k1": ("k1", {"plasticity": True, "controller": True}),  # full K-1: every mechanism on
+    "k1, frozen tree": ("k1", {"plasticity": False, "controller": True}),
+    "k1, no controller": ("k1", {"plasticity": False, "controller": False}),  # the default K-1
+    "k1, dense updates": ("k1", {"plasticity": False, "controller": True, "dense_updates": True}),
+    "k1, no tree": ("k1-notree", {"controller": True}),
     "gpt": ("gpt", {}),
 }
 AXES = {"steps": "equal steps", "train_s": "equal time", "train_flops": "equal FLOPs"}
@@ -154,8 +154,9 @@ def equal_time_lines(summary: dict) -> list[str]:
     lines = ["", f"Equal time: every row trains the steps that cost what the GPT's {method['gpt_steps']} steps cost, "
              f"at its cost per step relative to the GPT, measured per seed in one process before training "
              f"({method['method']}; {method['clock']} clock). 1-minute load average around each calibration: "
-             f"{loads}. A run that stopped itself (K-1's controller: no new best probe-loss window for "
-             f"`patience` probes) trained fewer steps than allotted and is read at its end.", "",
+             f"{loads}. A run that stopped itself (K-1's controller: a plateau shown on its paired held-out "
+             f"evaluations `patience` times in a row, or a second divergence) trained fewer steps than allotted "
+             f"and is read at its end.", "",
              "| row | cost per step / GPT's | steps allotted | steps trained | seeds that stopped themselves |",
              "|---|---|---|---|---|"]
     for row, e in summary["rows"].items():

@@ -59,8 +59,15 @@ class K1Config:
     reorganize_margin: float = 0.05  # preference gain needed to move an agent
     keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch
     # controller and stopping
-    controller: bool = True  # False = ablation: diagnostics are logged, nothing is adapted, restored or stopped
-    patience: int = 30  # probes without a new best probe loss before "stop"
+    # adapt the lr scale, top-K and exploration, restore and stop on evidence. Off by default: over 3
+    # seeds at the default shape it took no action on any K-1 with a tree and did not pay at equal time
+    # (frozen tree with - without: -0.004 [-0.036, 0.028] nats; docs/k1.md,
+    # results/k1-ablation/default-2000/), while its paired evaluations cost 1.4% of the steps.
+    # Off, the guards' diagnostics are still logged and nothing is adapted, restored or stopped
+    controller: bool = False
+    control_interval: int = 100  # steps between the controller's paired evaluations
+    control_batches: int = 4  # fixed held-out batches of each paired evaluation
+    patience: int = 8  # paired evaluations in a row that must show a plateau before "stop"
     divergence_factor: float = 1.5  # probe loss above best x factor = divergence
     max_agents_soft: int = 26  # grow (a split into 2) happens only when both children fit under this
     seed: int = 0
@@ -78,7 +85,8 @@ class K1Config:
                 raise UserError(f"k1 config: {f.name} must be of type {f.type} (got {v!r})")
         for key in ("vocab_size", "context", "d_model", "n_heads", "d_hidden", "tree_levels", "branching",
                     "max_depth", "max_children", "capacity", "total_steps", "top_k_agents",
-                    "trust_interval", "plasticity_interval", "patience", "grow_patience"):
+                    "trust_interval", "plasticity_interval", "control_interval", "control_batches", "patience",
+                    "grow_patience"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
         check_heads(self.d_model, self.n_heads)
         need(self.max_depth >= self.tree_levels, "max_depth", "must be >= tree_levels")

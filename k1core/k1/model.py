@@ -76,6 +76,8 @@ class K1SelfLearningLM:
         self.step = 0
         self.probe_fwd = None
         self.best_snapshot = None
+        self.control_set: list = []  # the controller's fixed held-out batches
+        self.control_history: list[list] = []  # [step, mean loss on control_set] per paired evaluation
         self.op_cursor = 0
         self.tabu: dict[tuple[str, int], int] = {}
         self.closest_similarity = None  # cosine of the most alike sibling pair at the last merge search
@@ -150,7 +152,9 @@ class K1SelfLearningLM:
         events: list[dict] = []
         phase2 = cfg.use_tree and self.step >= cfg.phase2_step
         if self.step % cfg.trust_interval == 0:
-            events += self._probe(step, probe(), adapt=phase2)
+            events += self._probe(step, probe())
+        if cfg.controller and self.step % cfg.control_interval == 0:
+            events += self._control(step, probe, adapt=phase2)
         if phase2 and cfg.plasticity and self.step % cfg.plasticity_interval == 0 and self.probe_fwd is not None:
             events += self._structural_step(step, probe())
         for e in events:
@@ -160,7 +164,7 @@ class K1SelfLearningLM:
         return events
 
     # --- probes: trust, high-loss clusters, controller -----------------------------------
-    def _probe(self, step: int, batch, adapt: bool) -> list[dict]:
+    def _probe(self, step: int, batch) -> list[dict]:
         cfg, tree = self.cfg, self.tree
         x, y = batch
         fwd = forward(self.params.p, tree, cfg, x, y, k=self.k)
@@ -175,18 +179,27 @@ class K1SelfLearningLM:
             self.streak = np.where(high, self.streak + 1, 0)
             self.probe_fwd = fwd
         mean_trust = self.mean_trust() if cfg.use_tree else None
-        events = self.controller.observe(step, fwd.ce, mean_trust, adapt)
+        events = self.controller.observe(step, fwd.ce, mean_trust)
         for e in events:
             if e.get("action") == "restore_best" and self.best_snapshot is not None:
                 restore_snapshot(self, self.best_snapshot)
             elif e.get("action") == "reset_trust":
                 self.trust = np.where(tree.alive, cfg.trust_initial, 0.0)
-        if self.controller.since_best == 0:
-            self.best_snapshot = take_snapshot(self)
         self.history.append({"step": int(step), "agents": self.agent_count(), "mean_trust": self.mean_trust(),
                              "probe_loss": float(fwd.ce), "lr_scale": self.controller.lr_scale,
                              "top_k": self.controller.top_k})
         return events
+
+    def _control(self, step: int, probe, adapt: bool) -> list[dict]:
+        """The controller's paired evaluation: mean loss on the same held-out batches every time
+        (drawn from the probe data at the first evaluation), and the weights kept when it is the best."""
+        if not self.control_set:
+            self.control_set = [probe() for _ in range(self.cfg.control_batches)]
+        loss = self.evaluate(self.control_set)
+        if loss < self.controller.best_eval:
+            self.best_snapshot = take_snapshot(self)
+        self.control_history.append([int(step), float(loss)])
+        return self.controller.judge(step, loss, adapt)
 
     # --- structural plasticity -----------------------------------------------------------
     def _structural_step(self, step: int, val_batch) -> list[dict]:
@@ -312,7 +325,7 @@ class K1SelfLearningLM:
             "flops_per_token": self.flops_per_token(), "use_tree": self.cfg.use_tree,
             "phase": 2 if self.step >= self.cfg.phase2_step and self.cfg.use_tree else 1,
             "lr_scale": self.controller.lr_scale, "top_k": self.controller.top_k,
-            "history": list(self.history),
+            "history": list(self.history), "control_history": list(self.control_history),
         }
         if self.cfg.use_tree:
             nodes = self.tree.nodes()
@@ -342,7 +355,8 @@ class K1SelfLearningLM:
         return {"config": dataclasses.asdict(self.cfg), "params": self.params.state_dict(),
                 "opt": self.opt.state_dict(), "step": self.step, "rng": self.rng.bit_generator.state,
                 "structure": copy.deepcopy(self.structure_state()),
-                "controller": self.controller.state_dict(),
+                "controller": self.controller.state_dict(), "control_history": list(self.control_history),
+                "control_set": [[np.asarray(x), np.asarray(y)] for x, y in self.control_set],
                 "op_cursor": self.op_cursor, "similarities": list(self.similarities),
                 "tabu": [[op, a, until] for (op, a), until in self.tabu.items()], "events": dict(self.events), "kept": dict(self.kept),
                 "history": list(self.history), "updated_fraction": [self.updated_fraction_sum,
@@ -357,6 +371,8 @@ class K1SelfLearningLM:
         self.rng.bit_generator.state = state["rng"]
         self.load_structure_state(copy.deepcopy(state["structure"]))
         self.controller.load_state_dict(state["controller"])
+        self.control_history = [list(r) for r in state["control_history"]]
+        self.control_set = [(np.asarray(x), np.asarray(y)) for x, y in state["control_set"]]
         self.op_cursor = int(state["op_cursor"])
         self.similarities = [float(x) for x in state["similarities"]]
         self.tabu = {(op, int(a)): int(until) for op, a, until in state["tabu"]}

@@ -6,7 +6,7 @@ from k1core.k1.config import K1Config
 TINY = dict(vocab_size=32, context=8, d_model=16, n_heads=2, d_hidden=12, tree_levels=3, branching=3,
             max_depth=4, max_children=4, capacity=20, total_steps=80, warmup_steps=5, trust_interval=2,
             plasticity_interval=3, phase2_fraction=0.25, explore_decay_steps=40, max_agents_soft=18,
-            plasticity=True)  # every mechanism on, including the structural ops (off by default)
+            plasticity=True, controller=True)  # every mechanism on, including those off by default
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ def test_results_report_what_the_comparison_needs(tmp_path):
 
 @pytest.mark.slow
 def test_default_run_reshapes_itself_on_evidence(tmp_path):
-    """`k1 train --model k1 --k1 plasticity=true`: the tree grows and reorganizes, no diagnostic fires on
+    """`k1 train --model k1 --k1 plasticity=true controller=true`: the tree grows and reorganizes, no diagnostic fires on
     probe noise, no prune is forced by the size cap, and >= 90% of agents get traffic."""
-    r = train_k1(tmp_path, k1={"plasticity": True})
+    r = train_k1(tmp_path, k1={"plasticity": True, "controller": True})
     counts = r["events"]["counts"]
     assert counts.get("grow", 0) >= 1 and counts.get("reorganize", 0) >= 1, counts
     diagnostics = [e for e in r["events"]["list"] if e["type"] == "diagnostic"]

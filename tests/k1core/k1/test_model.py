@@ -130,3 +130,31 @@ def test_generation_behaves_like_the_gpts(tiny_cfg):
 def test_get_stats_is_the_published_name_of_stats(tiny_cfg):
     m = K1SelfLearningLM(tiny_cfg)
     assert m.get_stats() == m.stats()
+
+
+def test_paired_evaluations_use_fixed_batches_and_resume_through_a_checkpoint(tiny_cfg, batches, tmp_path):
+    from k1core.checkpoint import load_checkpoint, save_checkpoint
+    # frozen tree: a resumed plastic model waits for a fresh probe before its next structural op
+    cfg = replace(tiny_cfg, control_interval=4, control_batches=2, plasticity=False)
+    data, held = batches(40), batches(300)
+
+    def run(model, steps, drawn):  # drawn: [how many held-out batches the probes have taken]
+        def probe():
+            drawn[0] += 1
+            return held[drawn[0] - 1]
+        for step in steps:
+            model.train_step(*data[step])
+            model.on_step_end(step, probe)
+
+    a, drawn_a = K1SelfLearningLM(cfg), [0]
+    run(a, range(20), drawn_a)
+    first_set = [x.copy() for x, _ in a.control_set]
+    save_checkpoint(tmp_path / "c.npz", {"model": a.state_dict()})
+    drawn_b = list(drawn_a)
+    run(a, range(20, 40), drawn_a)
+    assert [h[0] for h in a.control_history] == list(range(3, 40, 4))
+    assert all((x == y).all() for x, y in zip(first_set, [x for x, _ in a.control_set]))
+    b = K1SelfLearningLM(cfg)
+    b.load_state_dict(load_checkpoint(tmp_path / "c.npz")["model"])
+    run(b, range(20, 40), drawn_b)
+    assert b.control_history == a.control_history and b.evaluate(data[:4]) == a.evaluate(data[:4])
