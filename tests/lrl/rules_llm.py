@@ -59,6 +59,8 @@ class RulesLLM:
             wrong = prompt.count("WRONG")
             return f"I got {wrong} wrong. I should sweep through sorted start and end events and count overlaps."
         meetings = [(int(s), int(e)) for s, e in MEETING.findall(prompt.split("SCHEDULING PROBLEM:")[-1])]
+        if not meetings:  # times it cannot read (HH:MM, the minutes variant)
+            return "These times are hard to compare, so no.\nANSWER: NO"
         rooms = int(ROOMS.search(prompt).group(1))
         if "STRATEGY:" in prompt and "sweep" in prompt.split("SCHEDULING PROBLEM:")[0]:
             verdict = "YES" if peak(meetings) <= rooms else "NO"
