@@ -26,6 +26,12 @@ def _paired(c: dict) -> str:
             f"{c['mcnemar_exact_p']:.3g} ({c['only_a']} vs {c['only_b']} discordant, n = {c['n']})")
 
 
+def _majority(s: dict) -> str:
+    """What always answering the most common class scores on the same items ('n/a' without classes)."""
+    classes = s["classes"]
+    return f"{_accuracy(classes['majority_baseline'])} (always {classes['majority_class']})" if classes else "n/a"
+
+
 def _loads(load: list[float] | None) -> str:
     return "—" if not load else " / ".join(f"{x:.2f}" for x in load)
 
@@ -74,9 +80,7 @@ def _headline(headline: dict) -> list[str]:
     lines = ["| Prompt | Trained on it | Exported student | Base student | Teacher (stage 1, zero-shot) "
              "| Majority class | Exported vs base (paired) |", "|---|---|---|---|---|---|---|"]
     for fmt, row in headline.items():
-        classes = row["exported"]["classes"]
-        majority = (f"{_accuracy(classes['majority_baseline'])} (always {classes['majority_class']})"
-                    if classes else "n/a")
+        majority = _majority(row["exported"])
         cells = [_with_parse(row[who]) if who in row else "not evaluated" for who in ("exported", "base", "teacher")]
         lines.append(f"| {FORMAT_TITLES[fmt]} (`{fmt}`) | {'yes' if row['trained'] else 'no'} | "
                      + " | ".join(cells) + f" | {majority} | {_paired(row['vs_base']) if 'vs_base' in row else '—'} |")
@@ -89,9 +93,7 @@ def _out_of_distribution(ood: dict) -> list[str]:
     lines = ["| Variant | Exported student | Base student | Majority class | Exported vs base (paired) |",
              "|---|---|---|---|---|"]
     for variant, row in ood.items():
-        classes = row["exported"]["classes"]
-        majority = (f"{_accuracy(classes['majority_baseline'])} (always {classes['majority_class']})"
-                    if classes else "n/a")
+        majority = _majority(row["exported"])
         base = _with_parse(row["base"]) if "base" in row else "not evaluated"
         lines.append(f"| `{variant}` | {_with_parse(row['exported'])} | {base} | {majority} | "
                      f"{_paired(row['vs_base']) if 'vs_base' in row else '—'} |")

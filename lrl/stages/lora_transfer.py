@@ -37,6 +37,7 @@ import hashlib
 import random
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from backends.export.model_path import resolve_gguf
 from backends.llamacpp_draft import DraftCheckedLLM
@@ -64,19 +65,24 @@ def student_gguf(spec_text: str):
     return resolve_gguf(spec_text)
 
 
-def make_curriculum(ctx: StageContext, strategy: str, base, work) -> dict:
-    """The curriculum files and their statistics (target lengths counted with the student's tokenizer)."""
+def student_token_counter(base) -> Callable[[str], int]:
+    """Tokens of a text in the student's own vocabulary (what answer limits are counted in)."""
     from backends.student.tokenizer import gguf_tokenizer
 
+    encode = gguf_tokenizer(base).encode
+    return lambda text: len(encode(text))
+
+
+def make_curriculum(ctx: StageContext, strategy: str, base, work) -> dict:
+    """The curriculum files and their statistics (target lengths counted with the student's tokenizer)."""
     cfg = ctx.config
     config = CurriculumConfig(n_problems=cfg.curriculum_size, variants=(cfg.variant,) if cfg.variant else (),
                               seed=cfg.seed, teacher_fraction=cfg.teacher_fraction,
                               prompt_formats=TRAINING_PROMPTS[cfg.student_prompts],
                               teacher_params=ctx.params(cfg.solve_max_tokens), trace_style=cfg.trace_style)
-    tokenizer = gguf_tokenizer(base)
     curriculum = build_curriculum(ctx.domain, strategy, config, teacher=ctx.teacher,
                                   held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]),
-                                  count_tokens=lambda text: len(tokenizer.encode(text)))
+                                  count_tokens=student_token_counter(base))
     n_val = max(1, len(curriculum.lines) // 10)
     write_jsonl(work / "curriculum.val.jsonl", curriculum.lines[:n_val])
     write_jsonl(work / "curriculum.train.jsonl", curriculum.lines[n_val:])

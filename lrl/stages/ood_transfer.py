@@ -11,6 +11,7 @@ chunk in the stage state and every call goes through the run's response cache, a
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from backends.llm import estimate_tokens
 from lrl.curriculum import LIMIT_FACTOR
@@ -26,16 +27,9 @@ def ood_variants(ctx: StageContext) -> tuple[str, ...]:
     return tuple(getattr(ctx.domain, "ood_variants", {}).get(ctx.config.variant, ()))
 
 
-def answer_limit(ctx: StageContext, problems, strategy: str | None, floor: int, count_tokens=None) -> int:
-    """max_tokens for these problems: LIMIT_FACTOR x their longest worked solution in the trained style,
-    counted with the student's tokenizer unless `count_tokens` is given."""
-    if count_tokens is None:
-        from backends.student.tokenizer import gguf_tokenizer
-
-        encode = gguf_tokenizer(lora_transfer.student_gguf(ctx.config.student)).encode
-
-        def count_tokens(text: str) -> int:
-            return len(encode(text))
+def answer_limit(ctx: StageContext, problems, strategy: str | None, floor: int,
+                 count_tokens: Callable[[str], int]) -> int:
+    """max_tokens for these problems: LIMIT_FACTOR x their longest worked solution in the trained style."""
     verbose = ctx.config.trace_style == "verbose"
     steps = strategy_steps(strategy) if verbose and strategy else None
     longest = max(count_tokens(ctx.domain.worked_solution(p, steps, verbose=verbose)) for p in problems)
@@ -58,12 +52,13 @@ def run(ctx: StageContext) -> dict:
     strategy = (ctx.run / "transfer" / "strategy.md").read_text(encoding="utf-8").strip()
     fmt = transfer["result"]["trained_prompts"][0]
     exported = lora_transfer.exported_llm(ctx, transfer["files"]["files"][transfer["export"]["deployed"]])
+    asked = prompt_strategy(fmt, strategy)
+    count_tokens = lora_transfer.student_token_counter(lora_transfer.student_gguf(ctx.config.student))
     results = {}
     try:
         for variant in variants:
             problems = ood_problems(ctx, variant)
-            limit = answer_limit(ctx, problems, strategy, transfer["curriculum"]["generation_limit"])
-            asked = prompt_strategy(fmt, strategy)
+            limit = answer_limit(ctx, problems, strategy, transfer["curriculum"]["generation_limit"], count_tokens)
             mine = evaluate(ctx, STAGE.key, f"exported_{variant}", ctx.cached(exported), problems, asked,
                             f"stage 4b: exported student, {variant}", max_tokens=limit)
             base = evaluate(ctx, STAGE.key, f"base_{variant}", ctx.student, problems, asked,
