@@ -346,10 +346,6 @@ class K1SelfLearningLM:
             }
         return out
 
-    def get_stats(self) -> dict:
-        """`stats` under the published API's name (a method, so a backend's own `stats` serves it too)."""
-        return self.stats()
-
     # --- persistence ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"config": dataclasses.asdict(self.cfg), "params": self.params.state_dict(),

@@ -127,11 +127,6 @@ def test_generation_behaves_like_the_gpts(tiny_cfg):
         np.testing.assert_array_equal(out, model.generate(np.array([5, 6]), 5, temperature=0.8, top_k=3, seed=1))
 
 
-def test_get_stats_is_the_published_name_of_stats(tiny_cfg):
-    m = K1SelfLearningLM(tiny_cfg)
-    assert m.get_stats() == m.stats()
-
-
 def test_paired_evaluations_use_fixed_batches_and_resume_through_a_checkpoint(tiny_cfg, batches, tmp_path):
     from k1core.checkpoint import load_checkpoint, save_checkpoint
     # frozen tree: a resumed plastic model waits for a fresh probe before its next structural op
