@@ -191,6 +191,9 @@ class CodingDomain:
     def generate(self, n, seed, split="test", variant=None, difficulty=None, exclude=frozenset()):
         variant = variant or "mixed"
         check_choice(variant, VARIANTS, "coding variant")
+        if difficulty is not None:  # a problem's difficulty here is its source, which --variant picks
+            raise UserError(f"coding problems have no difficulty levels (got {difficulty!r}); "
+                            f"choose a variant: {', '.join(VARIANTS)}")
         split_salt(split)
         bank = _bank_problems(split, exclude) if variant != "families" else []
         random.Random(seed).shuffle(bank)

@@ -3,6 +3,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from k1core.errors import UserError
 from lrl.domain import split_overlap
 from lrl.domains.coding import FAMILIES, CodingDomain, _bank_problems, extract_code
 from lrl.domains.coding_bank import BANK
@@ -49,6 +50,11 @@ def test_mixed_fills_with_family_problems_and_bank_refuses_too_many():
     assert len(problems) == 40 and {p.variant for p in problems} == {"bank", "families"}
     with pytest.raises(Exception, match="fewer than"):
         DOMAIN.generate(40, 1, "dev", "bank")
+
+
+def test_a_difficulty_is_refused_rather_than_ignored():
+    with pytest.raises(UserError, match="no difficulty levels"):
+        DOMAIN.generate(4, 1, "dev", "mixed", difficulty="hard")
 
 
 FIB = next(p for p in all_bank_problems() if p.payload["entry"] == "fibonacci")
