@@ -26,7 +26,6 @@ from k1core.memory import keep_freed_memory  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 
 
-
 def time_steps(model, batches) -> np.ndarray:
     """Seconds per train_step over `batches`."""
     times = []

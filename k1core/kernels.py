@@ -1,9 +1,9 @@
 """Element-wise and row-wise kernels of the GPT and K-1 layers: the seam a compute backend swaps.
 
 Every kernel is a plain function over NumPy arrays and works in the dtype it is given (float32 in
-training, float64 in gradient checks). A backend (Numba, JAX) supplies a `KernelSet` with the same
-names and signatures; the layers call kernels only through the set they were handed. Forward and
-backward of each kernel sit side by side.
+training, float64 in gradient checks). A kernels-only backend (Numba) supplies a `KernelSet` with the
+same names and signatures; the layers call kernels only through the set they were handed. Forward
+and backward of each kernel sit side by side.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Sampling from a language model: the next byte from logits (temperature, top-k, greedy at 0), and
-a whole continuation; every model generates through `generate_ids`, so all behave alike."""
+a whole continuation; every model generates through `generate_ids` and evaluates through `mean_loss`,
+so all behave alike."""
 from __future__ import annotations
 
 import numpy as np

@@ -160,4 +160,3 @@ def _add(curriculum: Curriculum, domain: TransferDomain, problem: Problem, targe
     curriculum.problem_ids.append(problem.id)
     curriculum.formats.append(prompt_format)
     curriculum.target_tokens.append(count_tokens(target))
-

@@ -62,4 +62,3 @@ def strategy_diff(before: str, after: str) -> str:
     """A unified diff of two strategies, line by line."""
     return "\n".join(difflib.unified_diff(before.strip().splitlines(), after.strip().splitlines(),
                                           "strategy v1", "strategy v2", lineterm=""))
-

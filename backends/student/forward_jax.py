@@ -72,5 +72,3 @@ def batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key=None
     h = hidden_states(cfg, layers, head, lora, batch["tokens"], batch["positions"], batch["segments"],
                       flags, lora_scale, key, dropout)
     return chunked_nll(h, head["out"], batch["loss_index"], batch["targets"], batch["loss_weight"], chunk)
-
-

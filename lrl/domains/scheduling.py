@@ -414,4 +414,3 @@ class SchedulingDomain:
 
     def step_checks(self, problem, response):
         return step_checks(problem, self.parse(response, problem), response)
-
