@@ -52,9 +52,6 @@ class StudentConfig:
             return False
         return (layer + 1) % self.sliding_pattern != 0
 
-    def layer_rope_theta(self, layer: int) -> float:
-        return self.rope_local_theta if self.is_local_layer(layer) and self.rope_local_theta else self.rope_theta
-
     def query_scale(self) -> float:
         return self.attn_scale or self.head_dim ** -0.5
 

@@ -1,4 +1,5 @@
-"""Reference forward pass in NumPy: full logits for a batch of token ids (inference and tests)."""
+"""Reference forward pass in NumPy: full logits for a batch of token ids, the oracle the tests check
+the other forwards (JAX, MLX, llama.cpp) and the exported GGUFs against."""
 from __future__ import annotations
 
 import numpy as np
