@@ -27,6 +27,7 @@ from lrl.evaluation import compare, summarize
 from lrl.publish_readme import render_candidates, render_readme
 from lrl.rundir import read_json, write_json_atomic, write_text_atomic
 from lrl.stage import stage_order
+from lrl.stages import get_stage
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS
 
 MAX_BYTES = 20 * 1024 * 1024  # a results folder goes into git; the LoRA adapter is a few MB
@@ -229,14 +230,8 @@ def stage_bars(results: dict, headline: dict, ood: dict) -> list[tuple[str, dict
     """(label, summary) of every accuracy the run measured, in stage order, stages 4 and 4b from their records."""
     bars = []
     for stage, result in sorted(results.get("stages", {}).items(), key=lambda kv: stage_order(kv[0])):
-        if "skipped" in result or stage in ("4", "4b"):
-            continue
-        if stage == "2":
-            bars.append(("2 teacher while learning (train split)", result["training"]))
-            continue
-        bars.append((f"{stage} {result['role']}, {result['prompt']}", result["summary"]))
-        if stage == "3b":
-            bars.append(("3b student, zero-shot", result["without_strategy"]))
+        if "skipped" not in result:
+            bars += get_stage(stage).bars(result)
     for fmt, row in headline.items():
         bars.append((f"4 exported student, {fmt}", row["exported"]))
         if "base" in row:

@@ -6,6 +6,7 @@ strategy candidates with their validation scores, the paired tests and the cost.
 """
 from __future__ import annotations
 
+from lrl.stage import ReportRow
 from lrl.stages import all_stages, get_stage
 from lrl.stats import percent
 
@@ -23,9 +24,9 @@ def _majority(summary: dict) -> str:
     return f"{percent(base['accuracy'])} (always {classes['majority_class']})"
 
 
-def _row(stage: str, title: str, result: dict, summary: dict, prompt: str) -> str:
-    batches = summary["per_batch"]
-    return (f"| {stage} | {title} | {result['model']} | {prompt} | **{percent(summary['accuracy'])}** "
+def _row(stage: str, row: ReportRow) -> str:
+    summary, batches = row.summary, row.summary["per_batch"]
+    return (f"| {stage} | {row.title} | {row.model} | {row.prompt} | **{percent(summary['accuracy'])}** "
             f"({summary['correct']}/{summary['n']}) | {_ci(summary)} | {_majority(summary)} | "
             f"{percent(summary['parse_failure_rate'])} | {percent(batches['mean'])} ± {percent(batches['sd'])}, "
             f"{batches['perfect_batches']}/{batches['batches']} perfect |")
@@ -35,26 +36,10 @@ def _main_table(stages: dict) -> list[str]:
     lines = ["| Stage | What | Model | Prompt | Accuracy | Wilson 95% CI | Majority baseline | Parse failures "
              "| Per batch: mean ± SD, perfect |", "|---|---|---|---|---|---|---|---|---|"]
     for stage, result in stages.items():
-        title = get_stage(stage).title
         if "skipped" in result:
-            lines.append(f"| {stage} | {title} | | skipped ({result['skipped']}) | | | | | |")
-        elif stage == "2":
-            lines.append(_row("2", title, result, result["training"], "current best"))
-        elif stage == "4b":
-            for variant, found in result["variants"].items():
-                lines.append(_row("4b", f"Exported student, {variant}", result, found["exported"], result["prompt"]))
-                lines.append(_row("4b", f"Base student, {variant}", {"model": result["base_model"]}, found["base"],
-                                  result["prompt"]))
+            lines.append(f"| {stage} | {get_stage(stage).title} | | skipped ({result['skipped']}) | | | | | |")
         else:
-            lines.append(_row(stage, title, result, result["summary"], result["prompt"]))
-            if stage == "3b":
-                lines.append(_row("3b", "Student alone (transfer check)", result, result["without_strategy"],
-                                  "zero-shot"))
-            if stage == "4":
-                for fmt, summary in result["by_prompt"].items():
-                    if fmt != result["prompt"]:
-                        trained = "" if fmt in result["trained_prompts"] else ", not trained on it"
-                        lines.append(_row("4", title, result, summary, fmt + trained))
+            lines += [_row(stage, row) for row in get_stage(stage).rows(result)]
     return lines
 
 

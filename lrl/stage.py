@@ -1,8 +1,8 @@
 """The Stage protocol: one LRL stage is one `Stage` object, the `STAGE` of one module in `lrl/stages/`.
 
 The pipeline finds the stages by listing that package (`lrl.stages.all_stages`), runs the asked ones
-in id order with `stage.run(ctx)`, and takes the pre-run estimate, the report title and the paired
-comparisons from the same object, so adding a stage is adding one module.
+in id order with `stage.run(ctx)`, and takes the pre-run estimate, the report's rows, the published
+plot's bars and the paired comparisons from the same object, so adding a stage is adding one module.
 """
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ class CallSizes:
     answer_out: int  # stage 4's answer limit: LIMIT_FACTOR x the curriculum's longest worked solution
 
 
+class ReportRow(NamedTuple):
+    """One accuracy row of report.md."""
+
+    title: str
+    model: str
+    summary: dict  # lrl.stages.context.evaluation_summary of the records
+    prompt: str
+
+
 def _no_calls(_ctx: StageContext, _sizes: CallSizes) -> list[PlannedCall]:
     return []
 
@@ -56,6 +65,9 @@ class Stage:
     planned_calls: Callable[[StageContext, CallSizes], list[PlannedCall]] = _no_calls
     comparisons: Callable[[dict], dict] = _no_comparisons  # paired tests, from every finished stage's result
     comparison_titles: Mapping[str, str] = field(default_factory=dict)  # the report's name for each test
+    # how a result that is not one test-split evaluation ("summary", "prompt", "role") is shown
+    report_rows: Callable[[dict], list[ReportRow]] | None = None
+    plot_bars: Callable[[dict], list[tuple[str, dict]]] | None = None
 
     @property
     def key(self) -> str:
@@ -65,6 +77,18 @@ class Stage:
     @property
     def label(self) -> str:
         return self.name.replace("_", " ")
+
+    def rows(self, result: dict) -> list[ReportRow]:
+        """report.md's accuracy rows for this stage's result."""
+        if self.report_rows is not None:
+            return self.report_rows(result)
+        return [ReportRow(self.title, result["model"], result["summary"], result["prompt"])]
+
+    def bars(self, result: dict) -> list[tuple[str, dict]]:
+        """(label, summary) of each accuracy the published plot shows for this stage's result."""
+        if self.plot_bars is not None:
+            return self.plot_bars(result)
+        return [(f"{self.id} {result['role']}, {result['prompt']}", result["summary"])]
 
 
 def stage_order(stage_id: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ import math
 from lrl.domain import SUCCESS_OUTCOMES
 from lrl.prompts import REFLECTION_ITEMS, RESPONSE_CHARS, distillation_messages, reflection_messages
 from lrl.rundir import write_json_atomic, write_text_atomic
-from lrl.stage import CallSizes, PlannedCall, Stage
+from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages.context import StageContext, evaluate, evaluation_summary, model_label
 
 def run(ctx: StageContext) -> dict:
@@ -149,4 +149,11 @@ def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
             PlannedCall("teacher", distillations, distill_in, cfg.distill_max_tokens, at_once=1)]
 
 
-STAGE = Stage("2", "bootstrap", "Teacher while learning (train)", run, planned_calls=planned_calls)
+def report_rows(result: dict) -> list[ReportRow]:
+    """The teacher's accuracy on the training batches, each solved with the best strategy so far."""
+    return [ReportRow(STAGE.title, result["model"], result["training"], "current best")]
+
+
+STAGE = Stage("2", "bootstrap", "Teacher while learning (train)", run, planned_calls=planned_calls,
+              report_rows=report_rows,
+              plot_bars=lambda result: [("2 teacher while learning (train split)", result["training"])])

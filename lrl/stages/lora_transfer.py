@@ -49,7 +49,7 @@ from lrl.evaluation import compare
 from lrl.export_job import ExportConfig, artifact_spec, build_export, gate_export
 from lrl.model_pool import LazyLLM
 from lrl.rundir import write_text_atomic
-from lrl.stage import CallSizes, PlannedCall, Stage
+from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages import teacher_baseline
 from lrl.stages.context import StageContext, evaluate, evaluation_summary
 from lrl.step_report import has_step_checks, step_summary
@@ -280,6 +280,18 @@ COMPARISON_TITLES = {
     "4_strategy_vs_zero-shot": "Exported student, strategy in prompt (A) vs no strategy (B)",
 }
 
-# Left out of the default run: it trains and exports a model, hours on a CPU.
+def report_rows(result: dict) -> list[ReportRow]:
+    """The exported student in its headline prompt format, then in each other format evaluated."""
+    rows = [ReportRow(STAGE.title, result["model"], result["summary"], result["prompt"])]
+    for fmt, summary in result["by_prompt"].items():
+        if fmt != result["prompt"]:
+            trained = "" if fmt in result["trained_prompts"] else ", not trained on it"
+            rows.append(ReportRow(STAGE.title, result["model"], summary, fmt + trained))
+    return rows
+
+
+# Left out of the default run: it trains and exports a model, hours on a CPU. The published plot
+# draws its bars from the paired records instead (lrl.publish.transfer_headline).
 STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True,
-              teaches_strategy=True, default=False, planned_calls=planned_calls, comparisons=comparisons, comparison_titles=COMPARISON_TITLES)
+              teaches_strategy=True, default=False, planned_calls=planned_calls, comparisons=comparisons,
+              comparison_titles=COMPARISON_TITLES, report_rows=report_rows, plot_bars=lambda _result: [])

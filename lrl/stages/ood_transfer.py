@@ -16,7 +16,7 @@ from typing import Callable
 from backends.llm import estimate_tokens
 from lrl.curriculum import LIMIT_FACTOR
 from lrl.evaluation import compare
-from lrl.stage import CallSizes, PlannedCall, Stage
+from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages import lora_transfer
 from lrl.stages.context import StageContext, evaluate, evaluation_summary, model_label
 from lrl.student_prompt import prompt_strategy, strategy_steps
@@ -92,5 +92,14 @@ def comparisons(results: dict) -> dict:
             for variant, found in variants.items()}
 
 
+def report_rows(result: dict) -> list[ReportRow]:
+    """Per variant, the exported student and then the base student."""
+    return [row for variant, found in result["variants"].items() for row in (
+        ReportRow(f"Exported student, {variant}", result["model"], found["exported"], result["prompt"]),
+        ReportRow(f"Base student, {variant}", result["base_model"], found["base"], result["prompt"]))]
+
+
+# The published plot draws its bars from the paired records instead (lrl.publish.ood_headline).
 STAGE = Stage("4b", "ood_transfer", "Exported student, out of distribution", run, default=False,
-              planned_calls=planned_calls, comparisons=comparisons)
+              planned_calls=planned_calls, comparisons=comparisons, report_rows=report_rows,
+              plot_bars=lambda _result: [])

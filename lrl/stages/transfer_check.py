@@ -7,7 +7,7 @@ The arm without the strategy repeats stage 0's prompts, so it is served by the r
 from __future__ import annotations
 
 from lrl.evaluation import compare
-from lrl.stage import CallSizes, PlannedCall, Stage
+from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages.context import StageContext, evaluate_on_test_split
 
 
@@ -33,6 +33,18 @@ def comparisons(results: dict) -> dict:
     return {}
 
 
+def report_rows(result: dict) -> list[ReportRow]:
+    """Both arms: the student with the strategy, then alone."""
+    return [ReportRow(STAGE.title, result["model"], result["summary"], result["prompt"]),
+            ReportRow("Student alone (transfer check)", result["model"], result["without_strategy"], "zero-shot")]
+
+
+def plot_bars(result: dict) -> list[tuple[str, dict]]:
+    """Both arms, as report_rows."""
+    return [(f"{STAGE.id} {result['role']}, {prompt}", summary)
+            for prompt, summary in ((result["prompt"], result["summary"]), ("zero-shot", result["without_strategy"]))]
+
+
 STAGE = Stage("3b", "transfer_check", "Student + strategy (transfer check)", run, needs_strategy=True,
-              planned_calls=planned_calls, comparisons=comparisons,
+              planned_calls=planned_calls, comparisons=comparisons, report_rows=report_rows, plot_bars=plot_bars,
               comparison_titles={"3b_with_vs_without": "Student + strategy (A) vs student alone (B)"})

@@ -84,5 +84,6 @@ def test_adding_a_stage_is_adding_one_module(extra_stage, tmp_path):
     assert results["stages"]["5"]["summary"]["n"] == 10 and results["stages"]["5"]["with_strategy"]
     assert (tmp_path / "run" / "stages" / "5_student_again.json").is_file()
     assert "| 5 | Student again |" in (tmp_path / "run" / "report.md").read_text()
+    assert get_stage("5").bars(results["stages"]["5"]) == [("5 student, strategy", results["stages"]["5"]["summary"])]
     ledger = orjson.loads((tmp_path / "run" / "ledger.json").read_bytes())
     assert ledger["stages"]["5_student_again"]["calls"] == 10
