@@ -122,11 +122,13 @@ def check_k1_section(values) -> None:
     """The [k1] table: a mapping of K1Config keys (not the run-level ones), each validated by K1Config."""
     if not isinstance(values, dict):
         raise UserError(f"k1 must be a table of K-1 settings, got {values!r}")
-    for key in values:
-        key = ALIASES.get(key, key)
+    for original in values:
+        key = ALIASES.get(original, original)
         if key in RUN_FIELDS.values() or key in RUN_FIELDS:  # the run sets these for every model
             run_key = next(k for k, v in RUN_FIELDS.items() if key in (k, v))
             raise UserError(f"k1.{key} is set by the run's {run_key}; set {run_key} instead")
+        if key == "vocab_size" and values[original] != K1Config.vocab_size:  # the corpus is read as bytes
+            raise UserError(f"k1.vocab_size must be {K1Config.vocab_size}: k1 train reads its corpus as bytes")
     config_from_mapping(dataclasses.asdict(K1Config()) | values)
 
 

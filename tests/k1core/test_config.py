@@ -42,6 +42,7 @@ def test_later_layers_override_and_dashes_are_accepted():
     ({"k1": {"context": 32}}, "k1.context is set by the run's context"),
     ({"k1": {"max_steps": 9}}, "k1.total_steps is set by the run's steps"),
     ({"k1": 3}, "k1 must be a table"),
+    ({"k1": {"vocab_size": 100}}, "k1.vocab_size must be 256"),
 ])
 def test_bad_values_are_rejected_naming_the_key(values, key):
     with pytest.raises(UserError, match=key):
