@@ -45,6 +45,15 @@ def unsafe_sandbox_option(command):
                              "works: UNSAFE, and every report says so")(command)
 
 
+def stages_help() -> str:
+    """--stages help, listed from the stage modules themselves (lrl.stages)."""
+    from lrl.stages import all_stages
+
+    extra = ", ".join(f"{s.id} ({s.title})" for s in all_stages() if not s.default)
+    return (f"comma list of stage ids ({','.join(s.id for s in all_stages())}; docs/lrl.md); 'default' = "
+            f"{','.join(s.id for s in all_stages() if s.default)}; 'all' adds the long ones: {extra}")
+
+
 @click.group(cls=K1Group)
 @click.version_option(__version__, prog_name="k1")
 def main():
@@ -349,9 +358,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
 @click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
 @click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
 @click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
-@click.option("--stages", "stages_text", default="default", show_default=True,
-              help="comma list of stage ids (0,1,2,3,3b,4,4b; docs/lrl.md); 'default' = all but 4 and 4b; "
-              "'all' adds 4 (curriculum, LoRA, GGUF export: hours on CPU) and 4b (out-of-distribution test)")
+@click.option("--stages", "stages_text", default="default", show_default=True, help=stages_help())
 @click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
 @click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,
               help="stage 4: share of targets written by the teacher (kept only when verified)")

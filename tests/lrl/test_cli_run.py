@@ -69,3 +69,10 @@ def test_the_readme_bar_command_parses_into_its_run_config(tmp_path, monkeypatch
             config.stages[-2:], config.n_threads) == (1000, 200, 320, 1024, "both", ("4", "4b"), 1)
     bad = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), "--student-prompts", "mixed"])
     assert bad.exit_code == 2 and "--student-prompts" in bad.output
+
+
+def test_the_stages_help_lists_every_stage_and_the_default_run():
+    from lrl.stages import stage_ids
+
+    text = " ".join(CliRunner().invoke(main, ["lrl", "run", "--help"]).output.split())
+    assert f"({','.join(stage_ids())};" in text and f"'default' = {','.join(stage_ids(default_only=True))};" in text
