@@ -55,8 +55,8 @@ class TrainConfig:
     grad_clip: float = _opt(1.0, "global gradient-norm clip, 0 disables (GPT only)", lo=0.0)
     dropout: float = _opt(0.0, "dropout probability (GPT only)", lo=0.0, hi=1.0, hi_open=True)
     tie_weights: bool = _opt(True, "share the token embedding with the output head (GPT only)")
-    backend: str = _opt("numpy", "compute backend by name: a module of backends/compute/ (numpy, the "
-                        "reference; numba; jax)")
+    backend: str = _opt("numpy", "compute backend by name, a module of backends/compute/ (numpy is the "
+                        "reference; an unknown name lists the others)")
     seed: int = _opt(1337, "seed for initialisation and batch sampling", lo=0, hi=2**32 - 2)
     data: str | None = _opt(None, "training file (any bytes); default: the embedded tiny-Shakespeare")
     out: str = _opt("runs/latest", "output folder for results.json, checkpoints and plots")

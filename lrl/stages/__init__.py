@@ -1,9 +1,5 @@
-"""The LRL stages, one module each, found by listing this package: a module with a `STAGE` is a stage.
-
-0 student baseline, 1 teacher baseline, 2 bootstrap, 3 teacher with the final strategy, 3b transfer
-check (student with vs without the strategy), 4 LoRA transfer and 4b its out-of-distribution test
-(both left out of the default run).
-"""
+"""The LRL stages, one module each, found by listing this package: a module with a `STAGE` is a stage
+(docs/lrl.md describes each)."""
 from __future__ import annotations
 
 import functools
