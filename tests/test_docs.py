@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/**/*.md"),
-                *(p for folder in ("k1core", "lrl", "backends", "bench") for p in (ROOT / folder).rglob("*.md"))])
+                *(p for folder in ("k1core", "lrl", "backends", "bench", "results") for p in (ROOT / folder).rglob("*.md"))])
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 INLINE_CODE = re.compile(r"`[^`]*`")
