@@ -96,7 +96,8 @@ def local_time_lines(plan: list[dict], parallel: int) -> list[str]:
     total = sum(seconds for _, seconds in per_stage.values()) + sum(speed.load_seconds for speed in speeds)
     stages = "; ".join(f"stage {stage}: {calls} calls {_minutes(seconds)}"
                        for stage, (calls, seconds) in per_stage.items())
-    left_out = " LoRA training, export and the fidelity gate come on top." if "4" in per_stage else ""
+    left_out = "".join(f" {get_stage(stage).unplanned_work} come on top." for stage in per_stage
+                       if get_stage(stage).unplanned_work)
     batching = (f"generation {speeds[0].speedup(parallel):.1f}x that with {parallel} sequences at once"
                 if parallel > 1 else "one call at a time")
     return [f"Local models: at most {_minutes(total)} with loading ({stages}).{left_out}",

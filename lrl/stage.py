@@ -63,6 +63,7 @@ class Stage:
     teaches_strategy: bool = False  # trains on it: only a strategy adopted on validation, or --strategy FILE
     default: bool = True  # part of `--stages default` (False: asked for by id or by `all`)
     planned_calls: Callable[[StageContext, CallSizes], list[PlannedCall]] = _no_calls
+    unplanned_work: str = ""  # local work beyond its model calls, which the estimate does not time
     comparisons: Callable[[dict], dict] = _no_comparisons  # paired tests, from every finished stage's result
     comparison_titles: Mapping[str, str] = field(default_factory=dict)  # the report's name for each test
     # how a result that is not one test-split evaluation ("summary", "prompt", "role") is shown

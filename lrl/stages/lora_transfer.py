@@ -294,4 +294,5 @@ def report_rows(result: dict) -> list[ReportRow]:
 # draws its bars from the paired records instead (lrl.publish.transfer_headline).
 STAGE = Stage("4", "lora_transfer", "Exported student (LoRA, GGUF)", run, needs_strategy=True,
               teaches_strategy=True, default=False, planned_calls=planned_calls, comparisons=comparisons,
-              comparison_titles=COMPARISON_TITLES, report_rows=report_rows, plot_bars=lambda _result: [])
+              comparison_titles=COMPARISON_TITLES, report_rows=report_rows, plot_bars=lambda _result: [],
+              unplanned_work="LoRA training, export and the fidelity gate")

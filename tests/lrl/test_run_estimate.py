@@ -78,6 +78,9 @@ def test_local_models_are_timed_per_stage_at_their_batched_speed(tmp_path):
     assert [row["model"] for row in batched if row["stage"] == "1"] == ["qwen1.5b"]
     time_line, assumptions = local_time_lines(batched, parallel=8)
     assert "stage 0: 10 calls ~" in time_line and "stage 4: " in time_line
+    assert time_line.endswith(" LoRA training, export and the fidelity gate come on top.")
+    without_4 = local_time_lines([row for row in batched if row["stage"] != "4"], parallel=8)[0]
+    assert "come on top" not in without_4
     assert "qwen0.5b, qwen1.5b" in assumptions and "--parallel 8" in assumptions and "3.3x" in assumptions
 def test_stage4_answers_get_room_for_the_longest_worked_solution(tmp_path):
     ctx = context(tmp_path, "qwen1.5b", "qwen0.5b")
