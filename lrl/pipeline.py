@@ -70,7 +70,7 @@ def run(config: RunConfig, *, reviewer: Reviewer | None = None, progress=None,
     ctx = StageContext(config, rundir, domain, splits, models["teacher"], models["student"], ledger, progress, echo,
                        cache=cache)
     check_estimate(ctx)
-    results = _run_stages(ctx, reviewer)
+    results = _with_finished_stages(ctx.run, _run_stages(ctx, reviewer))
     second = (_second_round(ctx, results["4"])
               if config.rounds == 2 and "skipped" not in results.get("4", {"skipped": True}) else None)
     ctx.save_ledger()
@@ -141,6 +141,18 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
                         f"{_loads(timing['load_end'])}." + _accuracy_note(result))
         results[stage.id] = result
     return results
+
+
+def _with_finished_stages(run: RunDir, asked: dict) -> dict:
+    """`asked` plus every stage an earlier process of this run finished, in stage order: results.json
+    and report.md describe the whole run, not only the stages named on this command line."""
+    merged = {}
+    for stage in all_stages():
+        if stage.id in asked:
+            merged[stage.id] = asked[stage.id]
+        elif (state := run.stage_state(stage.key)).get("complete"):
+            merged[stage.id] = state["result"]
+    return merged
 
 
 def _load_average() -> list[float] | None:

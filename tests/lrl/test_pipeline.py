@@ -80,6 +80,16 @@ def test_each_stage_keeps_its_wall_time_load_averages_and_the_command(tmp_path, 
     assert session["command"] == ["k1", "lrl", "run", "--stages", "0,1"]
 
 
+def test_results_and_report_cover_stages_finished_by_an_earlier_command(tmp_path):
+    both = run(config(tmp_path / "both", stages=("0", "1")), llms=rules())
+    run(config(tmp_path, stages=("1",)), llms=rules())
+    results = run(config(tmp_path, stages=("0",)), llms=rules())
+    assert list(results["stages"]) == ["0", "1"]
+    assert results["stages"] == both["stages"] and results["comparisons"] == both["comparisons"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| 1 | Teacher" in report and "| 0 | " in report
+
+
 def test_rerun_repeats_no_call_and_gives_same_results(tmp_path):
     first = rules()
     results = run(config(tmp_path), llms=first)
