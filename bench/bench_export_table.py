@@ -6,7 +6,8 @@ target tensors kept at Q8_0, and the base GGUF as shipped + the adapter GGUF app
 greedily in the prompt format the adapter was trained with; base + adapter writes its answers and
 the others verify them in one prompt pass (`lrl.export_job.gate_runs`), so each record is still
 that artifact's own greedy answer. Responses are cached in --work, so a killed run resumes where
-it stopped. Writes bench/results/export_table.json (the gate table first, decode rates added after).
+it stopped. Writes bench/results/export_table.json (the gate table first, decode rates added after) and
+export_table.md, one row per artifact, smallest first.
 Run: python -m bench.bench_export_table --adapter DIR [--items 200 --strategy FILE --work DIR]
 """
 from __future__ import annotations
@@ -60,6 +61,28 @@ def cached_opener(cache, threads: int):
     return open_model
 
 
+def render_table(payload: dict) -> str:
+    """Markdown: size, decode speed, accuracy and parse failures of every artifact, and how it compares
+    with fused F16 on the same items (agreement, paired accuracy gap); smallest artifact first."""
+    gate, decode = payload["gate"], payload.get("decode", {})
+    lines = [f"{gate['n']} items, greedy, reference fused F16; 95% CIs (Wilson; paired gap: Newcombe).", "",
+             "| artifact | size (MiB) | decode tok/s | accuracy [95% CI] | parse failures | agreement with F16 "
+             "| gap vs F16, pts [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for name in sorted(gate["runs"], key=lambda n: payload["sizes"][n]):
+        row = gate["runs"][name]
+        low, high = row["ci95"]
+        speed = f"{decode[name]['tokens_per_s']:.1f}" if name in decode else "-"
+        compared = ["-", "-"]
+        if name != gate["reference"]:
+            (a_low, a_high), (g_low, g_high) = row["agreement_ci95"], row["accuracy_gap_ci95"]
+            compared = [f"{100 * row['agreement']:.1f}% [{100 * a_low:.1f}, {100 * a_high:.1f}]",
+                        f"{100 * row['accuracy_gap']:+.1f} [{100 * g_low:+.1f}, {100 * g_high:+.1f}]"]
+        lines.append(f"| {name} | {payload['sizes'][name] / 2**20:.0f} | {speed} | {100 * row['accuracy']:.1f}% "
+                     f"[{100 * low:.1f}, {100 * high:.1f}] | {100 * row['parse_failure_rate']:.1f}% | "
+                     + " | ".join(compared) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from backends.export.model_path import resolve_gguf
     from lrl.cache import ResponseCache
@@ -98,7 +121,9 @@ def main() -> None:
     models.update({name: Path(entries[name]["base"]) for name in loras})
     payload.update(decode=decode_rates(models, args.decode_tokens, 3, args.threads, loras), loadavg_end=os.getloadavg())
     out.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    print(f"wrote {out}")
+    table = render_table(payload)
+    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    print(table, f"\nwrote {out} and {out.with_suffix('.md').name}", sep="\n")
 
 
 if __name__ == "__main__":
