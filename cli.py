@@ -83,8 +83,14 @@ def config_options(command):
 @click.option("--resume", is_flag=True, help="continue the run saved in --out from its last checkpoint")
 @click.option("--k1", "k1_settings", multiple=True, metavar="KEY=VALUE",
               help="a K-1 setting (K1Config field, e.g. --k1 lr=0.002 --k1 top_k_agents=6); repeatable")
+@click.option("--plasticity/--no-plasticity", default=None,
+              help="K-1 only: grow, prune, merge and reorganize the tree (same as --k1 plasticity=...)  [default: off]")
+@click.option("--controller/--no-controller", default=None,
+              help="K-1 only: the autonomous controller (same as --k1 controller=...)  [default: off]")
+@click.option("--top-k-agents", type=int, default=None,
+              help="K-1 only: agents updated per step (same as --k1 top_k_agents=...)  [default: 8]")
 @config_options
-def train(config_file, resume, k1_settings, **flags):
+def train(config_file, resume, k1_settings, plasticity, controller, top_k_agents, **flags):
     """Train the GPT baseline and/or K-1 on a byte-level corpus and compare them.
 
     Settings come from defaults, then --config FILE, then flags. Results go to OUT/results.json.
@@ -95,8 +101,10 @@ def train(config_file, resume, k1_settings, **flags):
 
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in flags.items() if v is not None}
-    if k1_settings:
-        given["k1"] = dict(parse_assignment(text) for text in k1_settings)
+    shortcuts = {"plasticity": plasticity, "controller": controller, "top_k_agents": top_k_agents}
+    k1 = dict(parse_assignment(text) for text in k1_settings) | {k: v for k, v in shortcuts.items() if v is not None}
+    if k1:
+        given["k1"] = k1
     base = {}
     if resume:
         out = given.get("out", file_values.get("out", make_config().out))

@@ -134,3 +134,13 @@ def test_k1_settings_flag_reaches_the_saved_config_and_errors_name_the_key(tmp_p
     assert saved["k1"] == {"top_k_agents": 3, "d_hidden": 8}
     bad = CliRunner().invoke(main, ["train", *tiny_k1, "--k1", "top_k_agents=0", f"--out={tmp_path / 'b'}"])
     assert bad.exit_code == 2 and "top_k_agents" in bad.output and "Traceback" not in bad.output
+
+
+def test_common_k1_flags_join_the_k1_table_over_the_config_file(tmp_path):
+    tiny_k1 = [a for a in TINY if not a.startswith(("--model", "--n-layers"))] + ["--model=k1", "--budget=steps"]
+    (tmp_path / "run.toml").write_text("[k1]\ncontroller = true\nd_hidden = 8\n")
+    res = CliRunner().invoke(main, ["train", *tiny_k1, f"--config={tmp_path / 'run.toml'}", "--no-controller",
+                                    "--plasticity", "--top-k-agents", "3", f"--out={tmp_path / 'out'}"])
+    assert res.exit_code == 0, res.output
+    saved = orjson.loads((tmp_path / "out" / "config.json").read_bytes())
+    assert saved["k1"] == {"controller": False, "d_hidden": 8, "plasticity": True, "top_k_agents": 3}
