@@ -1,4 +1,7 @@
+from dataclasses import replace
+
 import numpy as np
+import pytest
 
 from k1core.k1 import plasticity as ops
 from k1core.k1.model import K1SelfLearningLM
@@ -62,3 +65,27 @@ def test_reorganize_moves_agent_with_its_gate_column(tiny_cfg, batches):
     assert t.parent[cand["agent"]] == cand["new_parent"]
     np.testing.assert_array_equal(p["router.w"][cand["new_parent"]][:, t.column(cand["agent"])], col)
     forward(p, t, m.cfg, x, y)  # still a valid model
+
+
+def run_phase2(cfg, batches, steps):
+    """Structural steps only (no training), every leaf a grow candidate on every probe; the events."""
+    m = K1SelfLearningLM(cfg)
+    held = batches(8)
+    events = []
+    for step in range(cfg.phase2_step, cfg.phase2_step + steps):
+        m.step = step
+        events += m.on_step_end(step, lambda: held[step % 8])
+    return m, events
+
+
+@pytest.mark.parametrize("soft_cap,grows", [(14, 0), (15, 1), (18, 2)])
+def test_the_size_cap_refuses_grows_instead_of_pruning_them_back(tiny_cfg, batches, soft_cap, grows):
+    """Every leaf asks to grow at every probe, no agent has earned a prune: with 13 agents, a cap of
+    14 admits no split, 15 one, 18 two; the cap never removes an agent (the old rule grew past the
+    cap and force-pruned at the next check: 24 <-> 26 agents)."""
+    cfg = replace(tiny_cfg, grow_loss_ratio=0.0, grow_patience=1, max_agents_soft=soft_cap,
+                  reorganize_margin=1.0, merge_similarity=1.0, controller=False)
+    m, events = run_phase2(cfg, batches, 120)  # younger than prune_min_age: no prune has evidence yet
+    structural = [e for e in events if e["type"] in ("grow", "prune", "merge", "reorganize", "rollback")]
+    assert [e["type"] for e in structural] == ["grow"] * grows and all(e["kept"] for e in structural)
+    assert m.agent_count() == 13 + 2 * grows <= soft_cap
