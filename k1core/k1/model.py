@@ -172,10 +172,7 @@ class K1SelfLearningLM:
             gain, count = ablation_gain(self.params.p, fwd, y.reshape(-1), cfg.capacity, self.k)
             self.trust = trust_update(self.trust, tree.alive, gain, count, cfg.trust_rate, cfg.trust_scale,
                                       cfg.trust_decay)
-            leaf = fwd.paths[np.arange(len(fwd.paths)), (fwd.paths >= 0).sum(axis=1) - 1]
-            n_leaf = np.bincount(leaf, minlength=cfg.capacity)
-            self.leaf_loss = np.bincount(leaf, weights=fwd.per_token, minlength=cfg.capacity) / np.maximum(n_leaf, 1)
-            high = (n_leaf > 0) & (self.leaf_loss > cfg.grow_loss_ratio * fwd.ce)
+            self.leaf_loss, high = ops.leaf_losses(fwd, cfg.capacity, cfg.grow_loss_ratio)
             self.streak = np.where(high, self.streak + 1, 0)
             self.probe_fwd = fwd
         mean_trust = self.mean_trust() if cfg.use_tree else None

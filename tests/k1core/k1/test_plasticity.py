@@ -1,4 +1,5 @@
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -89,3 +90,29 @@ def test_the_size_cap_refuses_grows_instead_of_pruning_them_back(tiny_cfg, batch
     structural = [e for e in events if e["type"] in ("grow", "prune", "merge", "reorganize", "rollback")]
     assert [e["type"] for e in structural] == ["grow"] * grows and all(e["kept"] for e in structural)
     assert m.agent_count() == 13 + 2 * grows <= soft_cap
+
+
+def probe_result(losses_per_leaf):
+    """A probe pass's routing and losses: root -> leaf slot i + 1 for every loss in losses_per_leaf[i]."""
+    paths = np.concatenate([np.tile([0, i + 1, -1], (len(l), 1)) for i, l in enumerate(losses_per_leaf)])
+    per_token = np.concatenate(losses_per_leaf)
+    return SimpleNamespace(paths=paths, per_token=per_token, ce=float(per_token.mean()))
+
+
+def test_a_leaf_is_high_loss_only_beyond_its_own_sampling_noise():
+    """Stationary noise (16 leaves, each with 48 probe tokens from one distribution, as at the default
+    shape) never keeps a leaf high-loss for the default 2 probes in a row; a busy leaf whose tokens
+    are really twice as hard is high-loss on every probe."""
+    rng = np.random.default_rng(0)
+    streak = np.zeros(32, dtype=np.int64)
+    flagged = 0
+    for _ in range(300):
+        _, high = ops.leaf_losses(probe_result([rng.gamma(2.0, 1.0, 48) for _ in range(16)]), 32, 1.02)
+        streak = np.where(high, streak + 1, 0)
+        flagged += int(high.sum())
+        assert streak.max() < 2
+    assert flagged <= 0.03 * 300 * 16
+    for _ in range(20):
+        losses = [rng.gamma(2.0, 1.0, 48) for _ in range(15)] + [rng.gamma(2.0, 2.0, 96)]
+        mean, high = ops.leaf_losses(probe_result(losses), 32, 1.02)
+        assert np.flatnonzero(high).tolist() == [16] and mean[16] > mean[1:16].max()
