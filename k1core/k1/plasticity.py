@@ -131,7 +131,8 @@ def leaf_losses(fwd: ForwardResult, capacity: int, ratio: float):
 
 def grow_candidate(tree: Tree, streak, leaf_loss, patience: int, max_agents: int):
     """The deepenable leaf with the highest probe loss among those high-loss (`leaf_losses`) for
-    `patience` probes in a row (none unless the tree has room for both children of the split: `max_agents` and capacity)."""
+    `patience` probes in a row; none unless both children of the split fit under `max_agents` and
+    the capacity (the cap refuses grows, so nothing has to prune them back)."""
     cands = [n for n in tree.leaves()
              if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth and tree.max_children >= SPLIT]
     if not cands or tree.alive.sum() + SPLIT > min(max_agents, tree.capacity):
