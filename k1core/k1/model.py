@@ -33,7 +33,7 @@ from k1core.sampling import generate_ids, mean_loss
 
 STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
 EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
-TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
+TABU_STEPS = 150  # after an op on an agent, kept or rolled back, that op leaves the agent alone this long
 TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
 SIMILARITY_MEMORY = 256  # sibling-pair similarities kept as merge's reference distribution
 DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
@@ -212,8 +212,9 @@ class K1SelfLearningLM:
                                       lambda: self.loss(vx, vy), self.cfg.keep_tolerance, step)
             if events[0]["kept"]:
                 self.probe_fwd = None  # the tree changed: wait for a fresh probe
-            else:  # do not retry the same change on the same agent for a while
-                self.tabu[(op, cand["agent"])] = step + TABU_STEPS
+            # a rolled-back change is not retried at once, and a kept one is given time to show its
+            # effect before the same op may touch that agent again (a moved agent is not moved back)
+            self.tabu[(op, cand["agent"])] = step + TABU_STEPS
             return events
         return []
 

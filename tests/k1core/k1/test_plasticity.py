@@ -116,3 +116,18 @@ def test_a_leaf_is_high_loss_only_beyond_its_own_sampling_noise():
         losses = [rng.gamma(2.0, 1.0, 48) for _ in range(15)] + [rng.gamma(2.0, 2.0, 96)]
         mean, high = ops.leaf_losses(probe_result(losses), 32, 1.02)
         assert np.flatnonzero(high).tolist() == [16] and mean[16] > mean[1:16].max()
+
+
+def test_a_moved_agent_is_not_moved_back_before_its_move_is_judged(tiny_cfg, batches, monkeypatch):
+    """A reorganize rule that always wants agent c under the other of two parents (and a validation
+    that keeps every move) moves c once in 120 steps, not back and forth."""
+    def back_and_forth(p, tree, fwd, margin):
+        old = int(tree.parent[c])
+        return {"agent": c, "new_parent": 2 if old == 1 else 1, "old_parent": old, "gain": 1.0}
+
+    monkeypatch.setattr(ops, "reorganize_candidate", back_and_forth)
+    cfg = replace(tiny_cfg, grow_patience=1000, merge_similarity=1.0, keep_tolerance=10.0, controller=False)
+    c = K1SelfLearningLM(cfg).tree.children[1][0]
+    m, events = run_phase2(cfg, batches, 120)
+    moves = [e for e in events if e["type"] == "reorganize"]
+    assert len(moves) == 1 and moves[0]["kept"] and m.tree.parent[c] == 2
