@@ -54,7 +54,7 @@ class K1Config:
     prune_min_age: int = 200  # steps an agent lives before prune may judge it (its trust must be measured)
     merge_similarity: float = 0.3  # floor on the cosine similarity of sibling outputs on a probe batch
     merge_z: float = 3.0  # and standard deviations above the mean similarity of sibling pairs so far
-    grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, to count as a high-loss cluster
+    grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, by 2 standard errors: a high-loss cluster
     grow_patience: int = 2  # consecutive probes the cluster must stay high-loss
     reorganize_margin: float = 0.05  # preference gain needed to move an agent
     keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch

@@ -33,7 +33,7 @@ from k1core.sampling import generate_ids, mean_loss
 
 STRUCTURAL_OPS = ("grow", "prune", "merge", "reorganize")
 EVENT_TYPES = STRUCTURAL_OPS + ("rollback",)
-TABU_STEPS = 150  # a rolled-back (op, agent) is not retried for this many steps
+TABU_STEPS = 150  # after an op on an agent, kept or rolled back, that op leaves the agent alone this long
 TRAFFIC_WINDOW = 100  # steps within which an agent must have seen a token to count as "receiving traffic"
 SIMILARITY_MEMORY = 256  # sibling-pair similarities kept as merge's reference distribution
 DECAYED = ("tok_emb", "pos_emb", "mix.w_qkv", "mix.w_out", "agents.w1", "agents.w2", "router.w", "head.w")
@@ -172,10 +172,7 @@ class K1SelfLearningLM:
             gain, count = ablation_gain(self.params.p, fwd, y.reshape(-1), cfg.capacity, self.k)
             self.trust = trust_update(self.trust, tree.alive, gain, count, cfg.trust_rate, cfg.trust_scale,
                                       cfg.trust_decay)
-            leaf = fwd.paths[np.arange(len(fwd.paths)), (fwd.paths >= 0).sum(axis=1) - 1]
-            n_leaf = np.bincount(leaf, minlength=cfg.capacity)
-            self.leaf_loss = np.bincount(leaf, weights=fwd.per_token, minlength=cfg.capacity) / np.maximum(n_leaf, 1)
-            high = (n_leaf > 0) & (self.leaf_loss > cfg.grow_loss_ratio * fwd.ce)
+            self.leaf_loss, high = ops.leaf_losses(fwd, cfg.capacity, cfg.grow_loss_ratio)
             self.streak = np.where(high, self.streak + 1, 0)
             self.probe_fwd = fwd
         mean_trust = self.mean_trust() if cfg.use_tree else None
@@ -215,8 +212,9 @@ class K1SelfLearningLM:
                                       lambda: self.loss(vx, vy), self.cfg.keep_tolerance, step)
             if events[0]["kept"]:
                 self.probe_fwd = None  # the tree changed: wait for a fresh probe
-            else:  # do not retry the same change on the same agent for a while
-                self.tabu[(op, cand["agent"])] = step + TABU_STEPS
+            # a rolled-back change is not retried at once, and a kept one is given time to show its
+            # effect before the same op may touch that agent again (a moved agent is not moved back)
+            self.tabu[(op, cand["agent"])] = step + TABU_STEPS
             return events
         return []
 

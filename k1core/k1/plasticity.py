@@ -113,11 +113,26 @@ def apply_merge(p, tree: Tree, agent: int, other: int, share_a: float, share_b: 
 
 # --- grow: split a persistently high-loss leaf into two children -------------------------------
 SPLIT = 2  # children a grow adds: a Net2Net-style split, so the two can divide the high-loss cluster
+GROW_Z = 2.0  # standard errors by which a leaf's probe loss must clear the bar (one-sided ~98%)
+
+
+def leaf_losses(fwd: ForwardResult, capacity: int, ratio: float):
+    """(mean probe loss per leaf slot, high-loss mask): a leaf is high-loss when its mean loss on
+    the probe tokens that ended there exceeds `ratio` x the probe's mean by more than GROW_Z standard
+    errors of that mean (from the spread of its own per-token losses), so a leaf that drew a few hard
+    tokens is not taken for a high-loss cluster."""
+    leaf = fwd.paths[np.arange(len(fwd.paths)), (fwd.paths >= 0).sum(axis=1) - 1]
+    n = np.bincount(leaf, minlength=capacity)
+    mean = np.bincount(leaf, weights=fwd.per_token, minlength=capacity) / np.maximum(n, 1)
+    square = np.bincount(leaf, weights=fwd.per_token**2, minlength=capacity) / np.maximum(n, 1)
+    stderr = np.sqrt(np.maximum(square - mean**2, 0.0) / np.maximum(n - 1, 1))
+    return mean, (n > 1) & (mean - GROW_Z * stderr > ratio * fwd.ce)
 
 
 def grow_candidate(tree: Tree, streak, leaf_loss, patience: int, max_agents: int):
-    """The deepenable leaf with the highest probe loss among those high-loss for `patience` probes
-    (none unless the tree has room for both children of the split: `max_agents` and capacity)."""
+    """The deepenable leaf with the highest probe loss among those high-loss (`leaf_losses`) for
+    `patience` probes in a row; none unless both children of the split fit under `max_agents` and
+    the capacity (the cap refuses grows, so nothing has to prune them back)."""
     cands = [n for n in tree.leaves()
              if streak[n] >= patience and tree.depth[n] + 1 < tree.max_depth and tree.max_children >= SPLIT]
     if not cands or tree.alive.sum() + SPLIT > min(max_agents, tree.capacity):

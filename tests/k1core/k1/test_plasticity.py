@@ -1,4 +1,8 @@
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from k1core.k1 import plasticity as ops
 from k1core.k1.model import K1SelfLearningLM
@@ -62,3 +66,68 @@ def test_reorganize_moves_agent_with_its_gate_column(tiny_cfg, batches):
     assert t.parent[cand["agent"]] == cand["new_parent"]
     np.testing.assert_array_equal(p["router.w"][cand["new_parent"]][:, t.column(cand["agent"])], col)
     forward(p, t, m.cfg, x, y)  # still a valid model
+
+
+def run_phase2(cfg, batches, steps):
+    """Structural steps only (no training), every leaf a grow candidate on every probe; the events."""
+    m = K1SelfLearningLM(cfg)
+    held = batches(8)
+    events = []
+    for step in range(cfg.phase2_step, cfg.phase2_step + steps):
+        m.step = step
+        events += m.on_step_end(step, lambda: held[step % 8])
+    return m, events
+
+
+@pytest.mark.parametrize("soft_cap,grows", [(14, 0), (15, 1), (18, 2)])
+def test_the_size_cap_refuses_grows_instead_of_pruning_them_back(tiny_cfg, batches, soft_cap, grows):
+    """Every leaf asks to grow at every probe, no agent has earned a prune: with 13 agents, a cap of
+    14 admits no split, 15 one, 18 two; the cap never removes an agent (the old rule grew past the
+    cap and force-pruned at the next check: 24 <-> 26 agents)."""
+    cfg = replace(tiny_cfg, grow_loss_ratio=0.0, grow_patience=1, max_agents_soft=soft_cap,
+                  reorganize_margin=1.0, merge_similarity=1.0, controller=False)
+    m, events = run_phase2(cfg, batches, 120)  # younger than prune_min_age: no prune has evidence yet
+    structural = [e for e in events if e["type"] in ("grow", "prune", "merge", "reorganize", "rollback")]
+    assert [e["type"] for e in structural] == ["grow"] * grows and all(e["kept"] for e in structural)
+    assert m.agent_count() == 13 + 2 * grows <= soft_cap
+
+
+def probe_result(losses_per_leaf):
+    """A probe pass's routing and losses: root -> leaf slot i + 1 for every loss in losses_per_leaf[i]."""
+    paths = np.concatenate([np.tile([0, i + 1, -1], (len(l), 1)) for i, l in enumerate(losses_per_leaf)])
+    per_token = np.concatenate(losses_per_leaf)
+    return SimpleNamespace(paths=paths, per_token=per_token, ce=float(per_token.mean()))
+
+
+def test_a_leaf_is_high_loss_only_beyond_its_own_sampling_noise():
+    """Stationary noise (16 leaves, each with 48 probe tokens from one distribution, as at the default
+    shape) never keeps a leaf high-loss for the default 2 probes in a row; a busy leaf whose tokens
+    are really twice as hard is high-loss on every probe."""
+    rng = np.random.default_rng(0)
+    streak = np.zeros(32, dtype=np.int64)
+    flagged = 0
+    for _ in range(300):
+        _, high = ops.leaf_losses(probe_result([rng.gamma(2.0, 1.0, 48) for _ in range(16)]), 32, 1.02)
+        streak = np.where(high, streak + 1, 0)
+        flagged += int(high.sum())
+        assert streak.max() < 2
+    assert flagged <= 0.03 * 300 * 16
+    for _ in range(20):
+        losses = [rng.gamma(2.0, 1.0, 48) for _ in range(15)] + [rng.gamma(2.0, 2.0, 96)]
+        mean, high = ops.leaf_losses(probe_result(losses), 32, 1.02)
+        assert np.flatnonzero(high).tolist() == [16] and mean[16] > mean[1:16].max()
+
+
+def test_a_moved_agent_is_not_moved_back_before_its_move_is_judged(tiny_cfg, batches, monkeypatch):
+    """A reorganize rule that always wants agent c under the other of two parents (and a validation
+    that keeps every move) moves c once in 120 steps, not back and forth."""
+    def back_and_forth(p, tree, fwd, margin):
+        old = int(tree.parent[c])
+        return {"agent": c, "new_parent": 2 if old == 1 else 1, "old_parent": old, "gain": 1.0}
+
+    monkeypatch.setattr(ops, "reorganize_candidate", back_and_forth)
+    cfg = replace(tiny_cfg, grow_patience=1000, merge_similarity=1.0, keep_tolerance=10.0, controller=False)
+    c = K1SelfLearningLM(cfg).tree.children[1][0]
+    m, events = run_phase2(cfg, batches, 120)
+    moves = [e for e in events if e["type"] == "reorganize"]
+    assert len(moves) == 1 and moves[0]["kept"] and m.tree.parent[c] == 2
