@@ -79,11 +79,13 @@ class Stage:
     def label(self) -> str:
         return self.name.replace("_", " ")
 
+    def summary_row(self, result: dict) -> ReportRow:
+        """The row of a result that is one test-split evaluation ("model", "summary", "prompt")."""
+        return ReportRow(self.title, result["model"], result["summary"], result["prompt"])
+
     def rows(self, result: dict) -> list[ReportRow]:
         """report.md's accuracy rows for this stage's result."""
-        if self.report_rows is not None:
-            return self.report_rows(result)
-        return [ReportRow(self.title, result["model"], result["summary"], result["prompt"])]
+        return self.report_rows(result) if self.report_rows is not None else [self.summary_row(result)]
 
     def bars(self, result: dict) -> list[tuple[str, dict]]:
         """(label, summary) of each accuracy the published plot shows for this stage's result."""

@@ -282,7 +282,7 @@ COMPARISON_TITLES = {
 
 def report_rows(result: dict) -> list[ReportRow]:
     """The exported student in its headline prompt format, then in each other format evaluated."""
-    rows = [ReportRow(STAGE.title, result["model"], result["summary"], result["prompt"])]
+    rows = [STAGE.summary_row(result)]
     for fmt, summary in result["by_prompt"].items():
         if fmt != result["prompt"]:
             trained = "" if fmt in result["trained_prompts"] else ", not trained on it"

@@ -35,7 +35,7 @@ def comparisons(results: dict) -> dict:
 
 def report_rows(result: dict) -> list[ReportRow]:
     """Both arms: the student with the strategy, then alone."""
-    return [ReportRow(STAGE.title, result["model"], result["summary"], result["prompt"]),
+    return [STAGE.summary_row(result),
             ReportRow("Student alone (transfer check)", result["model"], result["without_strategy"], "zero-shot")]
 
 
