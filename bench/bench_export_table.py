@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ import orjson
 from bench.bench_export import run as decode_rates
 from bench.bench_export_quant import fused
 from bench.results_file import RESULTS
+from k1core.progress import ItemProgress
 
 QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_m_lora_q8")
 
@@ -41,6 +43,19 @@ def artifacts(base: Path, adapter: Path, work: Path) -> dict[str, dict]:
     entries[ADAPTER] = {**file_entry(lora), "base": str(base), "base_sha256": base_entry["sha256"],
                         "adapter_bytes": lora.stat().st_size, "bytes": lora.stat().st_size + base_entry["bytes"]}
     return entries
+
+
+def item_progress():
+    """A gate progress callback (artifact, done, total) printing one ItemProgress per artifact."""
+    bars: dict[str, ItemProgress] = {}
+
+    def report(name: str, done: int, total: int) -> None:
+        bar = bars.setdefault(name, ItemProgress(name, total, sys.stdout))
+        bar.update(done - bar.done)
+        if done == total:
+            bar.close()
+
+    return report
 
 
 def cached_opener(cache, threads: int):
@@ -111,8 +126,8 @@ def main() -> None:
     out = RESULTS / "export_table.json"
     payload = {"base": str(base), "adapter": args.adapter, "items": args.items, "max_tokens": args.max_tokens,
                "sizes": {name: e["bytes"] for name, e in entries.items()}, "started": time.time()}
-    runs, seconds = gate_runs(entries, domain, problems, config, progress=lambda q, d, n: print(
-        f"\r{q} {d}/{n}", end="\n" if d == n else "", flush=True), open_model=cached_opener(cache, args.threads))
+    runs, seconds = gate_runs(entries, domain, problems, config, progress=item_progress(),
+                              open_model=cached_opener(cache, args.threads))
     payload.update(gate=judge(runs, GateConfig(enforced=())), seconds_per_item=seconds, loadavg=os.getloadavg())
     out.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     print(render_gate(payload["gate"]), flush=True)
