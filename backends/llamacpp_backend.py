@@ -144,7 +144,6 @@ class LlamaCppLLM:
         """All requests, `parallel` at a time in one batched context (one after another when parallel is 1)."""
         if self.parallel == 1 or not requests:
             return complete_sequentially(self, requests, progress, on_result)
-        prompts = [self.prompt_tokens(r.messages) for r in requests]
         done = [0]
 
         def finished(index: int, completion: Completion) -> None:
@@ -154,6 +153,13 @@ class LlamaCppLLM:
             if progress:
                 progress(done[0], len(requests))
 
+        return self.complete_tokens_many([self.prompt_tokens(r.messages) for r in requests],
+                                         [r.params for r in requests], finished)
+
+    def complete_tokens_many(self, prompts: Sequence[list[int]], params: Sequence[SamplingParams],
+                             on_result: ResultHook | None = None) -> list[Completion]:
+        """Completions of prompts given as token ids (a chat prompt, or one with the start of its answer
+        already written), `parallel` at a time in one batched context."""
         with self._lock:
             if self._batch_decoder is None:
                 from backends.llamacpp_batch import BatchDecoder
@@ -161,4 +167,4 @@ class LlamaCppLLM:
                 self._batch_decoder = BatchDecoder(self.llama, self.parallel, self.n_batch, self.n_ctx,
                                                    str(self.lora_path) if self.lora_path else None,
                                                    backend=self.backend, model=self.model)
-            return self._batch_decoder.decode(prompts, [r.params for r in requests], finished)
+            return self._batch_decoder.decode(prompts, params, on_result)

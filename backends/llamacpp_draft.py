@@ -14,11 +14,13 @@ flip an argmax at a near-tie, as any change of batch shape in llama.cpp can.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from backends.llm import Completion, LLMError, Message, SamplingParams
+from backends.llm import (Completion, LLMError, Message, Progress, Request, ResultHook, SamplingParams,
+                          complete_sequentially)
 from k1core.lazy import require
 
 
@@ -61,32 +63,69 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:min(ends)], True) if ends else (text, False)
 
 
-def greedy_from_draft(llm, messages: Sequence[Message], draft: str, params: SamplingParams) -> Completion:
-    """`llm`'s (a LlamaCppLLM) greedy completion of `messages`, checked against `draft` in one pass."""
-    start = time.perf_counter()
+@dataclass
+class CheckedDraft:
+    """What one prompt pass over prompt + draft found: the draft tokens the model agrees with and,
+    when it parts from the draft before its answer ends, the tokens to generate on from."""
+
+    prompt: list[int]
+    kept: list[int]
+    head: str
+    started: float
+    stop: tuple[str, ...]
+    tail_params: SamplingParams | None  # None: the answer is complete without generating
+    reason: str = "stop"
+
+    def completion(self, llm, tail: Completion | None = None) -> Completion:
+        """The model's greedy answer: the agreed head, then the generated tail if there is one."""
+        text, stopped = cut_at_stop(self.head + (tail.text if tail else ""), self.stop)
+        reason = tail.stop_reason if tail else self.reason
+        return Completion(text=text, input_tokens=len(self.prompt),
+                          output_tokens=len(self.kept) + (tail.output_tokens if tail else 0), cache_read_tokens=0,
+                          cache_write_tokens=0, latency_s=time.perf_counter() - self.started, cost_usd=0.0,
+                          model=llm.model, backend=llm.backend, stop_reason="stop" if stopped else reason)
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prompt + self.kept
+
+
+def check_draft(llm, messages: Sequence[Message], draft: str, params: SamplingParams) -> CheckedDraft:
+    """One prompt pass of `llm` (a LlamaCppLLM) over `messages` + `draft`: how much of its greedy answer
+    the draft already is."""
+    started = time.perf_counter()
     prompt = llm.prompt_tokens(messages)
     draft_tokens = llm.llama.tokenize(draft.encode("utf-8"), add_bos=False, special=False)[:params.max_tokens]
     with llm._lock:
         predicted = draft_predictions(llm, prompt + draft_tokens, len(prompt) - 1)
-        agreed = len(predicted) - 1  # draft tokens the model would write itself
-        kept = draft_tokens[:agreed]
-        head = llm.llama.detokenize(kept).decode("utf-8", errors="replace")
-        budget = params.max_tokens - agreed
-        if budget <= 0 or _is_end(llm, predicted[-1]):
-            tail, reason, n_tail = "", "length" if budget <= 0 else "stop", 0
-        else:
-            try:
-                out = llm.llama.create_completion(
-                    prompt + kept, max_tokens=budget, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
-                    repeat_penalty=1.0, seed=params.seed, stop=list(params.stop) or None)
-            except ValueError as err:
-                raise LLMError(f"llama.cpp ({llm.path.name}): {err}") from err
-            choice = out["choices"][0]
-            tail, reason, n_tail = choice["text"], choice["finish_reason"] or "unknown", out["usage"]["completion_tokens"]
-    text, stopped = cut_at_stop(head + tail, params.stop)
-    return Completion(text=text, input_tokens=len(prompt), output_tokens=agreed + n_tail, cache_read_tokens=0,
-                      cache_write_tokens=0, latency_s=time.perf_counter() - start, cost_usd=0.0, model=llm.model,
-                      backend=llm.backend, stop_reason="stop" if stopped else reason)
+    agreed = len(predicted) - 1  # draft tokens the model would write itself
+    kept = draft_tokens[:agreed]
+    head = llm.llama.detokenize(kept).decode("utf-8", errors="replace")
+    budget = params.max_tokens - agreed
+    if budget <= 0 or _is_end(llm, predicted[-1]):
+        return CheckedDraft(prompt, kept, head, started, params.stop, None, "length" if budget <= 0 else "stop")
+    tail = SamplingParams(temperature=0.0, max_tokens=budget, seed=params.seed, stop=params.stop)
+    return CheckedDraft(prompt, kept, head, started, params.stop, tail)
+
+
+def greedy_from_draft(llm, messages: Sequence[Message], draft: str, params: SamplingParams) -> Completion:
+    """`llm`'s (a LlamaCppLLM) greedy completion of `messages`, checked against `draft` in one pass."""
+    checked = check_draft(llm, messages, draft, params)
+    if checked.tail_params is None:
+        return checked.completion(llm)
+    tail = checked.tail_params
+    with llm._lock:
+        try:
+            out = llm.llama.create_completion(
+                checked.tokens, max_tokens=tail.max_tokens, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
+                repeat_penalty=1.0, seed=tail.seed, stop=list(tail.stop) or None)
+        except ValueError as err:
+            raise LLMError(f"llama.cpp ({llm.path.name}): {err}") from err
+    choice = out["choices"][0]
+    return checked.completion(llm, Completion(
+        text=choice["text"], input_tokens=len(checked.tokens), output_tokens=out["usage"]["completion_tokens"],
+        cache_read_tokens=0, cache_write_tokens=0, latency_s=0.0, cost_usd=0.0, model=llm.model,
+        backend=llm.backend, stop_reason=choice["finish_reason"] or "unknown"))
 
 
 def _is_end(llm, token: int) -> bool:
@@ -103,20 +142,58 @@ class DraftCheckedLLM:
         self.llm, self.drafts = llm, drafts
         self.backend, self.model, self.price = llm.backend, llm.model, llm.price
         self.batch_discount = getattr(llm, "batch_discount", False)
+        self.parallel = getattr(llm, "parallel", 1)
 
     def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
+        target = self._checkable(messages, params)
+        if target is None:
+            return self.llm.complete(messages, params)
+        return greedy_from_draft(target, messages, self.drafts[messages_key(messages)], params)
+
+    def complete_many(self, requests: Sequence[Request], progress: Progress | None = None,
+                      on_result: ResultHook | None = None) -> list[Completion]:
+        """Every draft checked in one prompt pass each; the requests that part from their draft then
+        generate on together in one batch, as do those without a draft, when the model decodes
+        many sequences at once (else one after another, as `complete` does)."""
+        if self.parallel == 1:
+            return complete_sequentially(self, requests, progress, on_result)
+        results: list[Completion | None] = [None] * len(requests)
+
+        def finished(index: int, completion: Completion) -> None:
+            results[index] = completion
+            if on_result:
+                on_result(index, completion)
+            if progress:
+                progress(sum(r is not None for r in results), len(requests))
+
+        plain, tails = [], []
+        for i, request in enumerate(requests):
+            target = self._checkable(request.messages, request.params)
+            if target is None:
+                plain.append(i)
+                continue
+            checked = check_draft(target, request.messages, self.drafts[messages_key(request.messages)],
+                                  request.params)
+            if checked.tail_params is None:
+                finished(i, checked.completion(target))
+            else:
+                tails.append((i, checked))
+        if tails:
+            target = getattr(self.llm, "loaded", self.llm)
+            target.complete_tokens_many([c.tokens for _, c in tails], [c.tail_params for _, c in tails],
+                                        lambda j, tail: finished(tails[j][0], tails[j][1].completion(target, tail)))
+        if plain:
+            self.llm.complete_many([requests[i] for i in plain], None, lambda j, c: finished(plain[j], c))
+        return results
+
+    def _checkable(self, messages: Sequence[Message], params: SamplingParams):
+        """The LlamaCppLLM that checks this request's draft, or None when the request goes to the model as is."""
         from backends.llamacpp_backend import LlamaCppLLM
 
-        draft = self.drafts.get(messages_key(messages))
+        if params.temperature > 0 or messages_key(messages) not in self.drafts:
+            return None
         target = getattr(self.llm, "loaded", self.llm)
-        if draft is None or params.temperature > 0 or not isinstance(target, LlamaCppLLM):
-            return self.llm.complete(messages, params)
-        return greedy_from_draft(target, messages, draft, params)
-
-    def complete_many(self, requests, progress=None) -> list[Completion]:
-        from backends.llm import complete_sequentially
-
-        return complete_sequentially(self, requests, progress)
+        return target if isinstance(target, LlamaCppLLM) else None
 
 
 def messages_key(messages: Sequence[Message]) -> str:

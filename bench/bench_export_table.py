@@ -58,7 +58,7 @@ def item_progress():
     return report
 
 
-def cached_opener(cache, threads: int):
+def cached_opener(cache, threads: int, parallel: int):
     """A gate model opener whose calls go through `cache`, keyed by each artifact's content."""
     from backends.llamacpp_draft import DraftCheckedLLM
     from backends.spec import BackendOptions, build_llm
@@ -67,7 +67,7 @@ def cached_opener(cache, threads: int):
 
     @contextmanager
     def open_model(name, entry, _config, drafts):
-        llm = build_llm(artifact_spec(entry), BackendOptions(n_threads=threads, n_ctx=2048))
+        llm = build_llm(artifact_spec(entry), BackendOptions(n_threads=threads, n_ctx=2048, parallel=parallel))
         llm.model = f"{name}@{entry['sha256'][:12]}"
         try:
             yield CachedLLM(DraftCheckedLLM(llm, drafts) if drafts else llm, cache, template_version="bench")
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=8, help="sequences decoded at once (answers and draft tails)")
     parser.add_argument("--decode-tokens", type=int, default=48)
     args = parser.parse_args()
     base, work = resolve_gguf(args.base), Path(args.work)
@@ -127,7 +128,7 @@ def main() -> None:
     payload = {"base": str(base), "adapter": args.adapter, "items": args.items, "max_tokens": args.max_tokens,
                "sizes": {name: e["bytes"] for name, e in entries.items()}, "started": time.time()}
     runs, seconds = gate_runs(entries, domain, problems, config, progress=item_progress(),
-                              open_model=cached_opener(cache, args.threads))
+                              open_model=cached_opener(cache, args.threads, args.parallel))
     payload.update(gate=judge(runs, GateConfig(enforced=())), seconds_per_item=seconds, loadavg=os.getloadavg())
     out.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     print(render_gate(payload["gate"]), flush=True)

@@ -7,7 +7,7 @@ pytest.importorskip("llama_cpp")
 
 from backends.llamacpp_backend import LlamaCppLLM  # noqa: E402
 from backends.llamacpp_draft import DraftCheckedLLM, cut_at_stop, greedy_from_draft, messages_key  # noqa: E402
-from backends.llm import SamplingParams  # noqa: E402
+from backends.llm import Request, SamplingParams  # noqa: E402
 from tests.backends.export.peft_fixtures import tiny_gguf  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "the cat sat on the mat"}]
@@ -57,4 +57,27 @@ def test_draft_checked_llm_checks_greedy_calls_with_a_draft_and_passes_the_rest_
     checked.complete(MESSAGES, SamplingParams(max_tokens=3))
     checked.complete(MESSAGES, SamplingParams(max_tokens=3, temperature=0.7, seed=1))
     checked.complete([{"role": "user", "content": "no draft for this"}], SamplingParams(max_tokens=3))
-    assert calls == ["loaded", "loaded", "complete", "loaded", "complete"]
+    assert calls == ["loaded", "complete", "complete"]  # the model is looked at only for a greedy call with a draft
+
+
+def test_batched_draft_checks_give_the_models_own_batched_answers(tmp_path):
+    base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
+    many = LlamaCppLLM(base, n_ctx=512, n_batch=8, n_threads=1, parallel=3)
+    try:
+        chats = [[{"role": "user", "content": f"the cat sat on mat {i}"}] for i in range(5)]
+        params = SamplingParams(max_tokens=20)
+        own = many.complete_many([Request(c, params) for c in chats])
+        drafts = {messages_key(chats[0]): own[0].text, messages_key(chats[1]): own[1].text[:10],
+                  messages_key(chats[2]): "answer: yes no the the", messages_key(chats[3]): ""}  # chats[4]: no draft
+        finished = []
+        checked = DraftCheckedLLM(many, drafts).complete_many(
+            [Request(c, params) for c in chats], lambda done, total: finished.append((done, total)))
+        assert [(c.text, c.output_tokens) for c in checked] == [(c.text, c.output_tokens) for c in own]
+        assert finished[-1] == (5, 5) and len(finished) == 5
+        stop = (own[2].text[4:7],)
+        stopped = DraftCheckedLLM(many, drafts).complete_many([Request(chats[2], SamplingParams(max_tokens=20, stop=stop)),
+                                                               Request(chats[0], SamplingParams(max_tokens=20, stop=stop))])
+        assert [c.text for c in stopped] == [c.text for c in many.complete_many(
+            [Request(chats[i], SamplingParams(max_tokens=20, stop=stop)) for i in (2, 0)])]
+    finally:
+        many.close()
