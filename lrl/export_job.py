@@ -145,6 +145,7 @@ def gate_runs(files: dict[str, dict], domain: TransferDomain, problems: Sequence
         with open_model(name, files[name], config, drafts) as llm:
             start = time.perf_counter()
             runs[name] = evaluate_model(llm, domain, list(problems), eval_config, stage=f"export-{name}",
+                                        chunk_size=max(1, len(problems)),  # one bulk call: batched where the model can
                                         progress=(lambda d, n, q=name: progress(q, d, n)) if progress else None)
             seconds[name] = (time.perf_counter() - start) / max(1, len(problems))
         if drafts is None:
