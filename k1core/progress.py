@@ -48,6 +48,7 @@ class ItemProgress:
         self.terminal = bool(getattr(out, "isatty", lambda: False)())
         self.step = max(1, int(self.total * every_percent / 100))
         self.done, self.shown, self.start = 0, 0, time.perf_counter()
+        self.first: tuple[int, float] | None = None  # (items, time) at the first update: rates count from there
 
     def __enter__(self) -> "ItemProgress":
         return self
@@ -64,15 +65,23 @@ class ItemProgress:
     def update(self, n: int) -> None:
         """Count `n` more finished items; print when due."""
         self.done = min(self.total, self.done + n)
+        if self.first is None:
+            self.first = (self.done, time.perf_counter())
         if self.terminal or self.done - self.shown >= self.step or self.done == self.total:
             self._print()
 
     def line(self) -> str:
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = f"  ETA {format_seconds((self.total - self.done) / rate)}" if rate and self.done < self.total else ""
+        """Items/s and ETA count from the first update on: its items may have come at once (answers
+        from a cache, a resumed run), which says nothing of the pace of the rest."""
+        now = time.perf_counter()
         pct = 100 * self.done / self.total if self.total else 100.0
-        return f"{self.label} {self.done}/{self.total} ({pct:.0f}%)  {rate:.2f} items/s  {format_seconds(elapsed)}{eta}"
+        head = f"{self.label} {self.done}/{self.total} ({pct:.0f}%)"
+        first_done, first_time = self.first or (self.done, now)
+        if self.done == first_done or now <= first_time:
+            return f"{head}  {format_seconds(now - self.start)}"
+        rate = (self.done - first_done) / (now - first_time)
+        eta = f"  ETA {format_seconds((self.total - self.done) / rate)}" if self.done < self.total else ""
+        return f"{head}  {rate:.2f} items/s  {format_seconds(now - self.start)}{eta}"
 
     def _print(self) -> None:
         if self.done == self.shown and self.shown:

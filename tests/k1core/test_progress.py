@@ -26,3 +26,15 @@ def test_a_terminal_gets_every_item_on_one_line():
         bar.update(1)
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1 and "eval 3/3 (100%)" in text
+
+
+def test_items_that_came_at_once_do_not_count_in_the_rate(monkeypatch):
+    clock = iter([0.0, 0.0, 0.0, 10.0, 10.0])  # start; 90 cached items at t=0; 10 more by t=10
+    monkeypatch.setattr("k1core.progress.time.perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    bar = ItemProgress("eval", 200, out)
+    bar.update(90)
+    bar.update(10)
+    first, second = out.getvalue().splitlines()
+    assert first == "eval 90/200 (45%)  0m00s"
+    assert second == "eval 100/200 (50%)  1.00 items/s  0m10s  ETA 1m40s"
