@@ -113,7 +113,11 @@ class LlamaCppLLM:
 
     def complete(self, messages: Sequence[Message], params: SamplingParams = SamplingParams()) -> Completion:
         """Generate until an end-of-generation token, a stop string or max_tokens."""
-        tokens = self.prompt_tokens(messages)
+        return self.complete_tokens(self.prompt_tokens(messages), params)
+
+    def complete_tokens(self, tokens: list[int], params: SamplingParams) -> Completion:
+        """`complete` for a prompt given as token ids (a chat prompt, or one with the start of its answer
+        already written)."""
         start = time.perf_counter()
         with self._lock:
             # Re-evaluate the whole prompt: reusing a cached KV prefix changes the batch shapes and so
@@ -158,8 +162,7 @@ class LlamaCppLLM:
 
     def complete_tokens_many(self, prompts: Sequence[list[int]], params: Sequence[SamplingParams],
                              on_result: ResultHook | None = None) -> list[Completion]:
-        """Completions of prompts given as token ids (a chat prompt, or one with the start of its answer
-        already written), `parallel` at a time in one batched context."""
+        """`complete_tokens` for many prompts, `parallel` at a time in one batched context."""
         with self._lock:
             if self._batch_decoder is None:
                 from backends.llamacpp_batch import BatchDecoder

@@ -113,19 +113,7 @@ def greedy_from_draft(llm, messages: Sequence[Message], draft: str, params: Samp
     checked = check_draft(llm, messages, draft, params)
     if checked.tail_params is None:
         return checked.completion(llm)
-    tail = checked.tail_params
-    with llm._lock:
-        try:
-            out = llm.llama.create_completion(
-                checked.tokens, max_tokens=tail.max_tokens, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
-                repeat_penalty=1.0, seed=tail.seed, stop=list(tail.stop) or None)
-        except ValueError as err:
-            raise LLMError(f"llama.cpp ({llm.path.name}): {err}") from err
-    choice = out["choices"][0]
-    return checked.completion(llm, Completion(
-        text=choice["text"], input_tokens=len(checked.tokens), output_tokens=out["usage"]["completion_tokens"],
-        cache_read_tokens=0, cache_write_tokens=0, latency_s=0.0, cost_usd=0.0, model=llm.model,
-        backend=llm.backend, stop_reason=choice["finish_reason"] or "unknown"))
+    return checked.completion(llm, llm.complete_tokens(checked.tokens, checked.tail_params))
 
 
 def _is_end(llm, token: int) -> bool:
