@@ -17,8 +17,9 @@ def plot_accuracies(bars: list[tuple[str, dict]], majority: float | None, path: 
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(bars) + 1.2))
     rows = range(len(bars))
     accuracies = [100 * s["accuracy"] for _, s in bars]
-    errors = [[a - 100 * s["ci95"][0] for a, (_, s) in zip(accuracies, bars)],
-              [100 * s["ci95"][1] - a for a, (_, s) in zip(accuracies, bars)]]  # (2, bars): below, above
+    # (2, bars): below, above; at 0% or 100% a Wilson bound can sit a rounding error inside the point
+    errors = [[max(0.0, a - 100 * s["ci95"][0]) for a, (_, s) in zip(accuracies, bars)],
+              [max(0.0, 100 * s["ci95"][1] - a) for a, (_, s) in zip(accuracies, bars)]]
     colors = [ROLE_COLORS[next((r for r in ROLE_COLORS if r in label), "student")] for label, _ in bars]
     ax.barh(rows, accuracies, xerr=errors, capsize=3, color=colors, alpha=0.75)
     if majority is not None:
