@@ -38,14 +38,19 @@ class EvalConfig:
 
 
 def evaluate_model(llm, domain: TransferDomain, problems: Sequence[Problem], config: EvalConfig = EvalConfig(),
-                   stage: str | None = None, progress=None, chunk_size: int = 1,
+                   stage: str | None = None, progress=None, chunk_size: int | None = None,
                    on_chunk: ChunkDone | None = None) -> list[dict]:
     """One result record per problem (see `lrl.evaluation.result_record`), plus tokens and latency.
 
-    Problems go to the model's bulk call `chunk_size` at a time; `on_chunk` sees each chunk as soon
-    as it is scored (to save it), `progress(done, total)` counts items. A failed model call raises a
-    UserError naming the chunk's first item: scoring it would charge the model for a fault of the run.
+    Problems go to the model's bulk call `chunk_size` at a time (default: four batches' worth for a
+    model that decodes `parallel` requests at once, else one), so a batching model is never fed one
+    request at a time; `on_chunk` sees each chunk as soon as it is scored (to save it),
+    `progress(done, total)` counts items. A failed model call raises a UserError naming the chunk's
+    first item: scoring it would charge the model for a fault of the run.
     """
+    if chunk_size is None:
+        parallel = getattr(llm, "parallel", 1)
+        chunk_size = 4 * parallel if parallel > 1 else 1
     records = []
     for start in range(0, len(problems), chunk_size):
         chunk = list(problems[start:start + chunk_size])
@@ -124,8 +129,7 @@ def eval_file(model_spec: str, problems_file, out, domain_name: str | None = Non
             new.append(record)
 
     try:
-        evaluate_model(llm, domain, todo, config, stage="eval", progress=shifted,
-                       chunk_size=4 * llm.parallel if llm.parallel > 1 else 1, on_chunk=save)
+        evaluate_model(llm, domain, todo, config, stage="eval", progress=shifted, on_chunk=save)
     except UserError as err:
         raise UserError(f"{err}; {len(done) + len(new)} of {len(problems)} answers are saved in {out}: "
                         "run the same command again to continue") from None

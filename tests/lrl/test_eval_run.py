@@ -34,3 +34,11 @@ def test_bulk_chunks_are_handed_over_as_they_finish_and_an_error_stops_them():
     assert chunks == [2, 2, 1]
     with pytest.raises(UserError):
         evaluate_model(ScriptedLLM(fail_on="WORD PROBLEM"), get_domain("arithmetic"), items, config, chunk_size=2)
+
+
+@pytest.mark.parametrize("parallel, expected", [(1, [1] * 10), (2, [8, 2]), (8, [10])])
+def test_by_default_a_batching_model_gets_four_batches_per_bulk_call(parallel, expected):
+    chunks = []
+    evaluate_model(ScriptedLLM(parallel=parallel), get_domain("arithmetic"), problems(10),
+                   on_chunk=lambda chunk, messages, completions, records: chunks.append(len(records)))
+    assert chunks == expected
