@@ -3,7 +3,7 @@
 Every (model, backend) pair is built in one process and timed in interleaved rounds (the order
 rotates every round), so load from other processes on a shared machine falls on all of them alike;
 ratios within one run are the result. Reports median and minimum ms/step, tokens/s, ratios against
-the torch GPT, K-1 tokens/s over GPT tokens/s (parameter counts printed: the default K-1 and the
+the faster torch GPT (eager or torch.compile), K-1 tokens/s over GPT tokens/s (parameter counts printed: the default K-1 and the
 default GPT are within 1% of each other), compile/warm-up time separately, and the load average;
 writes JSON under bench/results/. A pair whose build or first step raises is reported unavailable
 with the reason (e.g. a backend without a K-1 yet), so a new backend is picked up without edits here.
@@ -24,6 +24,7 @@ GPT = dict(d_model=128, n_layers=4, n_heads=4, context=64)  # `k1 train`'s defau
 BATCH = 12  # sequences per step for both models (k1 train's default batch)
 SCHEDULE_STEPS = 10_000  # lr schedule length; K-1 stays in phase 1 (no structural ops mid-benchmark)
 MODELS = ("gpt", "k1")
+TORCH_BACKENDS = ("torch", "torch-compile")  # the reference GPT in PyTorch, eager and through torch.compile
 
 
 def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
@@ -36,12 +37,13 @@ def _builders(models: list[str], backends: list[str], gpt: dict, batch: int,
     out = {}
     for backend in backends:
         if "gpt" in models:
-            if backend == "torch":
+            if backend in TORCH_BACKENDS:
                 from bench.torch_gpt import TorchGPT
-                out["gpt/torch"] = lambda: TorchGPT(gpt_cfg, optim)
+                out[f"gpt/{backend}"] = lambda compiled=backend == "torch-compile": TorchGPT(gpt_cfg, optim,
+                                                                                          compiled=compiled)
             else:
                 out[f"gpt/{backend}"] = lambda backend=backend: load_compute(backend).build_gpt(gpt_cfg, optim, 0)
-        if "k1" in models and backend != "torch":
+        if "k1" in models and backend not in TORCH_BACKENDS:
             out[f"k1/{backend}"] = lambda backend=backend: build_k1_for_bench(backend, gpt["context"], batch,
                                                                               k1_overrides)
     return out
@@ -125,9 +127,10 @@ def bench(models_wanted: list[str], backends: list[str], rounds: int, steps: int
 
 
 def ratios(rows: dict) -> dict:
-    """Train speed against the torch GPT (per row), and K-1 over GPT tokens/s (same backend; fastest of each)."""
+    """Train speed against the fastest torch GPT (per row), and K-1 over GPT tokens/s (same backend; fastest of each)."""
     out = {"vs_torch_gpt": {}, "k1_over_gpt": {}}
-    torch = rows.get("gpt/torch")
+    torch_rows = [rows[f"gpt/{b}"] for b in TORCH_BACKENDS if f"gpt/{b}" in rows]
+    torch = min(torch_rows, key=lambda r: r["train_ms_median"], default=None)
     if torch:
         out["vs_torch_gpt"] = {name: {"train": torch["train_ms_median"] / r["train_ms_median"],
                                       "train_min": torch["train_ms_min"] / r["train_ms_min"],
@@ -151,15 +154,15 @@ def _print(result: dict) -> None:
           f"{result['k1_overrides'] or ''}), batch {result['batch']} x {result['gpt_model']['context']}; "
           f"load avg {result['load_avg_before'][0]:.1f} -> {result['load_avg_after'][0]:.1f}")
     vs = result["ratios"]["vs_torch_gpt"]
-    print(f"{'model/backend':14s} {'params':>8s} {'med ms':>8s} {'min ms':>8s} {'tok/s':>7s} {'x torch':>7s} "
+    print(f"{'model/backend':18s} {'params':>8s} {'med ms':>8s} {'min ms':>8s} {'tok/s':>7s} {'x torch':>7s} "
           f"{'min x':>6s} {'gen tok/s':>9s} {'x torch':>7s} {'warmup s':>8s}")
     for name, r in result["rows"].items():
         v = vs.get(name, {})
-        print(f"{name:14s} {r['params']:8d} {r['train_ms_median']:8.1f} {r['train_ms_min']:8.1f} "
+        print(f"{name:18s} {r['params']:8d} {r['train_ms_median']:8.1f} {r['train_ms_min']:8.1f} "
               f"{r['train_tokens_per_s']:7.0f} {v.get('train', float('nan')):7.2f} {v.get('train_min', float('nan')):6.2f} "
               f"{r['gen_tokens_per_s']:9.1f} {v.get('gen', float('nan')):7.2f} {r['warmup_s']:8.1f}")
     for name, why in result["unavailable"].items():
-        print(f"{name:14s} unavailable: {why}")
+        print(f"{name:18s} unavailable: {why}")
     for backend, ratio in result["ratios"]["k1_over_gpt"].items():
         if backend == "fastest":
             print(f"K-1/GPT train tokens/s, fastest of each ({ratio['k1']} / {ratio['gpt']}): {ratio['ratio']:.2f}")
@@ -170,7 +173,7 @@ def _print(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="threads for every library (default: all cores)")
-    parser.add_argument("--backends", default="numpy,numba,jax,torch")
+    parser.add_argument("--backends", default="numpy,numba,jax,torch,torch-compile")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5, help="timed train steps per pair per round")

@@ -14,9 +14,15 @@ from k1core.optim import AdamWConfig, lr_at
 
 
 class TorchGPT:
-    """nanoGPT-style model + torch.optim.AdamW (foreach) with the k1 schedule and clipping."""
+    """nanoGPT-style model + torch.optim.AdamW with the k1 schedule and clipping, built for speed.
 
-    def __init__(self, cfg: GPTConfig, optim: AdamWConfig = AdamWConfig(), seed: int = 0):
+    Each linear layer is one `addmm` (bias fused), attention is `scaled_dot_product_attention`,
+    AdamW is the fused kernel where this torch has one for CPU, and `compiled=True` runs the loss
+    through `torch.compile` (inductor): the fastest PyTorch GPT a user would write, so that a k1
+    backend beating it means something.
+    """
+
+    def __init__(self, cfg: GPTConfig, optim: AdamWConfig = AdamWConfig(), seed: int = 0, compiled: bool = False):
         torch = self.torch = require("torch", "bench")
         self.F = torch.nn.functional
         self.cfg, self.optim_cfg, self.step = cfg, optim, 0
@@ -24,9 +30,13 @@ class TorchGPT:
         self.p = {k: torch.nn.Parameter(torch.tensor(v, dtype=torch.float32)) for k, v in arrays.items()}
         decay = [v for v in self.p.values() if v.ndim >= 2]
         no_decay = [v for v in self.p.values() if v.ndim < 2]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, foreach=True)
+        groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        settings = dict(lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
+        try:
+            self.opt = torch.optim.AdamW(groups, fused=True, **settings)
+        except RuntimeError:  # a torch without a fused CPU AdamW
+            self.opt = torch.optim.AdamW(groups, foreach=True, **settings)
+        self._loss = torch.compile(self._eager_loss) if compiled else self._eager_loss
 
     def load_numpy_state(self, params: dict[str, np.ndarray]) -> None:
         """Copy parameters by name from a NumPy model's `params.state_dict()`."""
@@ -35,29 +45,31 @@ class TorchGPT:
                 self.p[k].copy_(self.torch.from_numpy(np.asarray(v, dtype=np.float32)))
 
     def forward(self, x):
-        """Logits (B, T, V) for int64 ids x (B, T)."""
-        cfg, p, F = self.cfg, self.p, self.F
+        """Logits (B*T, V) for int64 ids x (B, T); rows are (batch, position) flattened."""
+        cfg, p, F, addmm = self.cfg, self.p, self.F, self.torch.addmm
         b, t = x.shape
         c, nh = cfg.d_model, cfg.n_heads
-        h = p["wte"][x] + p["wpe"][:t]  # (B, T, C)
+        h = (p["wte"][x] + p["wpe"][:t]).reshape(b * t, c)
         for i in range(cfg.n_layers):
             a = F.layer_norm(h, (c,), p[f"h{i}.ln1.g"], p[f"h{i}.ln1.b"])
-            qkv = a @ p[f"h{i}.attn.w_qkv"] + p[f"h{i}.attn.b_qkv"]  # (B, T, 3C)
+            qkv = addmm(p[f"h{i}.attn.b_qkv"], a, p[f"h{i}.attn.w_qkv"])  # (B*T, 3C)
             q, k, v = qkv.view(b, t, 3, nh, c // nh).permute(2, 0, 3, 1, 4)  # each (B, H, T, hs)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            y = y.transpose(1, 2).reshape(b, t, c)
-            h = h + y @ p[f"h{i}.attn.w_out"] + p[f"h{i}.attn.b_out"]
+            y = y.transpose(1, 2).reshape(b * t, c)
+            h = h + addmm(p[f"h{i}.attn.b_out"], y, p[f"h{i}.attn.w_out"])
             m = F.layer_norm(h, (c,), p[f"h{i}.ln2.g"], p[f"h{i}.ln2.b"])
-            u = F.gelu(m @ p[f"h{i}.mlp.w_in"] + p[f"h{i}.mlp.b_in"], approximate="tanh")
-            h = h + u @ p[f"h{i}.mlp.w_out"] + p[f"h{i}.mlp.b_out"]
+            u = F.gelu(addmm(p[f"h{i}.mlp.b_in"], m, p[f"h{i}.mlp.w_in"]), approximate="tanh")
+            h = h + addmm(p[f"h{i}.mlp.b_out"], u, p[f"h{i}.mlp.w_out"])
         f = F.layer_norm(h, (c,), p["lnf.g"], p["lnf.b"])
         return f @ (p["wte"].T if cfg.tie_weights else p["head"])
+
+    def _eager_loss(self, x, y):
+        return self.F.cross_entropy(self.forward(x), y.reshape(-1))
 
     def loss_and_grad(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean loss with gradients in each parameter's .grad."""
         self.opt.zero_grad(set_to_none=True)
-        logits = self.forward(self.torch.from_numpy(x))
-        loss = self.F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.torch.from_numpy(y).reshape(-1))
+        loss = self._loss(self.torch.from_numpy(x), self.torch.from_numpy(y))
         loss.backward()
         return float(loss.detach())
 
@@ -77,5 +89,5 @@ class TorchGPT:
         with self.torch.inference_mode():
             for _ in range(max_new_tokens):
                 window = self.torch.tensor(ids[-self.cfg.context:])[None, :]
-                ids.append(int(self.forward(window)[0, -1].argmax()))
+                ids.append(int(self.forward(window)[-1].argmax()))
         return np.array(ids, dtype=np.int64)

@@ -43,3 +43,9 @@ def test_ratios_pick_the_fastest_of_each_model():
     assert out["k1_over_gpt"]["fastest"] == {"k1": "k1/numba", "gpt": "gpt/torch", "ratio": pytest.approx(4.0)}
     assert out["vs_torch_gpt"]["gpt/numpy"]["train"] == pytest.approx(0.8)
     assert np.isclose(out["vs_torch_gpt"]["k1/numba"]["train"], 4.0)
+
+
+def test_ratios_compare_with_the_faster_torch_gpt():
+    row = lambda ms: {"train_ms_median": ms, "train_ms_min": ms, "train_tokens_per_s": 1000 / ms, "gen_tokens_per_s": 1.0}
+    out = bb.ratios({"gpt/torch": row(40), "gpt/torch-compile": row(30), "gpt/numba": row(30)})
+    assert out["vs_torch_gpt"]["gpt/numba"]["train"] == pytest.approx(1.0)

@@ -9,10 +9,11 @@ from k1core.gpt import BaselineGPT, GPTConfig  # noqa: E402
 from k1core.optim import AdamWConfig  # noqa: E402
 
 
-def test_torch_reference_matches_numpy_loss_gradients_and_steps():
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"])
+def test_torch_reference_matches_numpy_loss_gradients_and_steps(compiled):
     cfg = GPTConfig(context=16, d_model=32, n_layers=2, n_heads=2)
     optim = AdamWConfig(lr=1e-2, warmup_steps=1, grad_clip=0.5)
-    ref, torch_model = BaselineGPT(cfg, optim), TorchGPT(cfg, optim)
+    ref, torch_model = BaselineGPT(cfg, optim), TorchGPT(cfg, optim, compiled=compiled)
     torch_model.load_numpy_state(ref.params.state_dict())
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (3, 16)), rng.integers(0, 256, (3, 16))
