@@ -212,8 +212,8 @@ def _second_round(ctx: StageContext, round1: dict) -> dict:
     return state["result"]
 
 
-NOTHING_TO_TEACH = ("stage 2 adopted no strategy (none beat no strategy on validation), so stage 4 has nothing "
-                    "to teach; give one with --strategy FILE")
+NOTHING_TO_TEACH = ("stage 2 adopted no strategy (none beat no strategy and the majority class on validation), "
+                    "so stage 4 has nothing to teach; give one with --strategy FILE")
 
 
 def _strategy_for_transfer(ctx: StageContext, reviewer: Reviewer | None) -> tuple[str | None, dict]:

@@ -3,7 +3,8 @@
 After stage 4, the exported student answers the train and dev splits (never test) in its first
 trained prompt format. The teacher reflects on its failures ("a student trained on strategy v1
 failed these") and distills strategy v2, which is validated like any candidate: the teacher on the
-dev split with v2 against v1, adopted only if it scores higher. An adopted v2 runs stage 4 again in
+dev split with v2 against v1, adopted only if it scores higher than v1 and than always answering
+the majority class. An adopted v2 runs stage 4 again in
 `round2/` (its own curriculum, training, export, gate and test evaluation, the response cache
 shared), and the two exported students are compared on the same test items (exact McNemar), with
 the strategy diff. Every step is saved in `stages/round2.json`, so a killed run resumes.
@@ -18,7 +19,7 @@ from lrl.evaluation import compare
 from lrl.prompts import distillation_messages, student_failure_messages
 from lrl.rundir import RunDir, write_text_atomic
 from lrl.stages import lora_transfer
-from lrl.stages.context import StageContext, evaluate, evaluation_summary
+from lrl.stages.context import StageContext, earns_adoption, evaluate, evaluation_summary
 from lrl.student_prompt import prompt_strategy
 
 NAME = "round2"
@@ -50,9 +51,10 @@ def run(ctx: StageContext, strategy_v1: str, round1: dict) -> dict:
                "strategy_diff": strategy_diff(strategy_v1, strategy_v2),
                "validation_v1": evaluation_summary(v1, cfg.batch_size),
                "validation_v2": evaluation_summary(v2, cfg.batch_size)}
-    if result["validation_v2"]["accuracy"] <= result["validation_v1"]["accuracy"]:
-        ctx.echo("round 2: strategy v2 did not beat v1 on validation, so there is no second transfer")
-        return {**result, "skipped": "strategy v2 did not beat v1 on validation"}
+    if not earns_adoption(result["validation_v2"], result["validation_v1"]["accuracy"]):
+        ctx.echo("round 2: strategy v2 did not beat v1 and the majority class on validation, "
+                 "so there is no second transfer")
+        return {**result, "skipped": "strategy v2 did not beat v1 and the majority class on validation"}
     round2 = lora_transfer.run(replace(ctx, run=RunDir(ctx.run / "round2"), strategy=strategy_v2))
     return {**result, "transfer": {k: v for k, v in round2.items() if k != "records"},
             "test_round2_vs_round1": compare(round2["records"], round1["records"])}

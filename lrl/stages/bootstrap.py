@@ -3,9 +3,11 @@
 The training split is cut into batches of `batch_size`. After every batch the teacher reflects on
 it, seeing its failures first and its own reasoning. Every `distill_every` batches (and after the
 last batch) the reflections since the previous distillation are distilled into a candidate
-strategy. Each candidate is scored on the validation split and adopted only if it beats the
-current best, which starts as the zero-shot prompt's validation accuracy: a strategy that does
-not help is kept for inspection but never used. The teacher solves later batches with the current
+strategy. Each candidate is scored on the validation split and adopted only if it beats both the
+current best, which starts as the zero-shot prompt's validation accuracy, and the split's
+majority class (a strategy that makes the teacher answer YES to everything can beat a weak
+zero-shot prompt without having taught anything): a strategy that does not help is kept for
+inspection but never used. The teacher solves later batches with the current
 best strategy.
 
 Every step is saved to `stages/2_bootstrap.json` before the next starts, so a killed run resumes
@@ -19,7 +21,8 @@ from lrl.domain import SUCCESS_OUTCOMES
 from lrl.prompts import REFLECTION_ITEMS, RESPONSE_CHARS, distillation_messages, reflection_messages
 from lrl.rundir import write_json_atomic, write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
-from lrl.stages.context import StageContext, evaluate, evaluation_summary, model_label
+from lrl.stages.context import (StageContext, earns_adoption, evaluate, evaluation_summary, majority_accuracy,
+                                model_label)
 
 def run(ctx: StageContext) -> dict:
     """Bootstrap a strategy; the stage's entry for results.json (batches, candidates, the best)."""
@@ -88,12 +91,13 @@ def _distill(ctx: StageContext, b: int, reflections: list[str], strategy: str | 
 
 
 def _validate(ctx: StageContext, index: int, best: dict) -> dict:
-    """Score candidate `index` on the validation split; adopt it only if it beats `best`."""
+    """Score candidate `index` on the validation split; adopt it only if it beats `best` and always
+    answering the validation split's majority class."""
     candidate = _state(ctx)["candidates"][index]
     records = evaluate(ctx, STAGE.key, f"val_candidate_{index:02d}", ctx.teacher, ctx.splits["dev"],
                        candidate["text"], f"stage 2: validation, candidate {index:02d}")
     summary = evaluation_summary(records, ctx.config.batch_size)
-    adopted = summary["accuracy"] > best["accuracy"]
+    adopted = earns_adoption(summary, best["accuracy"])
     scored = {**candidate, "validation": summary, "adopted": adopted, "previous_best": best}
     state = _state(ctx)
     state["candidates"][index] = scored
@@ -102,7 +106,8 @@ def _validate(ctx: StageContext, index: int, best: dict) -> dict:
     write_text_atomic(stem.with_suffix(".md"), candidate["text"] + "\n")
     write_json_atomic(stem.with_suffix(".json"), scored)
     ctx.run.journal(f"Stage 2: candidate {index:02d} scores {summary['accuracy']:.1%} on validation "
-                    f"against the current best {best['accuracy']:.1%}: "
+                    f"against the current best {best['accuracy']:.1%} and the majority class "
+                    f"{majority_accuracy(summary):.1%}: "
                     f"{'adopted' if adopted else 'not adopted'}.")
     return {"candidate": index, "accuracy": summary["accuracy"]} if adopted else best
 

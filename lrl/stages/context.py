@@ -120,6 +120,19 @@ def evaluation_summary(records: Sequence[dict], batch_size: int) -> dict:
     return {**summarize(list(records)), "per_batch": batch_statistics(records, batch_size)}
 
 
+def majority_accuracy(summary: dict) -> float:
+    """Accuracy of always answering the majority class of the summarized items (0 when answers are
+    not a few classes)."""
+    return (summary["classes"] or {}).get("majority_baseline", {}).get("accuracy", 0.0)
+
+
+def earns_adoption(summary: dict, best_accuracy: float) -> bool:
+    """Whether a strategy scored as `summary` on validation is adopted: above `best_accuracy` and above
+    always answering the majority class (a strategy that makes the teacher answer YES to everything
+    can beat a weak prompt without teaching anything)."""
+    return summary["accuracy"] > max(best_accuracy, majority_accuracy(summary))
+
+
 def evaluate_on_test_split(ctx: StageContext, state_name: str, role: str, strategy: str | None, label: str,
                     baseline_prompt: str = "zero-shot", state_key: str = "records") -> dict:
     """Evaluate the teacher or the student on the test split; the stage's entry for results.json."""

@@ -180,6 +180,29 @@ class Taught(Exception):
     """Raised by a stand-in stage 4 once it has seen what it was asked to teach."""
 
 
+class ObedientRulesLLM(RulesLLM):
+    """Follows the useless candidate ("Always answer YES") to the letter."""
+
+    def answer(self, prompt: str) -> str:
+        if "STRATEGY:" in prompt and "Always answer YES" in prompt.split("SCHEDULING PROBLEM:")[0]:
+            return "As the strategy says.\nANSWER: YES"
+        return super().answer(prompt)
+
+
+def test_a_strategy_no_better_than_the_majority_class_is_not_adopted(tmp_path):
+    """Answering YES to everything beats this teacher's weak zero-shot prompt on validation, but not
+    always answering the majority class, so it teaches nothing and is not adopted."""
+    llm = ObedientRulesLLM()
+    results = run(config(tmp_path, n_train=50, stages=("2",)), llms={"teacher": llm, "student": llm})
+    boot = results["stages"]["2"]
+    (useless,) = boot["candidates"]
+    validation = useless["validation"]
+    assert validation["accuracy"] > boot["validation_zero_shot"]["accuracy"]
+    assert validation["accuracy"] <= validation["classes"]["majority_baseline"]["accuracy"]
+    assert boot["adopted"] is None and not useless["adopted"]
+    assert "and the majority class" in (tmp_path / "run" / "journal.md").read_text()
+
+
 def test_stage4_teaches_only_an_adopted_strategy_or_the_users(tmp_path, monkeypatch):
     taught = []
 

@@ -76,7 +76,7 @@ def test_a_better_v2_is_taught_again_and_compared_with_round_one(tmp_path, trans
 def test_a_v2_no_better_than_v1_stops_the_round(tmp_path, transfers):
     ctx = context(tmp_path)
     result = rounds.run(ctx, SWEEP, round1(ctx))
-    assert result["skipped"] == "strategy v2 did not beat v1 on validation" and result["strategy_diff"] == ""
+    assert result["skipped"] == "strategy v2 did not beat v1 and the majority class on validation" and result["strategy_diff"] == ""
     assert transfers == []
 
 
@@ -98,4 +98,4 @@ def test_report_shows_both_rounds_side_by_side_with_the_diff(tmp_path, transfers
     assert "| zero-shot | 50.0% (CI 40.0%–60.0%) | 90.0% (CI 80.0%–100.0%) |" in text
     assert "```diff\n--- strategy v1\n+++ strategy v2" in text and "strategy v2 " in text
     stopped = rounds.run(context(tmp_path / "again"), SWEEP, round1(ctx))
-    assert "No second transfer: strategy v2 did not beat v1 on validation." in "\n".join(_second_round({}, stopped))
+    assert "No second transfer: strategy v2 did not beat v1 and the majority class on validation." in "\n".join(_second_round({}, stopped))
