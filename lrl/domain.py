@@ -101,7 +101,10 @@ class TransferDomain(Protocol):
     solution in order, right (True), wrong (False) or not stated (None), never raising on any text;
     and `step_conditions`, (step, given step) pairs whose conditional rate locates a failure.
     Optional too: `ood_variants`, variant -> the variants that ask the same question of problems
-    unlike its own, for stage 4b's out-of-distribution tests.
+    unlike its own, for stage 4b's out-of-distribution tests. And `checker_note(problem, response)
+    -> str`: one line of what the checker computed that decides the answer (scheduling: the peak;
+    arithmetic: the running amounts) beside what the response stated, without the procedure, for
+    the teacher's reflection on its mistakes.
     """
 
     name: str

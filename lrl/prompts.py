@@ -15,7 +15,7 @@ from typing import Sequence
 from k1core.errors import UserError
 from lrl.domain import Problem, TransferDomain
 
-TEMPLATE_VERSION = "lrl-prompts-2"
+TEMPLATE_VERSION = "lrl-prompts-3"
 
 # Small models ramble until max_tokens and never reach the marked answer unless told to be brief;
 # "one short line per step" is brief and is also the shape of the curriculum's worked solutions,
@@ -58,9 +58,13 @@ def _shown(record: dict, label: str = "Your reasoning") -> str:
 
 
 def _problem_block(domain: TransferDomain, problem: Problem, record: dict, label: str = "Your reasoning") -> str:
-    """The problem statement (without the answer-format lines), then the verdict and the response."""
+    """The problem statement (without the answer-format lines), then the verdict and the response,
+    and under a wrong one the checker's note where the domain has one (what decides the answer)."""
     statement = domain.render_prompt(problem).split("\n\n")[0]
-    return f"{statement}\n{_shown(record, label)}"
+    block = f"{statement}\n{_shown(record, label)}"
+    if record["verdict"] not in ("correct", "pass") and hasattr(domain, "checker_note"):
+        block += "\n" + domain.checker_note(problem, record["response"])
+    return block
 
 
 def reflection_messages(problems: dict, records: Sequence[dict], strategy: str | None,
@@ -77,8 +81,9 @@ def reflection_messages(problems: dict, records: Sequence[dict], strategy: str |
     text = (f"You solved {len(records)} problems: {len(successes)} correct, {len(failures)} wrong.\n"
             f"Your current strategy: {current}\n\n"
             "Here are your answers, mistakes first:\n\n" + "\n\n".join(blocks) + "\n\n"
-            "Reflect in at most 120 words: why were the wrong answers wrong, what did the right "
-            "ones do, and what exact procedure would have avoided the mistakes?")
+            "Reflect in at most 120 words: why were the wrong answers wrong (the checker's lines are "
+            "the truth), what did the right ones do, and what exact procedure computes what the "
+            "checker computes?")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 

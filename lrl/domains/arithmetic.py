@@ -120,6 +120,14 @@ def check_reasoning(problem: Problem, response: str) -> str | None:
     return None if any(e.right_value in results for e in found) else NO_INTERMEDIATE
 
 
+def checker_note(problem: Problem, response: str) -> str:
+    """The true running amounts a reflection can compare its own with (the equations are left out)."""
+    p = problem.payload
+    amounts = run_steps(Fraction(p["start"]), [(op, Fraction(v)) for op, v in p["steps"]])
+    shared = f", then shared among {p['share']}" if p["share"] > 1 else ""
+    return f"Checker: the amount after each step is {', '.join(_fmt(a) for a in amounts[1:])}{shared}."
+
+
 def worked_solution(problem: Problem, strategy_steps: Sequence[str] | None = None, verbose: bool = False) -> str:
     """One equation per step of the story, the sharing last; verbose adds the strategy and the story's words."""
     p = problem.payload
@@ -226,3 +234,6 @@ class ArithmeticDomain:
 
     def check_reasoning(self, problem, response):
         return check_reasoning(problem, response)
+
+    def checker_note(self, problem, response):
+        return checker_note(problem, response)

@@ -93,6 +93,28 @@ def peak_overlap(meetings: Sequence[Sequence[int]]) -> int:
     return max((current for _, _, current in running_counts(meetings)), default=0)
 
 
+def peak_interval(meetings: Sequence[Sequence[int]]) -> tuple[int, int] | None:
+    """(start, end) of the first stretch during which the peak number of meetings is in progress."""
+    counts, peak = running_counts(meetings), peak_overlap(meetings)
+    for (t, _, current), (after, _, _) in zip(counts, counts[1:]):
+        if current == peak and after > t:
+            return t, after
+    return None
+
+
+def checker_note(problem: Problem, response: str) -> str:
+    """What the checker knows and a reflection needs: the true peak and when it happens, the rooms,
+    and the peak the response stated (if any); the procedure that finds the peak is left out."""
+    p, unit = problem.payload, problem.payload["unit"]
+    peak, stretch = peak_overlap(p["meetings"]), peak_interval(p["meetings"])
+    when = f" (from {format_time(stretch[0], unit)} to {format_time(stretch[1], unit)})" if stretch else ""
+    rooms = "" if p["rooms"] is None else f", and {p['rooms']} room{'' if p['rooms'] == 1 else 's'} are available"
+    stated = stated_peak("\n".join(reasoning_lines(response)))
+    said = "never stated how many meetings are in progress at once" if stated is None else f"stated {stated}"
+    return (f"Checker: at most {peak} {'meeting is' if peak == 1 else 'meetings are'} in progress at once{when}"
+            f"{rooms}; the reasoning shown {said}.")
+
+
 # ---------------------------------------------------------------- generation
 
 def _draw_meetings(rng: random.Random, count: int, profile: SizeProfile) -> list[list[int]]:
@@ -414,3 +436,6 @@ class SchedulingDomain:
 
     def step_checks(self, problem, response):
         return step_checks(problem, self.parse(response, problem), response)
+
+    def checker_note(self, problem, response):
+        return checker_note(problem, response)
