@@ -49,7 +49,7 @@ class RunConfig:
     distill_every: int = 5
     # qwen1.5b writes markdown lists before it answers: at 160 tokens 10 of 10 zero-shot validation
     # answers on scheduling/balanced were cut off before their answer line (parse failures).
-    solve_max_tokens: int = 320
+    solve_max_tokens: int = 640
     reflect_max_tokens: int = 160
     distill_max_tokens: int = 160
     curriculum_size: int = 200  # stage 4: train-split problems with worked solutions
