@@ -58,7 +58,8 @@ def _difficulty_table(stages: dict) -> list[str]:
 def _candidates(boot: dict) -> list[str]:
     zero = boot["validation_zero_shot"]
     lines = [f"Validation without a strategy: {percent(zero['accuracy'])} ({zero['correct']}/{zero['n']}, "
-             f"CI {_ci(zero)}). A candidate is adopted only if it beats the best so far.", "",
+             f"CI {_ci(zero)}). A candidate is adopted only if it beats the best so far and always answering "
+             "the majority class.", "",
              "| Candidate | After batch | Validation accuracy | Wilson 95% CI | Adopted |", "|---|---|---|---|---|"]
     for c in boot["candidates"]:
         v = c["validation"]
