@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from k1core.errors import UserError
-from lrl.domain import Problem, TransferDomain
+from lrl.domain import SUCCESS_OUTCOMES, Problem, TransferDomain
 
 TEMPLATE_VERSION = "lrl-prompts-3"
 
@@ -53,7 +53,7 @@ def _shown(record: dict, label: str = "Your reasoning") -> str:
     response = record["response"].strip()
     if len(response) > RESPONSE_CHARS:
         response = response[:RESPONSE_CHARS // 2] + " ... " + response[-RESPONSE_CHARS // 2:]
-    verdict = "CORRECT" if record["verdict"] in ("correct", "pass") else f"WRONG ({record['detail'] or record['verdict']})"
+    verdict = "CORRECT" if record["verdict"] in SUCCESS_OUTCOMES else f"WRONG ({record['detail'] or record['verdict']})"
     return f"Problem {record['id']}: {verdict}\n{label}: {response}"
 
 
@@ -62,7 +62,7 @@ def _problem_block(domain: TransferDomain, problem: Problem, record: dict, label
     and under a wrong one the checker's note where the domain has one (what decides the answer)."""
     statement = domain.render_prompt(problem).split("\n\n")[0]
     block = f"{statement}\n{_shown(record, label)}"
-    if record["verdict"] not in ("correct", "pass") and hasattr(domain, "checker_note"):
+    if record["verdict"] not in SUCCESS_OUTCOMES and hasattr(domain, "checker_note"):
         block += "\n" + domain.checker_note(problem, record["response"])
     return block
 
@@ -73,8 +73,8 @@ def reflection_messages(problems: dict, records: Sequence[dict], strategy: str |
 
     `problems` maps id -> Problem so each shown item carries its problem text.
     """
-    failures = [r for r in records if r["verdict"] not in ("correct", "pass")]
-    successes = [r for r in records if r["verdict"] in ("correct", "pass")]
+    failures = [r for r in records if r["verdict"] not in SUCCESS_OUTCOMES]
+    successes = [r for r in records if r["verdict"] in SUCCESS_OUTCOMES]
     shown = (failures + successes)[:REFLECTION_ITEMS]
     blocks = [_problem_block(domain, problems[r["id"]], r) for r in shown]
     current = strategy.strip() if strategy else "(none yet)"
@@ -90,7 +90,7 @@ def reflection_messages(problems: dict, records: Sequence[dict], strategy: str |
 def student_failure_messages(problems: dict, records: Sequence[dict], strategy: str,
                              domain: TransferDomain) -> list[dict]:
     """Ask the teacher to reflect on a trained student's failures (never test items), its answers shown."""
-    failures = [r for r in records if r["verdict"] not in ("correct", "pass")]
+    failures = [r for r in records if r["verdict"] not in SUCCESS_OUTCOMES]
     blocks = [_problem_block(domain, problems[r["id"]], r, "Its answer") for r in failures[:REFLECTION_ITEMS]]
     text = (f"A student model was trained on your strategy:\n{strategy.strip()}\n\n"
             f"It still failed {len(failures)} of {len(records)} practice problems. Some of them, with its answers:\n\n"

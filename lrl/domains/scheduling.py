@@ -95,11 +95,17 @@ def peak_overlap(meetings: Sequence[Sequence[int]]) -> int:
 
 def peak_interval(meetings: Sequence[Sequence[int]]) -> tuple[int, int] | None:
     """(start, end) of the first stretch during which the peak number of meetings is in progress."""
-    counts, peak = running_counts(meetings), peak_overlap(meetings)
+    counts = running_counts(meetings)
+    peak = max((current for _, _, current in counts), default=0)
     for (t, _, current), (after, _, _) in zip(counts, counts[1:]):
         if current == peak and after > t:
             return t, after
     return None
+
+
+def response_peak(response: str) -> int | None:
+    """The peak a response's reasoning states (its marked answer lines left out), or None."""
+    return stated_peak("\n".join(reasoning_lines(response)))
 
 
 def checker_note(problem: Problem, response: str) -> str:
@@ -109,7 +115,7 @@ def checker_note(problem: Problem, response: str) -> str:
     peak, stretch = peak_overlap(p["meetings"]), peak_interval(p["meetings"])
     when = f" (from {format_time(stretch[0], unit)} to {format_time(stretch[1], unit)})" if stretch else ""
     rooms = "" if p["rooms"] is None else f", and {p['rooms']} room{'' if p['rooms'] == 1 else 's'} are available"
-    stated = stated_peak("\n".join(reasoning_lines(response)))
+    stated = response_peak(response)
     said = "never stated how many meetings are in progress at once" if stated is None else f"stated {stated}"
     return (f"Checker: at most {peak} {'meeting is' if peak == 1 else 'meetings are'} in progress at once{when}"
             f"{rooms}; the reasoning shown {said}.")
@@ -348,7 +354,7 @@ def step_checks(problem: Problem, parsed: Parsed, response: str) -> dict[str, bo
     stated; it is the true peak; the marked answer is what the stated peak implies (YES iff the peak
     fits in the rooms, or the peak itself as the rooms needed); the answer is right. A step whose
     premise is missing (no peak, no parsable answer) is not stated."""
-    stated = stated_peak("\n".join(reasoning_lines(response)))
+    stated = response_peak(response)
     answer = parsed.answer if parsed.ok else None
     rooms = problem.payload["rooms"]
     implied = None if stated is None else stated if rooms is None else YES if stated <= rooms else NO
