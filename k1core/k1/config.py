@@ -56,7 +56,8 @@ class K1Config:
     merge_z: float = 3.0  # and standard deviations above the mean similarity of sibling pairs so far
     grow_loss_ratio: float = 1.02  # leaf's probe loss vs the mean, by 2 standard errors: a high-loss cluster
     grow_patience: int = 2  # consecutive probes the cluster must stay high-loss
-    reorganize_margin: float = 0.05  # preference gain needed to move an agent
+    reorganize_margin: float = 0.05  # preference gain needed to move an agent (by 2 standard errors)
+    reorganize_patience: int = 3  # consecutive probes the gain must hold
     keep_tolerance: float = 0.0005  # nats a structural op may cost on the validation batch
     # controller and stopping
     # adapt the lr scale, top-K and exploration, restore and stop on evidence. Off by default: over 3
@@ -86,7 +87,7 @@ class K1Config:
         for key in ("vocab_size", "context", "d_model", "n_heads", "d_hidden", "tree_levels", "branching",
                     "max_depth", "max_children", "capacity", "total_steps", "top_k_agents",
                     "trust_interval", "plasticity_interval", "control_interval", "control_batches", "patience",
-                    "grow_patience"):
+                    "grow_patience", "reorganize_patience"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
         check_heads(self.d_model, self.n_heads)
         need(self.max_depth >= self.tree_levels, "max_depth", "must be >= tree_levels")

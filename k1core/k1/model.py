@@ -69,6 +69,7 @@ class K1SelfLearningLM:
         self.usage.share[self.tree.alive] = 1.0 / cfg.branching
         self.leaf_loss = np.zeros(cfg.capacity)
         self.streak = np.zeros(cfg.capacity, dtype=np.int64)
+        self.move_streak = np.zeros((cfg.capacity, cfg.capacity), dtype=np.int64)  # probes a move c -> q held
         self.controller = Controller(cfg.top_k_agents, cfg.patience, cfg.divergence_factor, cfg.capacity,
                                      enabled=cfg.controller)
         self.born = np.zeros(cfg.capacity, dtype=np.int64)  # step each slot's agent was created at
@@ -174,6 +175,9 @@ class K1SelfLearningLM:
                                       cfg.trust_decay)
             self.leaf_loss, high = ops.leaf_losses(fwd, cfg.capacity, cfg.grow_loss_ratio)
             self.streak = np.where(high, self.streak + 1, 0)
+            if cfg.plasticity and self.step >= cfg.phase2_step:
+                clears = ops.reorganize_evidence(self.params.p, tree, fwd, cfg.reorganize_margin)
+                self.move_streak = np.where(clears, self.move_streak + 1, 0)
             self.probe_fwd = fwd
         mean_trust = self.mean_trust() if cfg.use_tree else None
         events = self.controller.observe(step, fwd.ce, mean_trust)
@@ -233,7 +237,7 @@ class K1SelfLearningLM:
             return pair
         if op == "grow":
             return ops.grow_candidate(tree, self.streak, self.leaf_loss, cfg.grow_patience, cfg.max_agents_soft)
-        return ops.reorganize_candidate(p, tree, fwd, cfg.reorganize_margin)
+        return ops.reorganize_candidate(p, tree, fwd, self.move_streak, cfg.reorganize_patience)
 
     def _apply(self, op: str, cand: dict) -> None:
         p, tree = self.params.p, self.tree
@@ -258,6 +262,7 @@ class K1SelfLearningLM:
             self._reset_moments([cand["agent"], cand["other"]], [parent])
         else:
             ops.apply_reorganize(p, tree, **cand)
+            self.move_streak[cand["agent"]] = 0
             self._reset_moments([], [cand["old_parent"], cand["new_parent"]])
 
     def _reset_moments(self, agent_slots, router_slots) -> None:
@@ -271,12 +276,13 @@ class K1SelfLearningLM:
     # --- structure state (what a snapshot must restore besides params and optimizer) --------
     def structure_state(self) -> dict:
         return {"tree": self.tree.state_dict(), "trust": self.trust, "usage": self.usage.state_dict(),
-                "leaf_loss": self.leaf_loss, "streak": self.streak, "born": self.born}
+                "leaf_loss": self.leaf_loss, "streak": self.streak, "move_streak": self.move_streak,
+                "born": self.born}
 
     def load_structure_state(self, s: dict) -> None:
         self.tree = Tree.from_state(s["tree"])
         self.trust, self.leaf_loss, self.streak = s["trust"].copy(), s["leaf_loss"].copy(), s["streak"].copy()
-        self.born = s["born"].copy()
+        self.born, self.move_streak = s["born"].copy(), s["move_streak"].copy()
         self.usage.load_state_dict(s["usage"])
 
     # --- measurements --------------------------------------------------------------------

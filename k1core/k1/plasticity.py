@@ -170,39 +170,63 @@ def apply_grow(p, tree: Tree, agent: int, rng=None, **_) -> list[int]:
     return children
 
 
-# --- reorganize: move an agent to the parent whose router prefers it ----------------------------
-def reorganize_candidate(p, tree: Tree, fwd: ForwardResult, margin: float):
-    """(agent, new parent) maximising the gain in the share of tokens whose gate would pick it.
+# --- reorganize: move an agent to a parent whose router prefers it, on repeated evidence ---------
+REORGANIZE_Z = 2.0  # standard errors by which a move's preference gain must clear the margin
 
-    Preference of parent q for agent c: the fraction of q's probe tokens for which c's gate column
-    outscores every column of q's router. It is compared with c's share at its current parent.
-    """
-    best = None
+
+def current_share(tree: Tree, tr, c: int) -> tuple[float, int]:
+    """(share of its parent's probe tokens that went to agent c, how many tokens its parent saw)."""
+    at_parent = tr.parent == tree.parent[c]
+    return (float((tr.agent[at_parent] == c).mean()) if at_parent.any() else 0.0), int(at_parent.sum())
+
+
+def preference(p, tree: Tree, tr, c: int, q: int) -> tuple[float, int]:
+    """(fraction of parent q's probe tokens for which agent c's gate column, as trained at its own
+    parent, outscores every column of q's router; how many tokens q saw)."""
+    old, col = int(tree.parent[c]), tree.column(c)
+    u, k = tr.u[tr.parent == q], len(tree.children[q])
+    if not len(u):
+        return 0.0, 0
+    wins = u @ p["router.w"][old][:, col] + p["router.b"][old][col] > (u @ p["router.w"][q][:, :k]
+                                                                         + p["router.b"][q][:k]).max(axis=1)
+    return float(wins.mean()), len(u)
+
+
+def reorganize_evidence(p, tree: Tree, fwd: ForwardResult, margin: float) -> np.ndarray:
+    """(capacity, capacity) bool: [c, q] when moving agent c under parent q would raise the share of
+    tokens whose gate picks c by more than `margin`, by REORGANIZE_Z standard errors of the difference
+    of the two proportions on this probe, so a handful of probe tokens cannot move an agent."""
+    clears = np.zeros((tree.capacity, tree.capacity), dtype=bool)
     for c in tree.nodes():
-        if c == 0 or tree.depth[c] < 2:
-            continue
-        old = int(tree.parent[c])
         level = int(tree.depth[c])
-        tr = fwd.levels[level] if level < len(fwd.levels) else None
-        if tr is None:
+        if c == 0 or level < 2 or level >= len(fwd.levels):
             continue
-        at_old = tr.parent == old
-        current = float((tr.agent[at_old] == c).mean()) if at_old.any() else 0.0
-        wc, bc = p["router.w"][old][:, tree.column(c)], p["router.b"][old][tree.column(c)]
+        tr = fwd.levels[level]
+        share, n_old = current_share(tree, tr, c)
         for q in tree.nodes():
             if tree.depth[q] != level - 1 or not tree.children[q] or not tree.can_move(int(c), int(q)):
                 continue
-            u = tr.u[tr.parent == q]
-            if len(u) < 4:
+            pref, n_new = preference(p, tree, tr, c, q)
+            if min(n_old, n_new) < 4:
                 continue
-            k = len(tree.children[q])
-            scores = u @ p["router.w"][q][:, :k] + p["router.b"][q][:k]
-            pref = float((u @ wc + bc > scores.max(axis=1)).mean())
-            if best is None or pref - current > best["gain"]:
-                best = {"agent": int(c), "new_parent": int(q), "old_parent": old,
-                        "preference": pref, "current_share": current, "gain": pref - current}
-    if best is None or best["gain"] <= margin:
-        return None
+            stderr = np.sqrt(pref * (1 - pref) / n_new + share * (1 - share) / n_old)
+            clears[c, q] = pref - share - REORGANIZE_Z * stderr > margin
+    return clears
+
+
+def reorganize_candidate(p, tree: Tree, fwd: ForwardResult, streak: np.ndarray, patience: int):
+    """(agent, new parent) with the largest preference gain on this probe among the moves whose
+    evidence (`reorganize_evidence`) has held for `patience` probes in a row (`streak`)."""
+    best = None
+    for c, q in zip(*np.nonzero(streak >= patience)):
+        c, q = int(c), int(q)
+        if not tree.alive[c] or not tree.can_move(c, q):
+            continue
+        tr = fwd.levels[int(tree.depth[c])]
+        pref, share = preference(p, tree, tr, c, q)[0], current_share(tree, tr, c)[0]
+        if best is None or pref - share > best["gain"]:
+            best = {"agent": c, "new_parent": q, "old_parent": int(tree.parent[c]), "preference": pref,
+                    "current_share": share, "gain": pref - share, "streak": int(streak[c, q])}
     return best
 
 

@@ -17,7 +17,8 @@ def train_k1(tmp_path, **settings) -> dict:
 
 def test_results_report_what_the_comparison_needs(tmp_path):
     r = train_k1(tmp_path, steps=30, batch_size=4, context=16, d_model=32, n_heads=2,
-                 eval_interval=10, eval_batches=2, sample_length=10, k1={"plasticity": True})
+                 eval_interval=10, eval_batches=2, sample_length=10,
+                 k1={"plasticity": True, "reorganize_patience": 1})
     stats = r["stats"]
     assert 0 < stats["params_updated_fraction"] < 1  # top-K credit: only some agents move
     assert 0 < stats["traffic_fraction"] <= 1 and len(stats["usage_per_agent"]) == stats["agents"]
