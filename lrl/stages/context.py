@@ -66,6 +66,18 @@ class StageContext:
         return completion.text
 
 
+def bar_callback(bar) -> Callable[[int, int], None] | None:
+    """A bulk call's progress(done, total) drawn on `bar` (which counts increments); None without one."""
+    if bar is None:
+        return None
+    shown = [0]
+
+    def advance(done: int, _total: int) -> None:
+        bar.update(done - shown[0])
+        shown[0] = done
+    return advance
+
+
 def model_label(llm) -> str:
     """`backend:model` of the LLM that really answered (a test double shows as itself)."""
     return f"{llm.backend}:{llm.model}"

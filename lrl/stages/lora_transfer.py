@@ -51,7 +51,7 @@ from lrl.model_pool import LazyLLM
 from lrl.rundir import write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages import teacher_baseline
-from lrl.stages.context import StageContext, evaluate, evaluation_summary
+from lrl.stages.context import StageContext, bar_callback, evaluate, evaluation_summary
 from lrl.step_report import has_step_checks, step_summary
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS, prompt_strategy
 from lrl.transfer_report import transfer_by_format
@@ -80,9 +80,11 @@ def make_curriculum(ctx: StageContext, strategy: str, base, work) -> dict:
                               seed=cfg.seed, teacher_fraction=cfg.teacher_fraction,
                               prompt_formats=TRAINING_PROMPTS[cfg.student_prompts],
                               teacher_params=ctx.params(cfg.solve_max_tokens), trace_style=cfg.trace_style)
-    curriculum = build_curriculum(ctx.domain, strategy, config, teacher=ctx.teacher,
-                                  held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]),
-                                  count_tokens=student_token_counter(base))
+    n_teacher = round(cfg.teacher_fraction * cfg.curriculum_size)
+    with ctx.bar("stage 4: teacher solutions for the curriculum", n_teacher) as bar:
+        curriculum = build_curriculum(ctx.domain, strategy, config, teacher=ctx.teacher,
+                                      held_out=list(ctx.splits["dev"]) + list(ctx.splits["test"]),
+                                      progress=bar_callback(bar), count_tokens=student_token_counter(base))
     n_val = max(1, len(curriculum.lines) // 10)
     write_jsonl(work / "curriculum.val.jsonl", curriculum.lines[:n_val])
     write_jsonl(work / "curriculum.train.jsonl", curriculum.lines[n_val:])

@@ -2,7 +2,11 @@
 export with a gate on a seeded subset, the exported and the base student in both formats, paired report."""
 from __future__ import annotations
 
+import io
+
 import pytest
+
+from k1core.progress import ItemProgress
 
 from k1core.errors import UserError
 from lrl.pipeline import run
@@ -23,9 +27,11 @@ def config(tmp_path, student: str, **changes) -> RunConfig:
 def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     base, _, _ = tiny_gguf(tmp_path, "qwen2", wide=True)
     llm = RulesLLM()
+    log = io.StringIO()  # not a terminal: progress comes as whole lines
     results = run(config(tmp_path, f"llamacpp:{base}", lora_steps=None, lora_epochs=1.0,
                          stages=("0", "1", "2", "4", "4b")),
-                  llms={"teacher": llm, "student": llm})
+                  llms={"teacher": llm, "student": llm}, progress=lambda label, total: ItemProgress(label, total, log))
+    assert "stage 4: teacher solutions for the curriculum 6/6 (100%)" in log.getvalue()
     stage = results["stages"]["4"]
     assert stage["curriculum"]["lines"] == 12 - stage["curriculum"]["teacher_rejected"]
     ood = results["stages"]["4b"]  # the deployed artifact and the base student beyond the curriculum
