@@ -50,7 +50,8 @@ def run(ctx: StageContext, strategy_v1: str, round1: dict) -> dict:
     result |= {"reflection": reflection, "strategy_v2": strategy_v2,
                "strategy_diff": strategy_diff(strategy_v1, strategy_v2),
                "validation_v1": evaluation_summary(v1, cfg.batch_size),
-               "validation_v2": evaluation_summary(v2, cfg.batch_size)}
+               "validation_v2": evaluation_summary(v2, cfg.batch_size),
+               "validation_v2_vs_v1": compare(v2, v1)}
     if not earns_adoption(result["validation_v2"], result["validation_v1"]["accuracy"]):
         ctx.echo("round 2: strategy v2 did not beat v1 and the majority class on validation, "
                  "so there is no second transfer")

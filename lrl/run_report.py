@@ -9,6 +9,7 @@ from __future__ import annotations
 from lrl.stage import ReportRow
 from lrl.stages import all_stages, get_stage
 from lrl.stats import percent
+from lrl.transfer_report import paired_text
 
 
 def _ci(acc: dict) -> str:
@@ -150,9 +151,10 @@ def _second_round(round1: dict, second: dict) -> list[str]:
              f"(`{second['prompt']}` prompt): {percent(practice['accuracy'])} (CI {_ci(practice)}). "
              "Its failures went back to the teacher, which distilled strategy v2 (`round2/strategy.md`)."]
     if "validation_v2" in second:
-        v1, v2 = second["validation_v1"], second["validation_v2"]
+        v1, v2, paired = second["validation_v1"], second["validation_v2"], second["validation_v2_vs_v1"]
         lines += ["", f"Validation (teacher): strategy v1 {percent(v1['accuracy'])} (CI {_ci(v1)}), strategy v2 "
-                  f"{percent(v2['accuracy'])} (CI {_ci(v2)}).", "", "```diff", second["strategy_diff"] or "(no change)", "```"]
+                  f"{percent(v2['accuracy'])} (CI {_ci(v2)}); v2 − v1 on the same items {paired_text(paired)}.",
+                  "", "```diff", second["strategy_diff"] or "(no change)", "```"]
     if "skipped" in second:
         return lines + ["", f"No second transfer: {second['skipped']}."]
     lines += ["", "| Prompt | Round 1 | Round 2 |", "|---|---|---|"]

@@ -53,7 +53,7 @@ def _cell(s: dict) -> str:
     return f"{percent(s['accuracy'])} {_ci(s['ci95'])} ({s['correct']}/{s['n']}; {percent(s['parse_failure_rate'])} unparsed)"
 
 
-def _paired(c: dict) -> str:
+def paired_text(c: dict) -> str:
     return f"{100 * c['difference']:+.1f} pts {_ci(c['difference_ci95'])}, p = {c['mcnemar_exact_p']:.3g} ({c['only_a']} vs {c['only_b']})"
 
 
@@ -82,7 +82,7 @@ def render_transfer(summary: dict, title: str = "Exported student by prompt form
     lines.append("| majority class | " + " | ".join(majority) + " |")
     for name, key in (("exported − base (paired)", "vs_base"), ("exported − teacher (paired)", "vs_teacher")):
         if all(key in formats[f] for f in columns):
-            lines.append(f"| {name} | " + " | ".join(_paired(formats[f][key]) for f in columns) + " |")
+            lines.append(f"| {name} | " + " | ".join(paired_text(formats[f][key]) for f in columns) + " |")
     lines.append("| exported CI above the majority baseline | " + " | ".join(
         _yes(formats[f]["verdict"]["beats_majority"]) for f in columns) + " |")
     lines.append("| paired CI vs base student above zero | " + " | ".join(
@@ -91,7 +91,7 @@ def render_transfer(summary: dict, title: str = "Exported student by prompt form
               "(only the exported student right vs only the other right)."]
     if "strategy_vs_zero_shot" in summary:
         lines += ["", f"Exported student, strategy in prompt − no strategy (paired): "
-                      f"{_paired(summary['strategy_vs_zero_shot'])}."]
+                      f"{paired_text(summary['strategy_vs_zero_shot'])}."]
     return "\n".join(lines) + "\n"
 
 

@@ -66,6 +66,9 @@ def test_a_better_v2_is_taught_again_and_compared_with_round_one(tmp_path, trans
     assert practice == {p.id for p in ctx.splits["train"] + ctx.splits["dev"]}  # never a test item
     assert result["practice"]["accuracy"] < 1 and result["strategy_v2"] == SWEEP
     assert result["validation_v2"]["accuracy"] > result["validation_v1"]["accuracy"]
+    v2_vs_v1 = result["validation_v2_vs_v1"]  # paired on the same validation items
+    assert v2_vs_v1["n"] == len(ctx.splits["dev"]) and v2_vs_v1["difference"] == pytest.approx(
+        result["validation_v2"]["accuracy"] - result["validation_v1"]["accuracy"])
     assert "+1. Make start and end events." in result["strategy_diff"] and "-1. Count the meetings." in result["strategy_diff"]
     assert transfers == [(SWEEP, tmp_path / "run" / "round2")]
     paired = result["test_round2_vs_round1"]
@@ -97,5 +100,7 @@ def test_report_shows_both_rounds_side_by_side_with_the_diff(tmp_path, transfers
     text = "\n".join(_second_round({"by_prompt": {"zero-shot": acc(0.5)}}, second))
     assert "| zero-shot | 50.0% (CI 40.0%–60.0%) | 90.0% (CI 80.0%–100.0%) |" in text
     assert "```diff\n--- strategy v1\n+++ strategy v2" in text and "strategy v2 " in text
+    paired = second["validation_v2_vs_v1"]
+    assert f"v2 − v1 on the same items {100 * paired['difference']:+.1f} pts [" in text
     stopped = rounds.run(context(tmp_path / "again"), SWEEP, round1(ctx))
     assert "No second transfer: strategy v2 did not beat v1 and the majority class on validation." in "\n".join(_second_round({}, stopped))
