@@ -132,8 +132,7 @@ def _run_stages(ctx: StageContext, reviewer: Reviewer | None) -> dict:
             ctx.echo(f"stage {stage.id}: skipped ({result['skipped']})")
             results[stage.id] = result
             continue
-        timing = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                  "seconds": round(time.time() - started, 1), "load_start": load_start, "load_end": _load_average()}
+        timing = _timing(started, load_start)
         ctx.run.save_stage_state(stage.key, {**ctx.run.stage_state(stage.key), "complete": True, "result": result,
                                              "timing": timing})
         ctx.save_ledger()
@@ -199,14 +198,22 @@ def _strategy_for_teaching(ctx: StageContext, reviewer: Reviewer | None) -> tupl
     return text, {"adopted_on_validation": adopted, "review": review.get("decision")}
 
 
+def _timing(started: float, load_start) -> dict:
+    """When a stage started, its wall seconds and the load averages at its start and end."""
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 1), "load_start": load_start, "load_end": _load_average()}
+
+
 def _second_round(ctx: StageContext, round1: dict) -> dict:
     """--rounds 2 after stage 4 (lrl/rounds.py), run once and saved like a stage."""
     state = ctx.run.stage_state(rounds.NAME)
     if not state.get("complete"):
         ctx.echo("round 2: the exported student's failures go back to the teacher")
+        started, load_start = time.time(), _load_average()
         with ctx.ledger.stage(rounds.NAME):
             result = rounds.run(ctx, (ctx.run / "transfer" / "strategy.md").read_text(encoding="utf-8").strip(), round1)
-        state = {**ctx.run.stage_state(rounds.NAME), "complete": True, "result": result}
+        state = {**ctx.run.stage_state(rounds.NAME), "complete": True, "result": result,
+                 "timing": _timing(started, load_start)}
         ctx.run.save_stage_state(rounds.NAME, state)
         ctx.save_ledger()
     return state["result"]

@@ -79,6 +79,9 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
         _copy_or_note(run / name, out / name, absent, f"{name}: not written yet (the run writes it as it ends)")
     taught = next((p for p in (run / "transfer" / "strategy.md", run / "strategy.md") if p.is_file()), None)
     _copy_or_note(taught, out / "strategy.md", absent, "strategy.md: the run has no strategy")
+    if "round2" in results:
+        _copy_or_note(run / "round2" / "strategy.md", out / "round2" / "strategy.md", absent,
+                      "round2/strategy.md: round 2 distilled no strategy v2")
     boot = read_json(run / "stages" / f"{BOOTSTRAP_STATE}.json", {})
     if boot.get("candidates"):
         write_text_atomic(out / "candidates.md", render_candidates(boot))
@@ -113,6 +116,7 @@ def _assemble(run: Path, transfer: dict, dest: Path, out: Path) -> list[str]:
         name=dest.name, dest=dest, config=config, manifest=read_json(run / "manifest.json", {}),
         training=transfer.get("training"), headline=headline, ood=beyond, bars=bars, timings=timings,
         curriculum=transfer.get("curriculum"), boot=boot, adapter=adapter, records=records,
+        second_round=results.get("round2"),
         stage4_complete=bool(transfer.get("complete")), stage4_steps=finished,
         files=sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) + ["README.md"], absent=absent))
     return [f"absent: {note}" for note in absent] + ([plotted] if (out / "accuracy.png").exists() else [])
@@ -133,6 +137,7 @@ def _copy_or_note(source: Path | None, target: Path, absent: list[str], note: st
         absent.append(note)
         return
     _refuse_weights(source, source.stat().st_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
 
 

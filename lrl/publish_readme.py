@@ -100,6 +100,25 @@ def _out_of_distribution(ood: dict) -> list[str]:
     return lines
 
 
+def _second_round(second: dict) -> list[str]:
+    """What the round-1 student failed, strategy v2 against v1 on validation (paired), and round 2's student."""
+    practice = second["practice"]
+    lines = [f"The round-1 exported student answered {practice['n']} train and dev problems (`{second['prompt']}` "
+             f"prompt): {_with_parse(practice)}."]
+    if "validation_v2" in second:
+        lines[0] += (" The teacher reflected on its failures and distilled strategy v2 "
+                     "([round2/strategy.md](round2/strategy.md)); on the validation split the teacher scores "
+                     f"{_accuracy(second['validation_v1'])} with v1 and {_accuracy(second['validation_v2'])} with v2, "
+                     f"v2 − v1 {_paired(second['validation_v2_vs_v1'])}.")
+    if "skipped" in second:
+        return lines + ["", f"No second transfer: {second['skipped']}."]
+    lines += ["", "Round 2 taught strategy v2 (its own curriculum, LoRA, export and gate); its exported student on "
+              "the test split (round 1's is in the headline above):", "", "| Prompt | Round-2 exported student |", "|---|---|"]
+    lines += [f"| `{fmt}` | {_with_parse(summary)} |" for fmt, summary in second["transfer"]["by_prompt"].items()]
+    return lines + ["", f"Round 2 − round 1 on the same test items, first trained prompt: "
+                        f"{_paired(second['test_round2_vs_round1'])}."]
+
+
 def _curriculum(cur: dict) -> list[str]:
     formats = ", ".join(f"{fmt}: {n}" for fmt, n in cur["by_prompt_format"].items())
     reasons = ", ".join(f"{reason}: {n}" for reason, n in cur["teacher_rejected_by_reason"].items()) or "none"
@@ -140,8 +159,8 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
 
 def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, training: dict | None, headline: dict,
                   ood: dict, bars: list, timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None,
-                  records: list[str],
-                  stage4_complete: bool, stage4_steps: list[str], files: list[str], absent: list[str]) -> str:
+                  records: list[str], stage4_complete: bool, stage4_steps: list[str], files: list[str],
+                  absent: list[str], second_round: dict | None = None) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
     lines = [f"# {name}", "", *_what_ran(config, manifest, training, stage4_complete, stage4_steps), "",
              "## Headline: the exported student on the test split", ""]
@@ -167,6 +186,8 @@ def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, traini
         lines += ["", "## Strategy", "", f"Stage 2 distilled {len(boot['candidates'])} candidate{'s' * (len(boot['candidates']) != 1)} "
                   f"([candidates.md](candidates.md)); adopted on validation: "
                   f"{', '.join(f'{i:02d}' for i in adopted) or 'none'}. Stage 4 taught [strategy.md](strategy.md)."]
+    if second_round:
+        lines += ["", "## Round 2: the student's failures teach the teacher", "", *_second_round(second_round)]
     if curriculum:
         lines += ["", "## Curriculum", "", *_curriculum(curriculum)]
     lines += ["", "## Wall time and machine load per stage", "", *_timings(timings), "",

@@ -201,3 +201,25 @@ def test_the_readme_names_the_lora_length_asked_until_stage_4_records_it():
 
     assert _lora_length({"lora_steps": 100}, {"steps": 100, "best_val_loss": 0.5}) == "100 steps"
     assert _lora_length({"lora_steps": None, "lora_epochs": 1.0}, None) == "1 epoch(s) of the curriculum"
+
+
+def test_a_second_round_is_published_with_strategy_v2_and_its_paired_validation(run_copy, tmp_path):
+    from lrl.evaluation import compare, summarize
+
+    state = RunDir(run_copy)
+    v1, v2 = (state.stage_state(name)["records"] for name in ("3_teacher_strategy", "0_student_baseline"))
+    results = orjson.loads((run_copy / "results.json").read_bytes())
+    results["round2"] = {"practice": summarize(v2), "prompt": "zero-shot", "validation_v1": summarize(v1),
+                         "validation_v2": summarize(v2), "validation_v2_vs_v1": compare(v2, v1),
+                         "skipped": "strategy v2 did not beat v1 and the majority class on validation"}
+    (run_copy / "results.json").write_bytes(orjson.dumps(results))
+    (run_copy / "round2").mkdir()
+    (run_copy / "round2" / "strategy.md").write_text("1. Sort the events.\n")
+    dest = tmp_path / "published"
+    publish(run_copy, dest)
+    assert (dest / "round2" / "strategy.md").read_text() == "1. Sort the events.\n"
+    readme = (dest / "README.md").read_text()
+    paired = results["round2"]["validation_v2_vs_v1"]
+    assert "## Round 2: the student's failures teach the teacher" in readme
+    assert f"v2 − v1 {100 * paired['difference']:+.1f} pts [" in readme and "([round2/strategy.md](round2/strategy.md))" in readme
+    assert "No second transfer: strategy v2 did not beat v1 and the majority class on validation." in readme
