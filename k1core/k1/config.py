@@ -45,8 +45,8 @@ class K1Config:
     # phase 2: plasticity and autonomy
     phase2_fraction: float = 0.5
     # grow, prune, merge and reorganize in phase 2. Off by default: over 3 seeds it did not pay at equal
-    # time (frozen tree - full: -0.004 [-0.010, 0.002] nats at the default shape) and cost 11% of the
-    # throughput (docs/k1.md, results/k1-ablation/)
+    # time (full - frozen tree: +0.010 [-0.024, 0.043] nats at the default shape) and a step cost 7%
+    # more (docs/k1.md, results/k1-ablation/plasticity-2000-reorganize-evidence/)
     plasticity: bool = False
     plasticity_interval: int = 15
     prune_trust: float = 0.3
