@@ -160,7 +160,7 @@ def _rebuild(config: dict, dest: Path, trained_first: str) -> list[str]:
 def render_readme(*, name: str, dest: Path, config: dict, manifest: dict, training: dict | None, headline: dict,
                   ood: dict, bars: list, timings: dict, curriculum: dict | None, boot: dict, adapter: dict | None,
                   records: list[str], stage4_complete: bool, stage4_steps: list[str], files: list[str],
-                  absent: list[str], second_round: dict | None = None) -> str:
+                  absent: list[str], second_round: dict | None) -> str:
     """README.md of a published run: what ran, the headline with CIs and paired tests, and where everything is."""
     lines = [f"# {name}", "", *_what_ran(config, manifest, training, stage4_complete, stage4_steps), "",
              "## Headline: the exported student on the test split", ""]

@@ -6,9 +6,8 @@ import io
 
 import pytest
 
-from k1core.progress import ItemProgress
-
 from k1core.errors import UserError
+from k1core.progress import ItemProgress
 from lrl.pipeline import run
 from lrl.run_config import RunConfig
 from tests.lrl.rules_llm import RulesLLM
