@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 import sys
 
-from backends.threads import configure_threads, default_parallel
+from backends.threads import configure_threads, default_parallel, default_threads
 
 # BLAS reads its thread count when numpy first loads, so this runs before anything imports numpy.
-# One thread per library: k1's matrices are small and extra threads oversubscribe a laptop's cores.
-_threads = os.environ.get("K1_THREADS", "1")
-configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else 1)
+# Every core by default: on an otherwise idle machine the GPT trains 1.2-1.3x and K-1 1.1x faster on
+# two threads than on one (docs/benchmarks.md); on a busy shared one, K1_THREADS=1 avoids the collapse.
+_threads = os.environ.get("K1_THREADS", "")
+configure_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else default_threads())
 
 import click  # noqa: E402  (after the thread settings above)
 
@@ -59,7 +60,7 @@ def stages_help() -> str:
 def main():
     """k1: the K-1 self-learning LM vs a baseline GPT, and Linguistic RL + LoRA knowledge transfer.
 
-    Compute libraries (BLAS, Numba, XLA) use one thread each unless K1_THREADS says otherwise.
+    Compute libraries (BLAS, Numba, XLA) use every core unless K1_THREADS says how many threads.
     """
 
 
