@@ -87,9 +87,10 @@ class LlamaCppLLM:
         llama_cpp = require("llama_cpp", "llm")
         try:
             # n_threads_batch too: llama.cpp runs every multi-token decode (prompts, batched sequences) on it,
-            # and llama-cpp-python's default there is every core, whatever n_threads says.
+            # and llama-cpp-python's default there is every core, whatever n_threads says. Flash attention
+            # as in the batched path (llamacpp_batch), so both paths compute alike.
             self.llama = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                                         n_batch=n_batch, seed=0, verbose=verbose,
+                                         flash_attn=True, n_batch=n_batch, seed=0, verbose=verbose,
                                          lora_path=str(self.lora_path) if self.lora_path else None)
         except (ValueError, RuntimeError) as err:  # "Failed to load model from file" / "...LoRA adapter..."
             what = f"{self.path} with adapter {self.lora_path}" if self.lora_path else str(self.path)

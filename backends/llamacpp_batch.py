@@ -116,6 +116,9 @@ class BatchDecoder:
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_seq_max = self.slots
         params.kv_unified = True  # one cell holds the shared prefix for every sequence
+        # Every token attends over all the slots' cells (masked): without flash attention 8 sequences
+        # answered 1.04x the items/s of one instead of 1.31x (bench_llama_batch, AMD EPYC Zen 2).
+        params.flash_attn_type = api.LLAMA_FLASH_ATTN_TYPE_AUTO
         self.ctx = api.llama_init_from_model(self.llama.model, params)
         if not self.ctx:
             raise LLMError(f"llama.cpp could not create a context of {params.n_ctx} cells for {self.slots} sequences")
