@@ -135,7 +135,11 @@ def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, seed):
 
 @main.command()
 @click.option("--assemble", is_flag=True, help="Assemble (and hash-check) every model whose packages are installed.")
-def models(assemble):
+@click.option("--calibrate", is_flag=True,
+              help="Measure how fast llama.cpp runs each assembled model on this machine (about 30 s each) "
+                   "and keep the figures for k1 lrl run's pre-run estimate.")
+@click.option("--threads", type=int, default=None, help="llama.cpp threads for --calibrate (default: llama.cpp's, as runs use)")
+def models(assemble, calibrate, threads):
     """List the PyPI-shipped model aliases: installed parts, assembled file, size and hash check."""
     from backends.model_assets import ASSETS, asset_status
     from backends.model_assets import assemble as assemble_asset
@@ -146,6 +150,19 @@ def models(assemble):
         st = asset_status(asset)
         size = f"{st['size'] / 1e6:.1f} MB" if st["size"] else "-"
         click.echo(f"{st['alias']:<10} {st['state']:<40} {size:>9}  {st['path']}  [{st['license']}]")
+    if calibrate:
+        from backends.llamacpp_speed import calibrate as calibrate_model
+        from backends.local_speed import speed_file
+
+        ready = [(asset.alias, st["path"]) for asset in ASSETS.values() if (st := asset_status(asset))["state"] == "ok"]
+        if not ready:
+            raise UserError("no assembled model to calibrate: run k1 models --assemble first")
+        for alias, path in ready:
+            speed = calibrate_model(alias, path, threads)
+            batched = ", ".join(f"{x:.1f}x at {n}" for n, x in speed.batch_speedup if n > 1)
+            click.echo(f"{alias}: prompts {speed.prompt_tok_s:g} tok/s, one sequence {speed.generation_tok_s:g} "
+                       f"tok/s, batched generation {batched}, load {speed.load_seconds:g} s")
+        click.echo(f"kept in {speed_file()}")
 
 
 @main.group(cls=K1Group)

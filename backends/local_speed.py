@@ -1,15 +1,25 @@
 """Measured per-token cost of the shipped local models, so a run can say what it will cost in time.
 
-Every figure assumes llama.cpp with 2 threads on an otherwise idle 2-core machine: no other process
-competes for the cores (under load llama.cpp's spinning threads slow many times over). Prompt
-processing runs at one aggregate speed whatever the number of sequences; generation with N sequences
-in one batch (`--parallel N`, backends/llamacpp_batch.py) runs at the one-sequence speed times
-`BATCH_SPEEDUP` at N.
+`k1 models --calibrate` measures this machine (backends/llamacpp_speed.py) and stores the figures in
+the user cache under the CPU's name; without them the figures shipped here are used, and the
+estimate says so. The shipped figures assume llama.cpp with 2 threads on an otherwise idle 2-core
+machine: no other process competes for the cores (under load llama.cpp's spinning threads slow many
+times over). Prompt processing runs at one aggregate speed whatever the number of sequences;
+generation with N sequences in one batch (`--parallel N`, backends/llamacpp_batch.py) runs at the
+one-sequence speed times the speed-up measured at N. That speed-up is a property of the CPU: 4.2x
+at 16 sequences on the machine below, 2.0x on a 2-core AMD EPYC (Zen 2, AVX2), where one token's
+decode is already compute-bound.
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
 
 # Aggregate greedy generation of Qwen2.5-Coder-0.5B Q4_K_M with N sequences in one llama.cpp
 # context (low-level API, 2 threads, quiet 2-core machine, one 58-token prompt and 64 generated
@@ -27,6 +37,7 @@ class TokenSpeed:
     generation_tok_s: float  # one sequence
     load_seconds: float  # reading the file into memory, once per process
     batch_speedup: tuple[tuple[int, float], ...] = BATCH_SPEEDUP  # (N, speed-up), N ascending from 1
+    source: str = "the figures shipped with k1 (a 2-core server; `k1 models --calibrate` measures this machine)"
 
     def speedup(self, sequences: int) -> float:
         """Generation speed-up at `sequences` at once: the largest measured N not above it (N between
@@ -62,6 +73,54 @@ MEASURED = {
 }
 
 
+def speed_file() -> Path:
+    """Where `k1 models --calibrate` keeps its figures: `<user cache>/k1/speed.json`."""
+    from backends.model_assets import user_cache_dir
+
+    return user_cache_dir().parent / "speed.json"
+
+
+def machine_key() -> str:
+    """The CPU's name and core count: figures measured on one machine apply to another only if these match."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:  # not Linux
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def _stored() -> dict:
+    try:
+        return orjson.loads(speed_file().read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}  # nothing calibrated (or a damaged file, which the next calibration rewrites)
+
+
+def store_speed(model: str, speed: TokenSpeed) -> Path:
+    """Keep `speed` as this machine's figures for `model`."""
+    stored = _stored()
+    stored.setdefault(machine_key(), {})[model] = asdict(speed)
+    path = speed_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(stored, option=orjson.OPT_INDENT_2))
+    tmp.replace(path)
+    return path
+
+
+def calibration_source(threads: int | None) -> str:
+    """How calibrated figures describe themselves in the estimate."""
+    how = f"{threads} thread{'s' * (threads != 1)}" if threads else "llama.cpp's default threads"
+    return f"measured on this machine by `k1 models --calibrate` ({how}, {time.strftime('%Y-%m-%d')})"
+
+
 def local_speed(model: str) -> TokenSpeed | None:
-    """The measured speed of a shipped model alias, None for anything else (an API model, a user's GGUF)."""
-    return MEASURED.get(model)
+    """This machine's calibrated speed of a shipped model alias, else the shipped figures; None for
+    anything else (an API model, a user's GGUF)."""
+    row = _stored().get(machine_key(), {}).get(model)
+    try:
+        return TokenSpeed(**row | {"batch_speedup": tuple(tuple(pair) for pair in row["batch_speedup"])})
+    except (TypeError, KeyError):  # not calibrated here, or written by another version of k1
+        return MEASURED.get(model)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -43,51 +42,14 @@ def student_requests(n_items: int, strategy: str) -> tuple[list[list[dict]], lis
     return chats, targets
 
 
-def decode_cost(llama, sizes=(1, 2, 4, 8, 16, 32), repeats: int = 5) -> dict:
-    """Fastest seconds of one llama_decode per k: k sequences' next tokens at position 0 with logits
-    (generation), and k prompt tokens of one sequence with logits for the last (prompt); tokens/s of each."""
-    import llama_cpp as api
-
-    params = api.llama_context_params.from_buffer_copy(llama.context_params)
-    params.n_ctx, params.n_batch, params.n_ubatch = 1024, max(sizes), max(sizes)
-    params.n_seq_max, params.kv_unified = max(sizes), True
-    ctx = api.llama_init_from_model(llama.model, params)
-    batch = api.llama_batch_init(max(sizes), 0, max(sizes))
-    memory = api.llama_get_memory(ctx)
-
-    def fastest(k: int, generation: bool) -> float:
-        times = []
-        for _ in range(repeats + 1):  # the first call warms up
-            api.llama_memory_clear(memory, True)
-            batch.n_tokens = k
-            for i in range(k):
-                batch.token[i], batch.pos[i], batch.n_seq_id[i] = 100 + i, 0 if generation else i, 1
-                batch.seq_id[i][0] = i if generation else 0
-                batch.logits[i] = generation or i == k - 1
-            start = time.perf_counter()
-            if api.llama_decode(ctx, batch) != 0:
-                raise RuntimeError(f"llama_decode failed on {k} tokens")
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    try:
-        rows = {}
-        for k in sizes:
-            gen, prompt = fastest(k, True), fastest(k, False)
-            rows[k] = {"generation_s": gen, "generation_tok_per_s": k / gen,
-                       "prompt_s": prompt, "prompt_tok_per_s": k / prompt}
-        return rows
-    finally:
-        api.llama_batch_free(batch)
-        api.llama_free(ctx)
-
-
 def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, answer_tokens: int | None = None,
             after_call=lambda _result: None) -> dict:
     """Per N: seconds, items/s and generated tokens/s of every round, with the load around each call;
     `after_call(result so far)` after every call, so a run stopped early still leaves its numbers."""
     from backends.llamacpp_backend import LlamaCppLLM
     from backends.llamacpp_batch import BatchDecoder, shared_prefix_length
+    from backends.llamacpp_speed import decode_cost
+    from backends.local_speed import machine_key
     from backends.llm import SamplingParams
     from backends.model_assets import ASSETS, resolve_alias
 
@@ -108,7 +70,7 @@ def measure(model: str, threads: int, n_items: int, rounds: int, sizes=SIZES, an
                 "answers": "fixed length" if answer_tokens else "trained length (worked solution)",
                 "answer_tokens_median": statistics.median(lengths), "answer_tokens_total": sum(lengths),
                 "rounds": rounds, "rounds_done": rounds_done, "summary": summarize(runs), "runs": runs,
-                "decode_cost": cost, "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
+                "decode_cost": cost, "cpu_count": os.cpu_count(), "cpu": machine_key()}
 
     for r in range(rounds):
         order = list(sizes[r % len(sizes):] + sizes[:r % len(sizes)])
@@ -145,8 +107,9 @@ def render(result: dict) -> str:
     cost = result["decode_cost"]
     one = cost[min(cost)]["generation_tok_per_s"]
     for k, row in cost.items():
-        lines.append(f"{k:>3} {row['generation_s'] * 1e3:8.1f} {row['generation_tok_per_s']:7.1f} "
-                     f"{row['generation_tok_per_s'] / one:6.2f} {row['prompt_s'] * 1e3:10.1f} {row['prompt_tok_per_s']:7.1f}")
+        gen = (f"{row['generation_s'] * 1e3:8.1f} {row['generation_tok_per_s']:7.1f} {row['generation_tok_per_s'] / one:6.2f}"
+               if "generation_s" in row else f"{'-':>8} {'-':>7} {'-':>6}")
+        lines.append(f"{k:>3} {gen} {row['prompt_s'] * 1e3:10.1f} {row['prompt_tok_per_s']:7.1f}")
     lines += ["",
               f"{result['model']}, {result['threads']} threads, {result['requests']} requests "
              f"(prompt median {result['prompt_tokens_median']} tokens, answers median {result['answer_tokens_median']}):",

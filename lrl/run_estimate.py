@@ -3,9 +3,10 @@ long the shipped local models take over them, and what the test split's size can
 
 Time and dollars are upper bounds: every output runs to max_tokens and no call is a response-cache
 hit (on a resumed run many will be). Local time comes from measured tokens per second
-(`backends.local_speed`) on a quiet 2-core machine, with the calls a stage hands the model together
-decoded `--parallel` at a time at the measured batched speed, plus loading each model once. It
-informs; the hard stop is the ledger's --budget-usd check before each paid call.
+(`backends.local_speed`: this machine's once `k1 models --calibrate` has run, else shipped figures),
+with the calls a stage hands the model together decoded `--parallel` at a time at the measured
+batched speed, plus loading each model once. It informs; the hard stop is the ledger's --budget-usd
+check before each paid call.
 """
 from __future__ import annotations
 
@@ -98,13 +99,15 @@ def local_time_lines(plan: list[dict], parallel: int) -> list[str]:
                        for stage, (calls, seconds) in per_stage.items())
     left_out = "".join(f" {get_stage(stage).unplanned_work} come on top." for stage in per_stage
                        if get_stage(stage).unplanned_work)
-    batching = (f"generation {speeds[0].speedup(parallel):.1f}x that with {parallel} sequences at once"
-                if parallel > 1 else "one call at a time")
+    batching = (f"generation {' / '.join(f'{s.speedup(parallel):.1f}x' for s in speeds)} that with {parallel} "
+                "sequences at once" if parallel > 1 else "one call at a time")
+    sources = sorted({s.source for s in speeds})
+    origin = sources[0] if len(sources) == 1 else "; ".join(f"{m}: {s.source}" for m, s in zip(models, speeds))
     return [f"Local models: at most {_minutes(total)} with loading ({stages}).{left_out}",
-            f"It assumes {', '.join(models)} in llama.cpp with 2 threads on an otherwise idle 2-core machine, "
-            f"--parallel {parallel}: prompts at {' / '.join(f'{s.prompt_tok_s:g}' for s in speeds)} tok/s, "
+            f"It assumes {', '.join(models)} in llama.cpp on an otherwise idle machine, --parallel {parallel}: "
+            f"prompts at {' / '.join(f'{s.prompt_tok_s:g}' for s in speeds)} tok/s, "
             f"one sequence generating at {' / '.join(f'{s.generation_tok_s:g}' for s in speeds)} tok/s, "
-            f"{batching} (the speed-up measured for qwen0.5b)."]
+            f"{batching}; speeds: {origin}."]
 
 
 def split_power_lines(n_test: int) -> list[str]:

@@ -25,3 +25,12 @@ def shipped_model(alias: str):
 def qwen_gguf():
     """Path of the real Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF."""
     return shipped_model("qwen0.5b")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_calibrated_speeds(tmp_path_factory):
+    """Pre-run estimates use the shipped speeds, whatever `k1 models --calibrate` stored on this machine."""
+    path = tmp_path_factory.mktemp("speed") / "speed.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("backends.local_speed.speed_file", lambda: path)
+        yield path

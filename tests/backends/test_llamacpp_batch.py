@@ -122,3 +122,14 @@ def test_utf8_hold_waits_for_the_rest_of_a_cut_character():
     assert utf8_hold(b"ab" + "é".encode()[:1], 0) == 1
     assert utf8_hold(b"ab" + "€".encode()[:1], 0) == 2
     assert utf8_hold(b"a" + "€".encode()[:2], 0) == 1
+
+
+def test_calibration_times_decode_calls_and_keeps_the_figures(tiny_qwen, tmp_path, monkeypatch):
+    from backends import local_speed
+    from backends.llamacpp_speed import GENERATION_SIZES, calibrate
+
+    monkeypatch.setattr(local_speed, "speed_file", lambda: tmp_path / "speed.json")
+    speed = calibrate("tiny", tiny_qwen[0], threads=1)
+    assert speed.prompt_tok_s > 0 and speed.generation_tok_s > 0 and speed.load_seconds >= 0
+    assert [n for n, _ in speed.batch_speedup] == list(GENERATION_SIZES) and speed.batch_speedup[0] == (1, 1.0)
+    assert "(1 thread," in speed.source and local_speed.local_speed("tiny") == speed
