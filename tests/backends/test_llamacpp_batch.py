@@ -78,14 +78,37 @@ def test_seeded_sampling_is_reproducible_and_follows_the_seed(tiny_qwen):
     same_answers(one, many, requests)
 
 
+def greedy_up_to_ties(path, one, requests, got, tie: float) -> None:
+    """Every token of each batched answer is, given the tokens before it, within `tie` logits of the
+    one-at-a-time model's best: flash attention sums over another set of cells in a batch, which may
+    flip a near-tie (measured 0.0625 on gemma3), never a clear choice or a truncated prompt."""
+    import llama_cpp
+    import numpy as np
+
+    scorer = llama_cpp.Llama(str(path), n_ctx=512, n_threads=1, logits_all=True, flash_attn=True, verbose=False)
+    for request, have in zip(requests, got):
+        want = one.complete(request.messages, request.params)
+        assert (have.input_tokens, have.output_tokens, have.stop_reason) == \
+               (want.input_tokens, want.output_tokens, want.stop_reason)
+        prompt = one.prompt_tokens(request.messages)
+        answer = scorer.tokenize(have.text.encode(), add_bos=False, special=True)
+        scorer.reset()
+        scorer.eval(prompt + answer)
+        logits = np.asarray(scorer.scores[len(prompt) - 1:len(prompt) - 1 + len(answer)])
+        gaps = logits.max(axis=1) - logits[np.arange(len(answer)), answer]
+        assert gaps.max() <= tie, (have.text, want.text, gaps)
+
+
 @pytest.mark.slow
 def test_sliding_window_model_decodes_every_prompt_whole():
     """gemma3 (sliding-window attention, no chat template): the shipped 270M model, loaded in about a second."""
     from tests.conftest import shipped_model
 
-    one, many = pair(shipped_model("gemma270m"), parallel=3)
+    path = shipped_model("gemma270m")
+    one, many = pair(path, parallel=3)
     prompts = ["The capital of France is", "1, 2, 3,", "The cat sat on the", "Water boils at"]
-    same_answers(one, many, [Request([{"role": "user", "content": p}], SamplingParams(max_tokens=6)) for p in prompts])
+    requests = [Request([{"role": "user", "content": p}], SamplingParams(max_tokens=6)) for p in prompts]
+    greedy_up_to_ties(path, one, requests, many.complete_many(requests), tie=0.1)
 
 
 def test_lora_adapter_applies_to_batched_decoding(tmp_path, tiny_qwen):
