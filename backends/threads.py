@@ -25,8 +25,9 @@ def default_threads() -> int:
 def default_parallel() -> int:
     """Requests a local model decodes at once by default: 8 up to 8 cores, 16 beyond.
 
-    On 2 cores llama.cpp's aggregate generation speed (Qwen2.5 0.5B) is 3.3x that of one sequence
-    at 8 sequences and 4.2x at 16; more cores reach the point where weights stop dominating later.
+    On 2 cores llama.cpp's aggregate generation speed (Qwen2.5 0.5B) at 8 sequences is 1.7-3.3x that
+    of one, at 16 2.1-4.2x, depending on the CPU (docs/local-inference.md); more cores reach the point
+    where weights stop dominating later.
     """
     return 8 if default_threads() <= 8 else 16
 
