@@ -21,6 +21,8 @@ from lrl.run_config import RunConfig, parse_stages  # light: no model or backend
 
 PARALLEL_HELP = (f"requests answered at once: llama.cpp sequences decoded in one batch, or concurrent calls "
                  f"to an OpenAI-compatible server; 1 = one at a time [default on this machine: {default_parallel()}]")
+LORA_LAYERS_HELP = ("train LoRA on the top N decoder layers only, with no backward pass below them "
+                    "(jax trainer); default: every layer")
 
 
 class K1Group(click.Group):
@@ -344,13 +346,14 @@ def lrl_score(results, against, problems, json_out):
 @click.option("--alpha", default=16.0, show_default=True)
 @click.option("--dropout", default=0.0, show_default=True)
 @click.option("--targets", default="q,k,v,o,gate,up,down", show_default=True)
+@click.option("--lora-layers", "lora_layers", type=click.IntRange(min=1), default=None, help=LORA_LAYERS_HELP)
 @click.option("--eval-every", default=20, show_default=True)
 @click.option("--patience", default=0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--trainer", default=None,
               help="jax (GGUF or HF dir, resumable) or mlx (mlx-lm, HF dir); default: mlx on Apple silicon, else jax")
 def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, seq_len, batch_size, grad_accum, lr,
-                  rank, alpha, dropout, targets, eval_every, patience, seed, trainer):
+                  rank, alpha, dropout, targets, lora_layers, eval_every, patience, seed, trainer):
     """LoRA-train a student (GGUF file or HF directory) on chat JSONL; the jax trainer resumes from OUT."""
     from backends.student.finetune import load_training_data
     from backends.student.lora import LoraConfig
@@ -367,7 +370,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
     tcfg = TrainConfig(
         out_dir=out_dir, seq_len=seq_len, batch_size=batch_size, grad_accum=grad_accum, steps=length.steps,
         lora=LoraConfig(targets=tuple(t.strip() for t in targets.split(",") if t.strip()), rank=rank, alpha=alpha,
-                        dropout=dropout),
+                        dropout=dropout, layers=lora_layers),
         optim=lora_adamw(lr, length.steps), eval_every=eval_every, patience=patience,
         checkpoint_every=max(1, eval_every), seed=seed)
     result = data.fit(tcfg)
@@ -404,6 +407,7 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
               help=f"stage 4: passes over the curriculum's training chats, which set the steps "
               f"(default: {DEFAULT_EPOCHS:g} unless --lora-steps)")
 @click.option("--lora-rank", default=RunConfig.lora_rank, show_default=True, type=int)
+@click.option("--lora-layers", type=click.IntRange(min=1), default=None, help="stage 4: " + LORA_LAYERS_HELP)
 @click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,
               help="stage 4: training row length (examples are packed into rows)")
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")

@@ -6,6 +6,7 @@ tokens, AdamW. Each framework runs in its own subprocess so peak RSS is its own;
 
     python -m bench.bench_lora --steps 5 --rounds 2
     python -m bench.bench_lora --compare bf16   # JAX with frozen weights stored as float32 vs bfloat16
+    python -m bench.bench_lora --lora-layers 12 --compare layers   # JAX: LoRA on the top 12 layers vs all
 """
 from __future__ import annotations
 
@@ -43,17 +44,17 @@ def frozen_as(layers: dict, head: dict, dtype) -> tuple[dict, dict]:
     return layers, {**head, "out": head["out"].astype(dtype)}
 
 
-def run_jax(gguf: str, steps: int, answer_from: int, frozen_dtype: str = "float32") -> dict:
+def run_jax(gguf: str, steps: int, answer_from: int, frozen_dtype: str = "float32", lora_layers: int | None = None) -> dict:
     import jax
 
     from backends.student.chat_data import Example, make_batch
     from backends.student.gguf_loader import load_gguf
     from backends.student.jax_step import make_train_step
     from backends.student.layer_stack import local_flags, stack_layers
-    from backends.student.lora import LoraConfig, init_lora
+    from backends.student.lora import LoraConfig, first_trained_layer, init_lora
 
     model = load_gguf(gguf, with_tokenizer=False)
-    cfg, lcfg = model.config, LoraConfig(rank=RANK, alpha=ALPHA)
+    cfg, lcfg = model.config, LoraConfig(rank=RANK, alpha=ALPHA, layers=lora_layers)
     layers, head = stack_layers(model)
     model.weights.clear()  # only the stacked copies are kept for training
     if frozen_dtype != "float32":
@@ -65,7 +66,7 @@ def run_jax(gguf: str, steps: int, answer_from: int, frozen_dtype: str = "float3
     lora = init_lora(cfg, lcfg)
     m = jax.tree.map(np.zeros_like, lora)
     v = jax.tree.map(np.zeros_like, lora)
-    step = make_train_step(cfg, lcfg.scale, chunk, 0.0, 0.9, 0.999, 1e-8, 0.0, 1.0)
+    step = make_train_step(cfg, lcfg.scale, chunk, 0.0, 0.9, 0.999, 1e-8, 0.0, 1.0, first_trained_layer(cfg, lcfg))
     layers, head, flags = jax.device_put(layers), jax.device_put(head), jax.device_put(local_flags(cfg))
     t = jax.numpy.int32(0)
     key, lr = jax.random.PRNGKey(0), np.float32(1e-4)
@@ -78,7 +79,7 @@ def run_jax(gguf: str, steps: int, answer_from: int, frozen_dtype: str = "float3
     return {"step_s": times[1:], "compile_s": times[0], "loss": losses}
 
 
-def run_torch(gguf: str, steps: int, answer_from: int) -> dict:
+def run_torch(gguf: str, steps: int, answer_from: int, lora_layers: int | None = None) -> dict:
     import torch
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -107,7 +108,9 @@ def run_torch(gguf: str, steps: int, answer_from: int) -> dict:
     net.load_state_dict(state, strict=True, assign=True)  # no random init: weights are the GGUF's
     net.model.rotary_emb = Qwen2RotaryEmbedding(config=hf_cfg)  # its buffers were left on the meta device
     del state
-    net = get_peft_model(net, PeftLoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=list(TARGETS)))
+    top = list(range(c.n_layers - lora_layers, c.n_layers)) if lora_layers else None  # autograd stops below them
+    net = get_peft_model(net, PeftLoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=list(TARGETS),
+                                             layers_to_transform=top))
     net.train()
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
     ids, start = bench_batch(c.vocab_size, answer_from)
@@ -139,19 +142,27 @@ def current_rss_gb() -> float | None:
 
 def child(args) -> None:
     if args.child == "jax":
-        result = run_jax(args.gguf, args.steps, args.answer_from, args.frozen_dtype)
+        result = run_jax(args.gguf, args.steps, args.answer_from, args.frozen_dtype, args.lora_layers)
     else:
-        result = run_torch(args.gguf, args.steps, args.answer_from)
+        result = run_torch(args.gguf, args.steps, args.answer_from, args.lora_layers)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     result["rss_after_steps_gb"] = current_rss_gb()
     print("RESULT " + orjson.dumps(result).decode())
 
 
+CONTENDERS = {  # name: (child, frozen dtype, LoRA on --lora-layers or on every layer)
+    "jax": ("jax", "float32", True), "torch": ("torch", "float32", True),
+    "jax-bfloat16": ("jax", "bfloat16", True), "jax-all-layers": ("jax", "float32", False)}
+RIVALS = {"torch": "torch", "bf16": "jax-bfloat16", "layers": "jax-all-layers"}
+
+
 def spawn(which: str, args) -> dict:
-    """Run one contender ("torch", or "jax" / "jax-bfloat16": frozen weights in that dtype) in a child."""
-    library, _, dtype = which.partition("-")
+    """Run one contender of CONTENDERS in a child process, so that its peak memory is its own."""
+    library, dtype, top_layers = CONTENDERS[which]
     cmd = [sys.executable, __file__, "--child", library, "--gguf", args.gguf, "--steps", str(args.steps),
-           "--answer-from", str(args.answer_from), "--frozen-dtype", dtype or "float32"]
+           "--answer-from", str(args.answer_from), "--frozen-dtype", dtype]
+    if top_layers and args.lora_layers:
+        cmd += ["--lora-layers", str(args.lora_layers)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
     if run.returncode or not lines:
@@ -165,12 +176,17 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--answer-from", type=int, default=1, help="first answer token; 1 = loss on all 255 targets")
-    ap.add_argument("--compare", choices=["torch", "bf16"], default="torch",
-                    help="torch: JAX vs transformers+peft; bf16: JAX with frozen weights float32 vs bfloat16")
+    ap.add_argument("--compare", choices=list(RIVALS), default="torch",
+                    help="torch: JAX vs transformers+peft; bf16: JAX with frozen weights float32 vs bfloat16; "
+                    "layers: JAX with LoRA on the top --lora-layers layers vs on every layer")
+    ap.add_argument("--lora-layers", type=int, default=None,
+                    help="LoRA on the top N decoder layers only (both contenders, PEFT layers_to_transform)")
     ap.add_argument("--child", choices=["jax", "torch"])
     ap.add_argument("--frozen-dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--out", default=None, help="default bench/results/bench_lora[_bf16].json")
+    ap.add_argument("--out", default=None, help="default bench/results/bench_lora[_bf16|_layers].json")
     args = ap.parse_args()
+    if args.compare == "layers" and not args.lora_layers:
+        raise SystemExit("bench_lora: --compare layers needs --lora-layers N")
     if args.child:
         return child(args)
     if args.gguf is None:
@@ -179,7 +195,7 @@ def main():
         args.gguf = str(resolve_alias("qwen0.5b"))
     if not os.path.isfile(args.gguf):
         raise SystemExit(f"bench_lora: GGUF not found: {args.gguf}")
-    other = "torch" if args.compare == "torch" else "jax-bfloat16"
+    other = RIVALS[args.compare]
     runs = {"jax": [], other: []}
     load_before = os.getloadavg()
     for r in range(args.rounds):
@@ -198,13 +214,14 @@ def main():
                           "losses": rs[0]["loss"]}
     report = {"benchmark": "LoRA training step, Qwen2.5-Coder-0.5B-Instruct (GGUF dequantized to f32)",
               "seq_len": SEQ, "batch": 1, "rank": RANK, "alpha": ALPHA, "targets": list(TARGETS),
+              "lora_layers": args.lora_layers or "all",
               "loss_positions": SEQ - args.answer_from, "steps_per_round": args.steps, "rounds": args.rounds,
               "cpu_threads": os.cpu_count(), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), **summary,
               f"ratio_jax_over_{other.replace('-', '_')}": summary["jax"]["tokens_per_s"] / summary[other]["tokens_per_s"]}
     if args.compare == "bf16":
         report["max_abs_loss_diff"] = float(np.max(np.abs(np.subtract(summary["jax"]["losses"], summary[other]["losses"]))))
-    name = "bench_lora.json" if args.compare == "torch" else "bench_lora_bf16.json"
+    name = {"torch": "bench_lora.json", "bf16": "bench_lora_bf16.json", "layers": "bench_lora_layers.json"}[args.compare]
     out = Path(args.out or ROOT / "bench" / "results" / name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -71,9 +71,14 @@ def _what_ran(config: dict, manifest: dict, training: dict | None, stage4_comple
             f"student `{config['student']}`; {config['n_train']} train, {config['n_val']} validation and "
             f"{config['n_test']} test problems, seed {config['seed']}. Stage 4: a curriculum of "
             f"{config['curriculum_size']} problems ({config['trace_style']} traces, prompts: "
-            f"{config['student_prompts']}), LoRA rank {config['lora_rank']} for {_lora_length(config, training)} at "
+            f"{config['student_prompts']}), LoRA rank {config['lora_rank']}{_lora_layers(config)} for {_lora_length(config, training)} at "
             f"sequence length {config['lora_seq_len']}, exported as `{config['export_quant']}`. {state} "
             f"Run started {manifest.get('created', 'at an unrecorded time')}."]
+
+
+def _lora_layers(config: dict) -> str:
+    layers = config.get("lora_layers")
+    return f" on the top {layers} layers" if layers else ""
 
 
 def _headline(headline: dict) -> list[str]:

@@ -61,6 +61,7 @@ class RunConfig:
     lora_steps: int | None = None  # stage 4: given steps; None: the steps of lora_epochs
     lora_epochs: float | None = None  # stage 4: passes over the curriculum that set the steps (default 1); None with steps
     lora_rank: int = 8
+    lora_layers: int | None = None  # stage 4: LoRA on the top N decoder layers only; None: every layer
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"
     gate_items: int | None = None  # stage 4: the fidelity gate runs on this many test items (seeded subset); None: all
@@ -100,6 +101,9 @@ class RunConfig:
             raise UserError(f"--parallel must be a positive integer, got {self.parallel!r}")
         if self.student_prompts not in TRAINING_PROMPTS:
             raise UserError(f"--student-prompts must be one of {', '.join(TRAINING_PROMPTS)}, got {self.student_prompts!r}")
+        if self.lora_layers is not None and (isinstance(self.lora_layers, bool) or not isinstance(self.lora_layers, int)
+                                             or self.lora_layers < 1):
+            raise UserError(f"--lora-layers must be a positive integer, got {self.lora_layers!r}")
         if self.gate_items is not None and (isinstance(self.gate_items, bool) or not isinstance(self.gate_items, int)
                                             or self.gate_items < 1):
             raise UserError(f"--gate-items must be a positive integer, got {self.gate_items!r}")
@@ -129,6 +133,8 @@ class RunConfig:
             data.pop(key)
         if data["lora_epochs"] is None:
             data.pop("lora_epochs")  # steps given: epochs play no part, so a run recorded with steps alone resumes
+        if data["lora_layers"] is None:
+            data.pop("lora_layers")  # every layer: the identity of a config.json that does not name the option
         return data
 
 

@@ -38,6 +38,17 @@ def test_train_student_end_to_end_and_bad_data(tmp_path):
                                      str(tmp_path / "b"), "--steps", "4", "--epochs", "1"])
     assert both.exit_code == 2 and "give --steps or --epochs, not both" in both.output
     assert len(both.output.strip().splitlines()) == 1
+    top = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(data), "--out", str(tmp_path / "t"),
+                                    "--steps", "2", "--seq-len", "64", "--rank", "4", "--lora-layers", "1"])
+    assert top.exit_code == 0, top.output
+    from backends.student.adapters import load_adapter
+
+    lora, _ = load_adapter(tmp_path / "t" / "final", cfg.n_layers)
+    assert not any(b[:-1].any() for _, b in lora.values()) and all(b[-1].any() for _, b in lora.values())
+    too_many = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(data), "--out",
+                                         str(tmp_path / "m"), "--steps", "2", "--seq-len", "64", "--lora-layers", "99"])
+    assert too_many.exit_code == 2 and "exceeds the model's" in too_many.output
+    assert len(too_many.output.strip().splitlines()) <= 2  # the length line, then the error
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{nope\n")
     run = CliRunner().invoke(main, ["lrl", "train-student", str(model_dir), str(bad), "--out", str(tmp_path / "o2")])

@@ -27,8 +27,12 @@ def dropout_fn(key, rate: float):
     return drop
 
 
-def hidden_states(cfg, layers, head, lora, tokens, positions, segments, flags, lora_scale, key=None, dropout=0.0):
-    """Final-norm hidden states (B, T, D) for tokens (B, T); `flags` (L,) marks sliding-window layers."""
+def hidden_states(cfg, layers, head, lora, tokens, positions, segments, flags, lora_scale, key=None, dropout=0.0,
+                  frozen_below: int = 0):
+    """Final-norm hidden states (B, T, D) for tokens (B, T); `flags` (L,) marks sliding-window layers.
+
+    Layers below `frozen_below` take no gradient: their LoRA stays as it is, and a backward pass stops
+    at the first layer above them instead of running through the whole stack."""
     ctx = batch_context(jnp, cfg, positions, segments)
     h = jnp.take(head["embed"], tokens, axis=0) * cfg.embed_scale  # (B, T, D)
     keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), cfg.n_layers)
@@ -38,7 +42,12 @@ def hidden_states(cfg, layers, head, lora, tokens, positions, segments, flags, l
         lora_pairs = {name: (a, b) for name, (a, b) in lo.items()}
         return decoder_layer(jnp, cfg, h, w, lora_pairs, ctx, local, lora_scale, dropout_fn(k, dropout)), None
 
-    h, _ = jax.lax.scan(body, h, (layers, lora, flags, keys))
+    per_layer = (layers, lora, flags, keys)
+    if frozen_below:
+        below = jax.tree.map(lambda x: jax.lax.stop_gradient(x[:frozen_below]), per_layer)
+        h = jax.lax.stop_gradient(jax.lax.scan(body, h, below)[0])
+        per_layer = jax.tree.map(lambda x: x[frozen_below:], per_layer)
+    h, _ = jax.lax.scan(body, h, per_layer)
     return rms_norm(jnp, h, head["norm"], cfg.norm_eps)
 
 
@@ -67,8 +76,8 @@ def chunked_nll(h, out_w, index, targets, weights, chunk: int):
     return total
 
 
-def batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key=None, dropout=0.0):
+def batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key=None, dropout=0.0, frozen_below: int = 0):
     """Summed NLL over the loss positions of one packed batch (dict of (B, T) / (B, P) arrays)."""
     h = hidden_states(cfg, layers, head, lora, batch["tokens"], batch["positions"], batch["segments"],
-                      flags, lora_scale, key, dropout)
+                      flags, lora_scale, key, dropout, frozen_below)
     return chunked_nll(h, head["out"], batch["loss_index"], batch["targets"], batch["loss_weight"], chunk)

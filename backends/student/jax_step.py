@@ -12,11 +12,13 @@ from backends.student.forward_jax import batch_nll
 
 @lru_cache(maxsize=8)  # one compile per distinct config within a process
 def make_train_step(cfg, lora_scale: float, chunk: int, dropout: float, beta1: float, beta2: float,
-                    eps: float, weight_decay: float, grad_clip: float):
-    """step(lora, m, v, t, layers, head, flags, batches (M, B, ...), lr, key) -> (lora, m, v, nll, n_tokens, gnorm)."""
+                    eps: float, weight_decay: float, grad_clip: float, frozen_below: int = 0):
+    """step(lora, m, v, t, layers, head, flags, batches (M, B, ...), lr, key) -> (lora, m, v, nll, n_tokens, gnorm);
+    layers below `frozen_below` are not trained: no gradient reaches them and no update (weight decay
+    included) changes them."""
 
     def micro_loss(lora, layers, head, flags, batch, key):
-        return batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key, dropout)
+        return batch_nll(cfg, layers, head, lora, batch, flags, lora_scale, chunk, key, dropout, frozen_below)
 
     grad_fn = jax.value_and_grad(micro_loss)
 
@@ -40,8 +42,11 @@ def make_train_step(cfg, lora_scale: float, chunk: int, dropout: float, beta1: f
         m = jax.tree.map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
         v = jax.tree.map(lambda v_, g: beta2 * v_ + (1 - beta2) * g * g, v, grads)
         bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-        lora = jax.tree.map(lambda p, m_, v_: p * (1 - lr * weight_decay) - lr * (m_ / bc1) / (jnp.sqrt(v_ / bc2) + eps),
-                            lora, m, v)
+        updated = jax.tree.map(lambda p, m_, v_: p * (1 - lr * weight_decay) - lr * (m_ / bc1) / (jnp.sqrt(v_ / bc2) + eps),
+                               lora, m, v)
+        if frozen_below:
+            updated = jax.tree.map(lambda p, u: jnp.concatenate([p[:frozen_below], u[frozen_below:]]), lora, updated)
+        lora = updated
         return lora, m, v, t, nll, n_tokens, gnorm
 
     return jax.jit(step, donate_argnums=(0, 1, 2))

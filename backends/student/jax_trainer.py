@@ -15,7 +15,7 @@ from backends.student.base_model import BaseModel
 from backends.student.chat_data import Example, make_batch, pack_rows
 from backends.student.checkpoint import load_checkpoint, save_checkpoint
 from backends.student.layer_stack import local_flags, stack_layers
-from backends.student.lora import init_lora
+from backends.student.lora import first_trained_layer, init_lora
 from backends.student.train_config import TrainConfig, TrainResult
 from k1core.errors import UserError
 from k1core.lazy import require
@@ -91,7 +91,7 @@ def train_lora(model: BaseModel, train: list[Example], val: list[Example], tcfg:
     layers, head = dev.params(layers), dev.params(head)
     flags = dev.params(local_flags(cfg))
     step_fn = make_train_step(cfg, lcfg.scale, tcfg.logit_chunk, lcfg.dropout, ocfg.beta1, ocfg.beta2, ocfg.eps,
-                              ocfg.weight_decay, ocfg.grad_clip)
+                              ocfg.weight_decay, ocfg.grad_clip, first_trained_layer(cfg, lcfg))
     eval_fn = make_eval_nll(cfg, lcfg.scale, tcfg.logit_chunk)
 
     resumed = load_checkpoint(out / "checkpoint", cfg.n_layers)

@@ -29,6 +29,7 @@ class LoraConfig:
     alpha: float = 16.0
     dropout: float = 0.0
     rslora: bool = False
+    layers: int | None = None  # train the top `layers` decoder layers only; None: every layer
 
     def __post_init__(self):
         targets = tuple(_SHORT.get(t, t) for t in self.targets)
@@ -40,10 +41,23 @@ class LoraConfig:
             raise UserError(f"lora rank must be positive, got {self.rank}")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"lora dropout must be in [0, 1), got {self.dropout}")
+        if self.layers is not None and (isinstance(self.layers, bool) or not isinstance(self.layers, int)
+                                        or self.layers < 1):
+            raise UserError(f"lora layers must be a positive integer, got {self.layers!r}")
 
     @property
     def scale(self) -> float:
         return lora_scale(self.alpha, self.rank, self.rslora)
+
+
+def first_trained_layer(cfg: StudentConfig, lcfg: LoraConfig) -> int:
+    """Index of the lowest layer whose LoRA trains. Below it the adapter keeps B = 0 (no change to the
+    model) and a training step runs no backward pass through those layers."""
+    if lcfg.layers is None:
+        return 0
+    if lcfg.layers > cfg.n_layers:
+        raise UserError(f"lora layers {lcfg.layers} exceeds the model's {cfg.n_layers} layers")
+    return cfg.n_layers - lcfg.layers
 
 
 def target_dims(cfg: StudentConfig, target: str) -> tuple[int, int]:

@@ -284,6 +284,9 @@ def train_lora_mlx(model_dir: str | Path, train: list[Example], val: list[Exampl
     final save (a simulated interruption). Evaluations after a resume fall where an uninterrupted run
     has them when checkpoint_every is a multiple of eval_every.
     """
+    if tcfg.lora.layers is not None:
+        raise UserError("LoRA on the top layers only (--lora-layers) is built for the jax trainer; "
+                        "the mlx trainer trains every layer")
     require("mlx.core", "mlx")
     from mlx_lm.tuner.trainer import TrainingArgs, evaluate
     from mlx_lm.tuner.trainer import train as mlx_train

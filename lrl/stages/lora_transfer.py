@@ -123,7 +123,7 @@ def train_adapter(ctx: StageContext, base, work) -> dict:
     steps = length.steps
     tcfg = TrainConfig(out_dir=str(work / "lora"), steps=steps, seq_len=cfg.lora_seq_len, batch_size=batch_size,
                        grad_accum=grad_accum,
-                       lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank),  # optim: the LoRA recipe
+                       lora=LoraConfig(rank=cfg.lora_rank, alpha=2.0 * cfg.lora_rank, layers=cfg.lora_layers),  # optim: the LoRA recipe
                        eval_every=max(1, steps // 5), checkpoint_every=max(1, steps // 5), seed=cfg.seed)
     result = data.fit(tcfg)  # patience 0: it trains every step
     return {**length.to_dict(), "best_val_loss": result.best_val, "history": result.history}

@@ -123,10 +123,17 @@ def test_stage4_needs_a_local_gguf_student(tmp_path):
 
 
 @pytest.mark.parametrize("changes, message", [({"student_prompts": "few-shot"}, "--student-prompts"),
-                                              ({"gate_items": 0}, "--gate-items")])
+                                              ({"gate_items": 0}, "--gate-items"),
+                                              ({"lora_layers": 0}, "--lora-layers")])
 def test_bad_stage4_options_are_one_clear_error(tmp_path, changes, message):
     with pytest.raises(UserError, match=message):
         config(tmp_path, "qwen0.5b", **changes)
+
+
+def test_lora_layers_is_part_of_a_runs_identity_only_when_given(tmp_path):
+    """A run made without the option resumes under a config that does not name it."""
+    assert "lora_layers" not in config(tmp_path, "qwen0.5b").identity()
+    assert config(tmp_path, "qwen0.5b", lora_layers=12).identity()["lora_layers"] == 12
 
 
 def test_a_half_built_stage4_refuses_another_strategy(tmp_path):

@@ -88,3 +88,29 @@ def numpy_logits_nll(cfg, layers, head, lora, batch):
     logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     idx, tgt, w = batch["loss_index"][0], batch["targets"][0], batch["loss_weight"][0]
     return float(np.sum((logz[idx] - logits[idx, tgt]) * w))
+
+
+def test_frozen_lower_layers_get_no_gradient_and_the_upper_ones_their_full_one(tiny_files):
+    """frozen_below changes which layers train, never the loss or the trained layers' gradient."""
+    from backends.student.chat_data import Example, make_batch
+    from backends.student.forward_jax import batch_nll
+
+    model = load_hf_dir(tiny_files["llama"][0], with_tokenizer=False)
+    cfg = model.config
+    layers, head = stack_layers(model)
+    lora = random_lora(cfg)
+    batch = make_batch([[Example(tuple(range(3, 13)), 4)]], 12, 4)
+    flags = local_flags(cfg)
+
+    def loss_and_grad(frozen_below):
+        return jax.value_and_grad(lambda lo: batch_nll(cfg, layers, head, lo, batch, flags, 2.0, 4,
+                                                       frozen_below=frozen_below))(lora)
+
+    (full, every), (part, upper) = loss_and_grad(0), loss_and_grad(1)
+    assert float(part) == pytest.approx(float(full), rel=1e-6)
+    for target, pair in upper.items():
+        for which, g in enumerate(pair):
+            assert not np.any(np.asarray(g)[:1])
+            want = np.asarray(every[target][which])[1:]
+            np.testing.assert_allclose(np.asarray(g)[1:], want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+            assert np.any(np.asarray(every[target][which])[:1]), "the full gradient reaches layer 0"

@@ -101,3 +101,31 @@ print(jax.local_device_count(), r.history[-1]["val_loss"])
         outs.append(run.stdout.split())
     assert outs[0][0] == "1" and outs[1][0] == "2"
     assert float(outs[1][1]) == pytest.approx(float(outs[0][1]), rel=1e-4)
+
+
+def test_top_layers_only_leaves_the_lower_adapter_untouched(tiny_files, tmp_path):
+    """LoraConfig(layers=1): the last layer's LoRA trains; below it A keeps its initial value and B
+    stays zero (weight decay on), so the lower layers are the base model's."""
+    from backends.student.lora import init_lora
+
+    model = load(tiny_files, "qwen2", "hf")
+    data = examples(model)
+    lcfg = LoraConfig(rank=4, alpha=8.0, layers=1)
+    opt = AdamWConfig(lr=2e-2, min_lr=2e-3, warmup_steps=2, total_steps=12, weight_decay=0.1)
+    result = train_lora(model, data, data, tiny_train_config(tmp_path, lora=lcfg, optim=opt), progress=None)
+    start = init_lora(model.config, lcfg, 0)
+    top = model.config.n_layers - 1
+    for target, (a, b) in result.lora.items():
+        np.testing.assert_array_equal(np.asarray(a)[:top], start[target][0][:top])
+        assert not np.any(np.asarray(b)[:top])
+        assert np.any(np.asarray(b)[top:])
+    losses = [h["val_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+
+
+def test_more_lora_layers_than_the_model_has_is_one_clear_error(tiny_files, tmp_path):
+    from k1core.errors import UserError
+
+    model = load(tiny_files, "qwen2", "hf")
+    with pytest.raises(UserError, match="exceeds the model's"):
+        train_lora(model, examples(model), [], tiny_train_config(tmp_path, lora=LoraConfig(layers=99)), progress=None)

@@ -244,3 +244,11 @@ def test_killed_run_resumes_to_the_same_adapter(mlx, tiny_files, tmp_path):
     for target, (a, b) in whole.lora.items():
         np.testing.assert_allclose(resumed.lora[target][0], a, atol=1e-6)
         np.testing.assert_allclose(resumed.lora[target][1], b, atol=1e-6)
+
+
+def test_top_layers_only_is_refused_with_one_line_before_mlx_loads(tmp_path):
+    from backends.student.mlx_trainer import train_lora_mlx
+
+    tcfg = TrainConfig(out_dir=str(tmp_path), lora=LoraConfig(layers=4))
+    with pytest.raises(UserError, match="jax trainer"):
+        train_lora_mlx(tmp_path, [], [], tcfg)
