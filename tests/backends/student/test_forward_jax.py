@@ -59,17 +59,27 @@ def test_chunked_loss_on_packed_rows_equals_per_example_reference(tiny_files):
     assert got == pytest.approx(want, rel=1e-4)
 
 
-def test_lora_gradient_matches_finite_differences(tiny_files):
+def llama_loss_setup(tiny_files):
+    """The tiny llama's stacked weights, a random LoRA, one 12-token row with loss after 4, and a
+    loss function of the LoRA (and of frozen_below)."""
     from backends.student.chat_data import Example, make_batch
     from backends.student.forward_jax import batch_nll
 
     model = load_hf_dir(tiny_files["llama"][0], with_tokenizer=False)
     cfg = model.config
     layers, head = stack_layers(model)
-    lora = random_lora(cfg)
     batch = make_batch([[Example(tuple(range(3, 13)), 4)]], 12, 4)
     flags = local_flags(cfg)
-    grad = jax.grad(lambda lo: batch_nll(cfg, layers, head, lo, batch, flags, 2.0, 4))(lora)
+
+    def loss(lo, frozen_below=0):
+        return batch_nll(cfg, layers, head, lo, batch, flags, 2.0, 4, frozen_below=frozen_below)
+
+    return cfg, layers, head, random_lora(cfg), batch, loss
+
+
+def test_lora_gradient_matches_finite_differences(tiny_files):
+    cfg, layers, head, lora, batch, loss = llama_loss_setup(tiny_files)
+    grad = jax.grad(loss)(lora)
     for target, which, idx in (("q_proj", 0, (1, 3, 2)), ("down_proj", 1, (0, 1, 5)), ("v_proj", 1, (1, 0, 7))):
         eps = 1e-2
 
@@ -92,21 +102,8 @@ def numpy_logits_nll(cfg, layers, head, lora, batch):
 
 def test_frozen_lower_layers_get_no_gradient_and_the_upper_ones_their_full_one(tiny_files):
     """frozen_below changes which layers train, never the loss or the trained layers' gradient."""
-    from backends.student.chat_data import Example, make_batch
-    from backends.student.forward_jax import batch_nll
-
-    model = load_hf_dir(tiny_files["llama"][0], with_tokenizer=False)
-    cfg = model.config
-    layers, head = stack_layers(model)
-    lora = random_lora(cfg)
-    batch = make_batch([[Example(tuple(range(3, 13)), 4)]], 12, 4)
-    flags = local_flags(cfg)
-
-    def loss_and_grad(frozen_below):
-        return jax.value_and_grad(lambda lo: batch_nll(cfg, layers, head, lo, batch, flags, 2.0, 4,
-                                                       frozen_below=frozen_below))(lora)
-
-    (full, every), (part, upper) = loss_and_grad(0), loss_and_grad(1)
+    _, _, _, lora, _, loss = llama_loss_setup(tiny_files)
+    (full, every), (part, upper) = (jax.value_and_grad(loss)(lora, frozen_below) for frozen_below in (0, 1))
     assert float(part) == pytest.approx(float(full), rel=1e-6)
     for target, pair in upper.items():
         for which, g in enumerate(pair):
