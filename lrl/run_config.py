@@ -29,6 +29,7 @@ RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parall
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
 DEFAULT_VARIANTS = {"scheduling": "balanced"}
+OPTIONAL_COUNTS = ("lora_layers", "gate_items")  # positive integers, or None for "every layer" / "every test item"
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ class RunConfig:
     def __post_init__(self):
         for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
                     "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens",
-                    "curriculum_size", "lora_rank", "lora_seq_len"):
+                    "curriculum_size", "lora_rank", "lora_seq_len", "parallel", "lora_layers", "gate_items"):
             value = getattr(self, key)
+            if value is None and key in OPTIONAL_COUNTS:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
         lora_steps, lora_epochs = steps_or_epochs(self.lora_steps, self.lora_epochs, ("--lora-steps", "--lora-epochs"))
@@ -97,16 +100,8 @@ class RunConfig:
             raise UserError(f"--budget-usd must be a non-negative number, got {self.budget_usd!r}")
         if self.n_threads is not None and self.n_threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.n_threads}")
-        if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 1:
-            raise UserError(f"--parallel must be a positive integer, got {self.parallel!r}")
         if self.student_prompts not in TRAINING_PROMPTS:
             raise UserError(f"--student-prompts must be one of {', '.join(TRAINING_PROMPTS)}, got {self.student_prompts!r}")
-        if self.lora_layers is not None and (isinstance(self.lora_layers, bool) or not isinstance(self.lora_layers, int)
-                                             or self.lora_layers < 1):
-            raise UserError(f"--lora-layers must be a positive integer, got {self.lora_layers!r}")
-        if self.gate_items is not None and (isinstance(self.gate_items, bool) or not isinstance(self.gate_items, int)
-                                            or self.gate_items < 1):
-            raise UserError(f"--gate-items must be a positive integer, got {self.gate_items!r}")
         if not 0.0 <= self.teacher_fraction <= 1.0:
             raise UserError(f"--teacher-fraction must be in [0, 1], got {self.teacher_fraction!r}")
         from backends.export.quantize import check_quant
