@@ -2,7 +2,10 @@
 
 The key is the sha256 of canonical JSON (orjson, sorted keys) of backend, model, messages, every
 sampling parameter and the prompt-template version, so changing any of them is a miss and
-nothing else is. Only successful completions are stored: a failed call raises before `put`.
+nothing else is, with one exception: a greedy answer that ended on its own, before its token
+limit, is what the same request gives under any limit above its length, so it also answers those
+(stage 4's base student asks stage 0's questions again with a smaller limit). Only successful
+completions are stored: a failed call raises before `put`.
 Offline mode replays a finished run from the cache and fails with one clear line on a miss,
 which is how a run is reproduced without a key or a model.
 
@@ -32,6 +35,8 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, completion BLOB NOT NULL, request BLOB NOT NULL, created REAL NOT NULL)"""
 BAD_SCHEMA = """CREATE TABLE IF NOT EXISTS bad_responses (
     key TEXT PRIMARY KEY, completion BLOB, request BLOB, created REAL, reason TEXT)"""
+ENDED_SCHEMA = """CREATE TABLE IF NOT EXISTS ended (
+    free_key TEXT PRIMARY KEY, key TEXT NOT NULL, output_tokens INTEGER NOT NULL)"""
 COLUMNS = ["key", "completion", "request", "created"]
 COMPLETION_TYPES = {f.name: get_type_hints(Completion)[f.name] for f in fields(Completion)}
 REQUIRED_FIELDS = {f.name for f in fields(Completion) if f.default is MISSING}
@@ -77,6 +82,21 @@ def cache_key(backend: str, model: str, messages: Sequence[Message], params: Sam
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def limit_free_key(backend: str, model: str, messages: Sequence[Message], params: SamplingParams,
+                   template_version: str) -> str | None:
+    """The key of a greedy request with its token limit left out (None for a sampled one, whose
+    answers differ from call to call anyway)."""
+    if params.temperature != 0:
+        return None
+    return cache_key(backend, model, messages, replace(params, max_tokens=1), template_version + "|any-limit")
+
+
+def ended_on_its_own(completion: Completion, params: SamplingParams) -> bool:
+    """Whether a completion stopped before its token limit (end of turn or a stop string), so a
+    larger limit would not have changed it."""
+    return completion.output_tokens < params.max_tokens
+
+
 class ResponseCache:
     """SQLite table key -> completion JSON. WAL mode and one lock make it safe across threads of one process.
 
@@ -107,6 +127,7 @@ class ResponseCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
             db.execute(BAD_SCHEMA)
+            db.execute(ENDED_SCHEMA)
             return db
         except sqlite3.DatabaseError as err:
             raise UserError(f"response cache {self.path} is unusable ({err}); move it aside to start afresh") from None
@@ -158,11 +179,21 @@ class ResponseCache:
         self.notice(f"response cache {self.path}: entry {key[:16]} is unreadable ({reason}); "
                     "moved it to table bad_responses, it will be asked again")
 
-    def put(self, key: str, completion: Completion, request: dict) -> None:
-        """Store a successful completion (first write wins; the same key means the same request)."""
+    def get_ended(self, free_key: str, max_tokens: int) -> Completion | None:
+        """A greedy answer stored under another token limit that ended on its own in fewer than
+        `max_tokens` tokens, or None."""
         with self._lock:
+            row = self.db.execute("SELECT key, output_tokens FROM ended WHERE free_key = ?", (free_key,)).fetchone()
+        return self.get(row[0]) if row is not None and row[1] < max_tokens else None
+
+    def put(self, key: str, completion: Completion, request: dict, free_key: str | None = None) -> None:
+        """Store a successful completion (first write wins; the same key means the same request);
+        with `free_key`, also as the answer to that greedy request under any limit above its length."""
+        with self._lock, self.db:
             self.db.execute("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
                             (key, orjson.dumps(completion.to_dict()), orjson.dumps(request), time.time()))
+            if free_key is not None:
+                self.db.execute("INSERT OR IGNORE INTO ended VALUES (?, ?, ?)", (free_key, key, completion.output_tokens))
 
     def __len__(self) -> int:
         with self._lock:
@@ -205,7 +236,7 @@ class CachedLLM:
         that finished. `progress` counts hits and finished misses; `on_result` hears of both.
         """
         keys = [self.key(validate_messages(r.messages), r.params) for r in requests]
-        results: list[Completion | None] = [self.cache.get(key) for key in keys]
+        results: list[Completion | None] = [self._lookup(key, r) for key, r in zip(keys, requests)]
         for i, hit in enumerate(results):
             if hit is not None:
                 results[i] = replace(hit, cached=True, latency_s=0.0)
@@ -242,12 +273,25 @@ class CachedLLM:
                     progress(hits + j + 1, len(requests))
         return results
 
+    def _free_key(self, request: Request) -> str | None:
+        return limit_free_key(self.backend, self.model, request.messages, request.params, self.template_version)
+
+    def _lookup(self, key: str, request: Request) -> Completion | None:
+        """The stored answer to this request, or a greedy one that ended below this request's limit."""
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        free_key = self._free_key(request)
+        return self.cache.get_ended(free_key, request.params.max_tokens) if free_key else None
+
     def _check_budget(self, requests: Sequence[Request]) -> None:
         if self.ledger:
             self.ledger.check_budget(self.ledger.estimate_requests_usd(self.price, requests, self.batch_discount))
 
     def _store(self, key: str, request: Request, completion: Completion) -> Completion:
-        self.cache.put(key, completion, {"messages": list(request.messages), "params": request.params.to_dict()})
+        ended = ended_on_its_own(completion, request.params)
+        self.cache.put(key, completion, {"messages": list(request.messages), "params": request.params.to_dict()},
+                       self._free_key(request) if ended else None)
         if self.ledger:
             self.ledger.record(completion)
         return completion

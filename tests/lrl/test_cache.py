@@ -45,6 +45,24 @@ def test_every_ingredient_changes_the_key(field):
     assert cache_key(**base) != cache_key(**changed)
 
 
+def test_a_greedy_answer_that_ended_on_its_own_answers_any_larger_limit(tmp_path):
+    llm = ScriptedLLM()  # writes min(max_tokens, 500) tokens: 500 of 512 ends on its own, 400 of 400 is cut
+    cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
+    ended = cached.complete(CHAT, SamplingParams(max_tokens=512))
+    again = cached.complete(CHAT, SamplingParams(max_tokens=501))
+    assert len(llm.calls) == 1 and again.cached and again.text == ended.text
+    cached.complete(CHAT, SamplingParams(max_tokens=500))  # it might have been cut there: asked
+    assert len(llm.calls) == 2
+    other = [{"role": "user", "content": "3+4?"}]
+    cached.complete(other, SamplingParams(max_tokens=400))  # cut at its limit: says nothing about 600
+    cached.complete(other, SamplingParams(max_tokens=600))
+    cached.complete(other, SamplingParams(temperature=0.7, max_tokens=512))  # sampled: never shared
+    cached.complete(other, SamplingParams(temperature=0.7, max_tokens=600))
+    assert len(llm.calls) == 6
+    replay = CachedLLM(ScriptedLLM(), ResponseCache(tmp_path / "c.sqlite"), template_version="v1", offline=True)
+    assert replay.complete(CHAT, SamplingParams(max_tokens=700)).text == ended.text
+
+
 def test_hit_miss_and_persistence(tmp_path):
     llm = ScriptedLLM()
     cached = CachedLLM(llm, ResponseCache(tmp_path / "c.sqlite"), template_version="v1")
