@@ -386,7 +386,11 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
 @click.option("--variant", default=None, help="domain variant (default: balanced for scheduling, else the domain's own)")
 @click.option("--n-train", default=RunConfig.n_train, show_default=True, type=int, help="training problems (batches of 10)")
 @click.option("--n-val", default=RunConfig.n_val, show_default=True, type=int, help="validation problems for scoring strategies")
-@click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int, help="test problems")
+@click.option("--n-test", default=RunConfig.n_test, show_default=True, type=int,
+              help="test problems (the students answer all of them)")
+@click.option("--teacher-items", default=RunConfig.teacher_items, show_default=True, type=int,
+              help="stages 1 and 3: the teacher answers this many of the test problems (a seeded subset; "
+              "all of them when it is at least --n-test)")
 @click.option("--stages", "stages_text", default="default", show_default=True, help=stages_help())
 @click.option("--curriculum-size", default=RunConfig.curriculum_size, show_default=True, type=int, help="stage 4: training problems")
 @click.option("--teacher-fraction", default=RunConfig.teacher_fraction, show_default=True, type=float,

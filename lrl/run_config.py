@@ -29,7 +29,8 @@ RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parall
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
 DEFAULT_VARIANTS = {"scheduling": "balanced"}
-OPTIONAL_COUNTS = ("lora_layers", "gate_items")  # positive integers, or None for "every layer" / "every test item"
+# positive integers, or None for "every layer" / "every test item"
+OPTIONAL_COUNTS = ("lora_layers", "gate_items", "teacher_items")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class RunConfig:
     variant: str | None = None  # None: DEFAULT_VARIANTS for the domain, else the domain's own default
     n_train: int = 20
     n_val: int = 6
-    n_test: int = 10
+    n_test: int = 120  # >= 103 items separate a 20-point gain over the base student (lrl.run_estimate)
+    teacher_items: int | None = 20  # stages 1 and 3: the teacher answers this many test items (seeded); None: all
     stages: tuple[str, ...] | None = None  # stage ids (lrl.stages); None: the default run's
     seed: int = 0
     baseline_prompt: str = "zero-shot"
@@ -78,7 +80,7 @@ class RunConfig:
     def __post_init__(self):
         for key in ("n_train", "n_val", "n_test", "batch_size", "distill_every",
                     "solve_max_tokens", "reflect_max_tokens", "distill_max_tokens",
-                    "curriculum_size", "lora_rank", "lora_seq_len", "parallel", "lora_layers", "gate_items"):
+                    "curriculum_size", "lora_rank", "lora_seq_len", "parallel", *OPTIONAL_COUNTS):
             value = getattr(self, key)
             if value is None and key in OPTIONAL_COUNTS:
                 continue
@@ -130,6 +132,8 @@ class RunConfig:
             data.pop("lora_epochs")  # steps given: epochs play no part, so a run recorded with steps alone resumes
         if data["lora_layers"] is None:
             data.pop("lora_layers")  # every layer: the identity of a config.json that does not name the option
+        if data["teacher_items"] is None or data["teacher_items"] >= data["n_test"]:
+            data.pop("teacher_items")  # the teacher answers the whole split, as a config.json without the option says
         return data
 
 

@@ -23,11 +23,13 @@ def _ci(pair) -> str:
 
 
 def transfer_summary(student: list[dict], base: list[dict], teacher: list[dict] | None = None) -> dict:
-    """Summaries and paired comparisons of the exported student vs the base student (and the teacher)."""
+    """Summaries and paired comparisons of the exported student vs the base student (and the teacher, on
+    the test items the teacher answered: all of them, or its --teacher-items share)."""
     out = {"student": summarize(student), "base": summarize(base), "vs_base": compare(student, base)}
     if teacher is not None:
+        answered = {r["id"] for r in teacher}
         out["teacher"] = summarize(teacher)
-        out["vs_teacher"] = compare(student, teacher)
+        out["vs_teacher"] = compare([r for r in student if r["id"] in answered], teacher)
     classes = out["student"]["classes"]
     majority = classes["majority_baseline"] if classes else None
     out["verdict"] = {
@@ -80,7 +82,10 @@ def render_transfer(summary: dict, title: str = "Exported student by prompt form
         m = classes["majority_baseline"] if classes else None
         majority.append(f"{percent(m['accuracy'])} {_ci(m['ci95'])} (always {classes['majority_class']})" if m else "n/a")
     lines.append("| majority class | " + " | ".join(majority) + " |")
-    for name, key in (("exported − base (paired)", "vs_base"), ("exported − teacher (paired)", "vs_teacher")):
+    first = formats[columns[0]]
+    teacher_items = (f", on the teacher's {first['vs_teacher']['n']} items"
+                     if "vs_teacher" in first and first["vs_teacher"]["n"] < first["student"]["n"] else "")
+    for name, key in (("exported − base (paired)", "vs_base"), (f"exported − teacher (paired{teacher_items})", "vs_teacher")):
         if all(key in formats[f] for f in columns):
             lines.append(f"| {name} | " + " | ".join(paired_text(formats[f][key]) for f in columns) + " |")
     lines.append("| exported CI above the majority baseline | " + " | ".join(

@@ -8,6 +8,7 @@ nothing twice.
 """
 from __future__ import annotations
 
+import random
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -145,11 +146,27 @@ def earns_adoption(summary: dict, best_accuracy: float) -> bool:
     return summary["accuracy"] > max(best_accuracy, majority_accuracy(summary))
 
 
+def seeded_subset(problems: Sequence[Problem], n: int | None, seed: int) -> list[Problem]:
+    """`problems`, or `n` of them drawn with `seed` and kept in their order (all when n is None or >= their count)."""
+    problems = list(problems)
+    if n is None or n >= len(problems):
+        return problems
+    return [problems[i] for i in sorted(random.Random(seed).sample(range(len(problems)), n))]
+
+
+def teacher_test_problems(ctx: StageContext) -> list[Problem]:
+    """The test items the teacher answers (stages 1 and 3): --teacher-items of the split, seeded. The
+    students answer the whole split, so a large split costs the slow teacher nothing more."""
+    return seeded_subset(ctx.splits["test"], ctx.config.teacher_items, ctx.config.seed)
+
+
 def evaluate_on_test_split(ctx: StageContext, state_name: str, role: str, strategy: str | None, label: str,
                     baseline_prompt: str = "zero-shot", state_key: str = "records") -> dict:
-    """Evaluate the teacher or the student on the test split; the stage's entry for results.json."""
+    """Evaluate the teacher (on its share of the test split) or the student (on all of it); the
+    stage's entry for results.json."""
     llm = ctx.teacher if role == "teacher" else ctx.student
-    records = evaluate(ctx, state_name, state_key, llm, ctx.splits["test"], strategy, label, baseline_prompt)
+    problems = teacher_test_problems(ctx) if role == "teacher" else ctx.splits["test"]
+    records = evaluate(ctx, state_name, state_key, llm, problems, strategy, label, baseline_prompt)
     return {"model": model_label(llm), "role": role, "split": "test", "with_strategy": strategy is not None,
             "prompt": baseline_prompt if strategy is None else "strategy",
             "summary": evaluation_summary(records, ctx.config.batch_size), "records": records}

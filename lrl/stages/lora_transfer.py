@@ -34,7 +34,6 @@ the stage state, so a resumed run skips what finished.
 from __future__ import annotations
 
 import hashlib
-import random
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -51,7 +50,7 @@ from lrl.model_pool import LazyLLM
 from lrl.rundir import write_text_atomic
 from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
 from lrl.stages import teacher_baseline
-from lrl.stages.context import StageContext, bar_callback, evaluate, evaluation_summary
+from lrl.stages.context import StageContext, bar_callback, evaluate, evaluation_summary, seeded_subset
 from lrl.step_report import has_step_checks, step_summary
 from lrl.student_prompt import PROMPT_FORMATS, TRAINING_PROMPTS, prompt_strategy
 from lrl.transfer_report import transfer_by_format
@@ -131,10 +130,7 @@ def train_adapter(ctx: StageContext, base, work) -> dict:
 
 def gate_problems(ctx: StageContext) -> list[Problem]:
     """The test split, or --gate-items of it drawn with the run's seed (kept in test order)."""
-    test, n = list(ctx.splits["test"]), ctx.config.gate_items
-    if n is None or n >= len(test):
-        return test
-    return [test[i] for i in sorted(random.Random(ctx.config.seed).sample(range(len(test)), n))]
+    return seeded_subset(ctx.splits["test"], ctx.config.gate_items, ctx.config.seed)
 
 
 def exported_llm(ctx: StageContext, entry: dict) -> LazyLLM:

@@ -6,7 +6,7 @@ prompt already described the sweep-line algorithm; the report labels which one w
 from __future__ import annotations
 
 from lrl.stage import CallSizes, PlannedCall, Stage
-from lrl.stages.context import StageContext, evaluate_on_test_split
+from lrl.stages.context import StageContext, evaluate_on_test_split, teacher_test_problems
 
 
 def run(ctx: StageContext) -> dict:
@@ -16,7 +16,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [PlannedCall("teacher", len(ctx.splits["test"]), sizes.solve_in, sizes.solve_out)]
+    return [PlannedCall("teacher", len(teacher_test_problems(ctx)), sizes.solve_in, sizes.solve_out)]
 
 
 STAGE = Stage("1", "teacher_baseline", "Teacher baseline", run, planned_calls=planned_calls)

@@ -1,9 +1,9 @@
-"""Stage 3: the teacher with the final strategy in its prompt, on the same test split as stage 1."""
+"""Stage 3: the teacher with the final strategy in its prompt, on the same test items as stage 1."""
 from __future__ import annotations
 
 from lrl.evaluation import compare
 from lrl.stage import CallSizes, PlannedCall, Stage
-from lrl.stages.context import StageContext, evaluate_on_test_split
+from lrl.stages.context import StageContext, evaluate_on_test_split, teacher_test_problems
 
 
 def run(ctx: StageContext) -> dict:
@@ -12,7 +12,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    return [PlannedCall("teacher", len(ctx.splits["test"]), sizes.with_strategy_in, sizes.solve_out)]
+    return [PlannedCall("teacher", len(teacher_test_problems(ctx)), sizes.with_strategy_in, sizes.solve_out)]
 
 
 def comparisons(results: dict) -> dict:

@@ -45,6 +45,7 @@ def test_bad_flags_are_one_line(tmp_path):
                           (["--lora-steps", "5", "--lora-epochs", "2"], "give --lora-steps or --lora-epochs, not both"),
                           (["--lora-epochs", "0"], "--lora-epochs must be a positive number"),
                           (["--lora-steps", "0"], "--lora-steps must be a positive integer"),
+                          (["--teacher-items", "0"], "--teacher-items must be a positive integer"),
                           (["--strategy", str(tmp_path / "absent.md")], "absent.md: no such strategy file")]:
         result = CliRunner().invoke(main, ["lrl", "run", "--out", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)

@@ -37,6 +37,12 @@ def test_a_model_that_answers_many_at_once_gives_the_same_results(tmp_path):
     assert results["stages"] == one_at_a_time["stages"] and results["comparisons"] == one_at_a_time["comparisons"]
 
 
+def test_the_teacher_answers_its_seeded_share_of_the_test_split(tmp_path):
+    results = run(config(tmp_path, teacher_items=6), llms=rules())
+    assert {stage: results["stages"][stage]["summary"]["n"] for stage in ("0", "1", "3")} == {"0": 20, "1": 6, "3": 6}
+    assert results["comparisons"]["3_vs_1"]["n"] == 6 and results["comparisons"]["3b_with_vs_without"]["n"] == 20
+
+
 def test_full_flow_writes_every_artifact(tmp_path):
     llms = rules()
     results = run(config(tmp_path), llms=llms)

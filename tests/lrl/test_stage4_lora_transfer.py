@@ -28,7 +28,7 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     llm = RulesLLM()
     log = io.StringIO()  # not a terminal: progress comes as whole lines
     results = run(config(tmp_path, f"llamacpp:{base}", lora_steps=None, lora_epochs=1.0,
-                         stages=("0", "1", "2", "4", "4b")),
+                         stages=("0", "1", "2", "4", "4b"), teacher_items=6),
                   llms={"teacher": llm, "student": llm}, progress=lambda label, total: ItemProgress(label, total, log))
     assert "stage 4: teacher solutions for the curriculum 6/6 (100%)" in log.getvalue()
     stage = results["stages"]["4"]
@@ -57,6 +57,8 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     assert {k: formats["zero-shot"]["base"][k] for k in ("correct", "outcomes")} == {k: stage0[k] for k in ("correct", "outcomes")}
     assert {"4_zero-shot_vs_base", "4_strategy_vs_base", "4_zero-shot_vs_teacher", "4_strategy_vs_teacher",
             "4_strategy_vs_zero-shot"} <= set(results["comparisons"])
+    assert results["comparisons"]["4_zero-shot_vs_teacher"]["n"] == 6  # the teacher's share of the test split
+    assert results["comparisons"]["4_zero-shot_vs_base"]["n"] == 10
     report = (tmp_path / "run" / "report.md").read_text()
     assert (f"LoRA: {training['steps']} steps of 1 packed row(s), {training['examples_trained']} chats trained: "
             f"{training['epochs']:.2f} epochs of the {training['examples']} training chats (1 asked)") in report
@@ -134,6 +136,13 @@ def test_lora_layers_is_part_of_a_runs_identity_only_when_given(tmp_path):
     """A run made without the option resumes under a config that does not name it."""
     assert "lora_layers" not in config(tmp_path, "qwen0.5b").identity()
     assert config(tmp_path, "qwen0.5b", lora_layers=12).identity()["lora_layers"] == 12
+
+
+def test_teacher_items_is_part_of_a_runs_identity_only_when_it_leaves_items_out(tmp_path):
+    """A run whose teacher answered the whole split resumes under a config.json that does not name the option."""
+    assert "teacher_items" not in config(tmp_path, "qwen0.5b", n_test=10, teacher_items=20).identity()
+    assert "teacher_items" not in config(tmp_path, "qwen0.5b", teacher_items=None).identity()
+    assert config(tmp_path, "qwen0.5b", n_test=10, teacher_items=4).identity()["teacher_items"] == 4
 
 
 def test_a_half_built_stage4_refuses_another_strategy(tmp_path):

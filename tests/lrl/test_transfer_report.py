@@ -25,6 +25,15 @@ def test_clear_win_over_base_and_majority_is_reported_as_such():
     assert summary["vs_base"]["only_a"] == 40 and summary["vs_teacher"]["only_a"] == 10
 
 
+def test_the_teacher_is_paired_on_the_items_it_answered():
+    answered = TEACHER[::4]  # --teacher-items: a subset of the test split
+    summary = transfer_summary(STUDENT, ALWAYS_YES, answered)
+    assert summary["teacher"]["n"] == summary["vs_teacher"]["n"] == 50
+    assert summary["student"]["n"] == summary["vs_base"]["n"] == 200
+    table = render_transfer(transfer_by_format({"zero-shot": STUDENT}, {"zero-shot": ALWAYS_YES}, answered, ("zero-shot",)))
+    assert "| exported − teacher (paired, on the teacher's 50 items) |" in table
+
+
 def test_no_better_than_majority_is_reported_as_no():
     summary = transfer_summary(ALWAYS_YES, ALWAYS_YES)
     assert summary["verdict"] == {"beats_majority": False, "beats_base": False}
