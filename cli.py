@@ -138,10 +138,12 @@ def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, seed):
 @main.command()
 @click.option("--assemble", is_flag=True, help="Assemble (and hash-check) every model whose packages are installed.")
 @click.option("--calibrate", is_flag=True,
-              help="Measure how fast llama.cpp runs each assembled model on this machine (about 30 s each) "
+              help="Measure how fast llama.cpp runs each assembled model on this machine (about 30 s each a round) "
                    "and keep the figures for k1 lrl run's pre-run estimate.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads for --calibrate (default: llama.cpp's, as runs use)")
-def models(assemble, calibrate, threads):
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="--calibrate measures every model this many times, taking turns, and keeps the medians")
+def models(assemble, calibrate, threads, rounds):
     """List the PyPI-shipped model aliases: installed parts, assembled file, size and hash check."""
     from backends.model_assets import ASSETS, asset_status
     from backends.model_assets import assemble as assemble_asset
@@ -159,8 +161,11 @@ def models(assemble, calibrate, threads):
         ready = [(asset.alias, st["path"]) for asset in ASSETS.values() if (st := asset_status(asset))["state"] == "ok"]
         if not ready:
             raise UserError("no assembled model to calibrate: run k1 models --assemble first")
-        for alias, path in ready:
-            speed = calibrate_model(alias, path, threads)
+        def report(alias, round_, speed):
+            click.echo(f"round {round_}/{rounds} {alias}: prompts {speed.prompt_tok_s:g} tok/s, one sequence "
+                       f"{speed.generation_tok_s:g} tok/s, {speed.speedup(8):.1f}x at 8", err=True)
+
+        for alias, speed in calibrate_model(ready, threads, rounds, report).items():
             batched = ", ".join(f"{x:.1f}x at {n}" for n, x in speed.batch_speedup if n > 1)
             click.echo(f"{alias}: prompts {speed.prompt_tok_s:g} tok/s, one sequence {speed.generation_tok_s:g} "
                        f"tok/s, batched generation {batched}, load {speed.load_seconds:g} s")

@@ -8,7 +8,9 @@ batching pays up to k times. Which of the two a CPU is decides `--parallel`'s va
 """
 from __future__ import annotations
 
+import statistics
 import time
+from typing import Callable
 
 from backends.local_speed import TokenSpeed
 
@@ -72,18 +74,45 @@ def token_speed(cost: dict[int, dict], load_seconds: float, source: str) -> Toke
                       source=source)
 
 
-def calibrate(alias: str, path, threads: int | None) -> TokenSpeed:
-    """Load `alias` from `path` as a run loads it (timed), measure its decode costs, keep the result
-    as this machine's figures for the pre-run estimate, and return them."""
+def measure(alias: str, path, threads: int | None, source: str) -> TokenSpeed:
+    """Load `alias` from `path` as a run loads it (timed) and measure its decode costs."""
     from backends.llamacpp_backend import LlamaCppLLM
-    from backends.local_speed import calibration_source, store_speed
 
     start = time.perf_counter()
     llm = LlamaCppLLM(path, model=alias, n_ctx=1024, n_threads=threads)
     load_seconds = time.perf_counter() - start
     try:
-        speed = token_speed(decode_cost(llm.llama), load_seconds, calibration_source(threads))
+        return token_speed(decode_cost(llm.llama), load_seconds, source)
     finally:
         llm.close()
-    store_speed(alias, speed)
-    return speed
+
+
+def median_speed(speeds: list[TokenSpeed]) -> TokenSpeed:
+    """Every figure's median over rounds: one round can land on a burst of another job's load."""
+    first = speeds[0]
+    return TokenSpeed(prompt_tok_s=statistics.median(s.prompt_tok_s for s in speeds),
+                      generation_tok_s=statistics.median(s.generation_tok_s for s in speeds),
+                      load_seconds=statistics.median(s.load_seconds for s in speeds),
+                      batch_speedup=tuple((k, statistics.median(s.batch_speedup[i][1] for s in speeds))
+                                          for i, (k, _) in enumerate(first.batch_speedup)),
+                      source=first.source)
+
+
+def calibrate(models: list[tuple[str, object]], threads: int | None, rounds: int = 3,
+              report: Callable[[str, int, TokenSpeed], None] = lambda _alias, _round, _speed: None
+              ) -> dict[str, TokenSpeed]:
+    """Measure every (alias, path) `rounds` times, the models taking turns so that a burst of load
+    falls on one round of each rather than on all rounds of one, and keep each model's medians as
+    this machine's figures for the pre-run estimate."""
+    from backends.local_speed import calibration_source, store_speed
+
+    source = calibration_source(threads, rounds)
+    measured = {alias: [] for alias, _ in models}
+    for round_ in range(1, rounds + 1):
+        for alias, path in models:
+            measured[alias].append(measure(alias, path, threads, source))
+            report(alias, round_, measured[alias][-1])
+    speeds = {alias: median_speed(found) for alias, found in measured.items()}
+    for alias, speed in speeds.items():
+        store_speed(alias, speed)
+    return speeds

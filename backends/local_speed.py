@@ -110,10 +110,11 @@ def store_speed(model: str, speed: TokenSpeed) -> Path:
     return path
 
 
-def calibration_source(threads: int | None) -> str:
+def calibration_source(threads: int | None, rounds: int = 1) -> str:
     """How calibrated figures describe themselves in the estimate."""
     how = f"{threads} thread{'s' * (threads != 1)}" if threads else "llama.cpp's default threads"
-    return f"measured on this machine by `k1 models --calibrate` ({how}, {time.strftime('%Y-%m-%d')})"
+    median = f", median of {rounds} rounds" if rounds > 1 else ""
+    return f"measured on this machine by `k1 models --calibrate` ({how}{median}, {time.strftime('%Y-%m-%d')})"
 
 
 def local_speed(model: str) -> TokenSpeed | None:

@@ -152,7 +152,8 @@ def test_calibration_times_decode_calls_and_keeps_the_figures(tiny_qwen, tmp_pat
     from backends.llamacpp_speed import GENERATION_SIZES, calibrate
 
     monkeypatch.setattr(local_speed, "speed_file", lambda: tmp_path / "speed.json")
-    speed = calibrate("tiny", tiny_qwen[0], threads=1)
+    (speed,) = calibrate([("tiny", tiny_qwen[0])], threads=1, rounds=2).values()
+    assert "median of 2 rounds" in speed.source
     assert speed.prompt_tok_s > 0 and speed.generation_tok_s > 0 and speed.load_seconds >= 0
     assert [n for n, _ in speed.batch_speedup] == list(GENERATION_SIZES) and speed.batch_speedup[0] == (1, 1.0)
     assert "(1 thread," in speed.source and local_speed.local_speed("tiny") == speed

@@ -2,7 +2,7 @@
 import pytest
 
 from backends import local_speed
-from backends.llamacpp_speed import PROMPT_CHUNK, token_speed
+from backends.llamacpp_speed import PROMPT_CHUNK, median_speed, token_speed
 from backends.local_speed import MEASURED, TokenSpeed, local_speed as speed_of, store_speed
 from lrl.run_estimate import local_time_lines
 
@@ -52,3 +52,9 @@ def test_the_estimate_names_where_its_speeds_come_from(speed_path):
     _, assumptions = local_time_lines(plan, parallel=8)
     assert "generation 1.7x / 3.3x that with 8 sequences" in assumptions
     assert "qwen0.5b: measured on this machine" in assumptions and TokenSpeed.source in assumptions
+
+
+def test_calibration_keeps_each_figures_median_over_rounds():
+    rounds = [TokenSpeed(100.0, 30.0, 4.0, ((1, 1.0), (8, 1.8))), TokenSpeed(40.0, 10.0, 9.0, ((1, 1.0), (8, 1.2))),
+              TokenSpeed(110.0, 33.0, 5.0, ((1, 1.0), (8, 1.7)))]
+    assert median_speed(rounds) == TokenSpeed(100.0, 30.0, 5.0, ((1, 1.0), (8, 1.7)))
