@@ -422,6 +422,8 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
 @click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
               "(a seeded subset; default: all)")
+@click.option("--ood-items", default=RunConfig.ood_items, show_default=True, type=int,
+              help="stage 4b: problems of each out-of-distribution variant")
 @click.option("--gate-report-only", is_flag=True,
               help="stage 4: report a failing fidelity gate instead of stopping (the deployed artifact is then unguarded)")
 @click.option("--solve-max-tokens", default=RunConfig.solve_max_tokens, show_default=True, type=int,

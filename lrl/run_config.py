@@ -30,7 +30,7 @@ RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parall
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
 DEFAULT_VARIANTS = {"scheduling": "balanced"}
 # positive integers, or None for "every layer" / "every test item"
-OPTIONAL_COUNTS = ("lora_layers", "gate_items", "teacher_items")
+OPTIONAL_COUNTS = ("lora_layers", "gate_items", "teacher_items", "ood_items")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class RunConfig:
     lora_seq_len: int = 512
     export_quant: str = "q4_k_m"
     gate_items: int | None = None  # stage 4: the fidelity gate runs on this many test items (seeded subset); None: all
+    ood_items: int | None = 40  # stage 4b: problems of each out-of-distribution variant; None: --n-test
     gate_report_only: bool = False  # stage 4: a failing gate is reported instead of stopping the run
     out: Path = field(default_factory=lambda: Path("runs/lrl"))
     budget_usd: float | None = None
@@ -132,8 +133,12 @@ class RunConfig:
             data.pop("lora_epochs")  # steps given: epochs play no part, so a run recorded with steps alone resumes
         if data["lora_layers"] is None:
             data.pop("lora_layers")  # every layer: the identity of a config.json that does not name the option
+        # As a config.json written before these options says: the teacher on the whole test split,
+        # --n-test problems of each out-of-distribution variant.
         if data["teacher_items"] is None or data["teacher_items"] >= data["n_test"]:
-            data.pop("teacher_items")  # the teacher answers the whole split, as a config.json without the option says
+            data.pop("teacher_items")
+        if data["ood_items"] in (None, data["n_test"]):
+            data.pop("ood_items")
         return data
 
 

@@ -1,6 +1,6 @@
 """Stage 4b: does what the exported student learned carry to problems unlike its curriculum?
 
-The artifact stage 4 deployed and the base student answer --n-test problems of each variant the
+The artifact stage 4 deployed and the base student answer --ood-items problems of each variant the
 domain names as out of distribution for the run's variant (`domain.ood_variants`: for scheduling,
 many more meetings and minute resolution), in the student's first trained prompt format, paired
 per variant (exact McNemar, Newcombe CI). Longer problems need longer worked solutions, so each
@@ -37,7 +37,8 @@ def answer_limit(ctx: StageContext, problems, strategy: str | None, floor: int,
 
 
 def ood_problems(ctx: StageContext, variant: str):
-    return ctx.domain.generate(ctx.config.n_test, ctx.config.seed, "test", variant)
+    """--ood-items problems of `variant` (--n-test when not given)."""
+    return ctx.domain.generate(ctx.config.ood_items or ctx.config.n_test, ctx.config.seed, "test", variant)
 
 
 def run(ctx: StageContext) -> dict:
@@ -73,7 +74,7 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    """Both students on --n-test items of each out-of-distribution variant, prompts and answers as long
+    """Both students on --ood-items items of each out-of-distribution variant, prompts and answers as long
     as its longest problem needs (estimated in characters; the strategy is not known before the run)."""
     calls = []
     for variant in ood_variants(ctx):

@@ -20,8 +20,9 @@ from tests.lrl.rules_llm import RulesLLM
 SCHEDULING = get_domain("scheduling")
 
 
-def context(variant: str, n_test: int = 6, domain=SCHEDULING):
-    config = SimpleNamespace(variant=variant, n_test=n_test, seed=0, trace_style="compact", domain=domain.name)
+def context(variant: str, n_test: int = 6, domain=SCHEDULING, ood_items: int | None = None):
+    config = SimpleNamespace(variant=variant, n_test=n_test, ood_items=ood_items, seed=0, trace_style="compact",
+                             domain=domain.name)
     return SimpleNamespace(domain=domain, config=config)
 
 
@@ -55,6 +56,7 @@ def test_the_estimate_plans_both_students_on_each_variant():
     sizes = CallSizes(solve_in=100, with_strategy_in=150, solve_out=320, answer_out=180)
     planned = ood_transfer.planned_calls(context("balanced", n_test=7), sizes)
     assert [calls for _, calls, _, _ in planned] == [14, 14]
+    assert [calls for _, calls, _, _ in ood_transfer.planned_calls(context("balanced", 7, ood_items=3), sizes)] == [6, 6]
     large, minutes = planned
     assert large[2] > minutes[2] > sizes.with_strategy_in and large[3] > sizes.answer_out
 

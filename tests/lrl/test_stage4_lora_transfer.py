@@ -28,14 +28,14 @@ def test_stage4_trains_on_both_formats_exports_gates_and_reports_both(tmp_path):
     llm = RulesLLM()
     log = io.StringIO()  # not a terminal: progress comes as whole lines
     results = run(config(tmp_path, f"llamacpp:{base}", lora_steps=None, lora_epochs=1.0,
-                         stages=("0", "1", "2", "4", "4b"), teacher_items=6),
+                         stages=("0", "1", "2", "4", "4b"), teacher_items=6, ood_items=5),
                   llms={"teacher": llm, "student": llm}, progress=lambda label, total: ItemProgress(label, total, log))
     assert "stage 4: teacher solutions for the curriculum 6/6 (100%)" in log.getvalue()
     stage = results["stages"]["4"]
     assert stage["curriculum"]["lines"] == 12 - stage["curriculum"]["teacher_rejected"]
     ood = results["stages"]["4b"]  # the deployed artifact and the base student beyond the curriculum
     assert {v: (f["exported"]["n"], f["base"]["n"]) for v, f in ood["variants"].items()} == {
-        "large": (10, 10), "minutes": (10, 10)}
+        "large": (5, 5), "minutes": (5, 5)}
     assert ood["variants"]["large"]["max_tokens"] > stage["curriculum"]["generation_limit"]
     assert {"4b_large_vs_base", "4b_minutes_vs_base"} <= set(results["comparisons"])
     assert set(stage["curriculum"]["by_prompt_format"]) == {"zero-shot", "strategy"}
@@ -138,11 +138,14 @@ def test_lora_layers_is_part_of_a_runs_identity_only_when_given(tmp_path):
     assert config(tmp_path, "qwen0.5b", lora_layers=12).identity()["lora_layers"] == 12
 
 
-def test_teacher_items_is_part_of_a_runs_identity_only_when_it_leaves_items_out(tmp_path):
-    """A run whose teacher answered the whole split resumes under a config.json that does not name the option."""
+def test_teacher_and_ood_items_are_part_of_a_runs_identity_only_when_they_change_the_items(tmp_path):
+    """A run made before the options (the teacher on the whole split, --n-test out-of-distribution problems)
+    resumes under a config.json that does not name them."""
     assert "teacher_items" not in config(tmp_path, "qwen0.5b", n_test=10, teacher_items=20).identity()
     assert "teacher_items" not in config(tmp_path, "qwen0.5b", teacher_items=None).identity()
     assert config(tmp_path, "qwen0.5b", n_test=10, teacher_items=4).identity()["teacher_items"] == 4
+    assert "ood_items" not in config(tmp_path, "qwen0.5b", n_test=10, ood_items=10).identity()
+    assert config(tmp_path, "qwen0.5b", n_test=10, ood_items=20).identity()["ood_items"] == 20
 
 
 def test_a_half_built_stage4_refuses_another_strategy(tmp_path):
