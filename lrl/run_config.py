@@ -29,7 +29,7 @@ RUNTIME_FIELDS = ("out", "budget_usd", "offline", "review", "n_threads", "parall
 # The scheduling domain's own default is the published generator, whose sets are 88% YES; a run
 # there would mostly measure the YES bias. Balanced sets make always-YES score 50%.
 DEFAULT_VARIANTS = {"scheduling": "balanced"}
-# positive integers, or None for "every layer" / "every test item"
+# Positive integers, or None for their defaults' "all": every layer, every test item, --n-test.
 OPTIONAL_COUNTS = ("lora_layers", "gate_items", "teacher_items", "ood_items")
 
 
