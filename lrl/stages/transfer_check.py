@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lrl.evaluation import compare
 from lrl.stage import CallSizes, PlannedCall, ReportRow, Stage
+from lrl.stages import student_baseline
 from lrl.stages.context import StageContext, evaluate_on_test_split
 
 
@@ -22,9 +23,13 @@ def run(ctx: StageContext) -> dict:
 
 
 def planned_calls(ctx: StageContext, sizes: CallSizes) -> list[PlannedCall]:
-    """With and without the strategy: two evaluations of the test split."""
+    """With and without the strategy: two evaluations of the test split, the second free when stage 0
+    (the same prompts) is part of the run or has run."""
     n_test = len(ctx.splits["test"])
-    return [PlannedCall("student", 2 * n_test, sizes.with_strategy_in, sizes.solve_out, at_once=n_test)]
+    baseline = student_baseline.STAGE
+    cached = baseline.id in ctx.config.stages or ctx.run.stage_state(baseline.key).get("complete")
+    return [PlannedCall("student", (1 if cached else 2) * n_test, sizes.with_strategy_in, sizes.solve_out,
+                        at_once=n_test)]
 
 
 def comparisons(results: dict) -> dict:

@@ -90,6 +90,16 @@ def test_stage4_answers_get_room_for_the_longest_worked_solution(tmp_path):
     assert student_rows[0]["max_output_tokens"] >= 1.5 * longest > 1.5 * max(map(estimate_tokens, traces))
 
 
+def test_the_transfer_checks_arm_without_the_strategy_is_counted_only_without_stage_0(tmp_path):
+    def stage_3b_calls(stages):
+        ctx = context(tmp_path / "-".join(stages), "qwen1.5b", "qwen0.5b")
+        ctx = StageContext(**{**vars(ctx), "config": RunConfig(out=tmp_path, stages=stages, n_test=10)})
+        return [row["calls"] for row in planned_calls(ctx) if row["stage"] == "3b"]
+
+    assert stage_3b_calls(("0", "3b")) == [10]  # stage 0's answers are the arm without the strategy
+    assert stage_3b_calls(("3b",)) == [20]
+
+
 def test_api_models_get_no_local_time(tmp_path):
     plan = planned_calls(context(tmp_path, "claude-haiku-4-5", "my.gguf"))
     assert all(row["local_seconds"] is None for row in plan) and local_time_lines(plan, 8) == []
