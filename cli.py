@@ -420,8 +420,9 @@ def train_student(model_path, train_jsonl, val_jsonl, out_dir, steps, epochs, se
 @click.option("--lora-seq-len", default=RunConfig.lora_seq_len, show_default=True, type=int,
               help="stage 4: training row length (examples are packed into rows)")
 @click.option("--export-quant", default=RunConfig.export_quant, show_default=True, help="stage 4: q4_k_m, q5_k_m, q8_0 or f16")
-@click.option("--gate-items", default=None, type=int, help="stage 4: run the fidelity gate on this many test items "
-              "(a seeded subset; default: all)")
+@click.option("--gate-items", default=RunConfig.gate_items, show_default=True, type=int,
+              help="stage 4: run the fidelity gate on this many test items (a seeded subset; all of them when "
+              "it is at least --n-test)")
 @click.option("--ood-items", default=RunConfig.ood_items, show_default=True, type=int,
               help="stage 4b: problems of each out-of-distribution variant")
 @click.option("--gate-report-only", is_flag=True,

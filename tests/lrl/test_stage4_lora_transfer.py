@@ -138,12 +138,14 @@ def test_lora_layers_is_part_of_a_runs_identity_only_when_given(tmp_path):
     assert config(tmp_path, "qwen0.5b", lora_layers=12).identity()["lora_layers"] == 12
 
 
-def test_teacher_and_ood_items_are_part_of_a_runs_identity_only_when_they_change_the_items(tmp_path):
+def test_teacher_gate_and_ood_items_are_part_of_a_runs_identity_only_when_they_change_the_items(tmp_path):
     """A run made before the options (the teacher on the whole split, --n-test out-of-distribution problems)
     resumes under a config.json that does not name them."""
     assert "teacher_items" not in config(tmp_path, "qwen0.5b", n_test=10, teacher_items=20).identity()
     assert "teacher_items" not in config(tmp_path, "qwen0.5b", teacher_items=None).identity()
     assert config(tmp_path, "qwen0.5b", n_test=10, teacher_items=4).identity()["teacher_items"] == 4
+    assert config(tmp_path, "qwen0.5b", n_test=10, gate_items=40).identity()["gate_items"] is None  # all 10
+    assert config(tmp_path, "qwen0.5b", n_test=100, gate_items=40).identity()["gate_items"] == 40
     assert "ood_items" not in config(tmp_path, "qwen0.5b", n_test=10, ood_items=10).identity()
     assert config(tmp_path, "qwen0.5b", n_test=10, ood_items=20).identity()["ood_items"] == 20
 
