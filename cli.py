@@ -161,14 +161,17 @@ def models(assemble, calibrate, threads, rounds):
         ready = [(asset.alias, st["path"]) for asset in ASSETS.values() if (st := asset_status(asset))["state"] == "ok"]
         if not ready:
             raise UserError("no assembled model to calibrate: run k1 models --assemble first")
+
+        def describe(speed) -> str:
+            batched = ", ".join(f"{x:.1f}x at {n}" for n, x in speed.batch_speedup if n > 1)
+            return (f"prompts {speed.prompt_tok_s:g} tok/s, one sequence {speed.generation_tok_s:g} tok/s, "
+                    f"batched generation {batched}, load {speed.load_seconds:g} s")
+
         def report(alias, round_, speed):
-            click.echo(f"round {round_}/{rounds} {alias}: prompts {speed.prompt_tok_s:g} tok/s, one sequence "
-                       f"{speed.generation_tok_s:g} tok/s, {speed.speedup(8):.1f}x at 8", err=True)
+            click.echo(f"round {round_}/{rounds} {alias}: {describe(speed)}", err=True)
 
         for alias, speed in calibrate_model(ready, threads, rounds, report).items():
-            batched = ", ".join(f"{x:.1f}x at {n}" for n, x in speed.batch_speedup if n > 1)
-            click.echo(f"{alias}: prompts {speed.prompt_tok_s:g} tok/s, one sequence {speed.generation_tok_s:g} "
-                       f"tok/s, batched generation {batched}, load {speed.load_seconds:g} s")
+            click.echo(f"{alias}{' (median)' * (rounds > 1)}: {describe(speed)}")
         click.echo(f"kept in {speed_file()}")
 
 
